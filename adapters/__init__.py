@@ -1,0 +1,6 @@
+"""svip.adapters: SVIP wired into speculative-decoding frameworks, one module each.
+
+- ``vanilla`` -- a streamlined draft/verify loop (the SVIP repo's vanilla-sd) on transformers models
+
+Adapters import the ``svip`` core; the core never imports an adapter.
+"""

@@ -1,0 +1,59 @@
+"""The draft side: propose tokens one at a time until the policy says stop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Collection, Sequence
+
+import torch
+
+from svip.policies import DraftLengthPolicy, DraftStep
+
+from .cached_model import CachedCausalLM
+from .sampling import SamplingConfig, select_token
+
+__all__ = ["Proposal", "DraftProposer"]
+
+
+@dataclass
+class Proposal:
+    tokens: list[int] = field(default_factory=list)
+    probs: list[torch.Tensor | None] = field(default_factory=list)  # q each token was drawn from (None: greedy)
+    entropies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class DraftProposer:
+    """Autoregressive drafting with a small model; never sees the target."""
+
+    def __init__(self, model: CachedCausalLM, sampling: SamplingConfig) -> None:
+        self.model = model
+        self.sampling = sampling
+
+    def propose(
+        self,
+        sequence: Sequence[int],
+        *,
+        generated: int,
+        budget: int,
+        policy: DraftLengthPolicy,
+        stop_tokens: Collection[int],
+        generator: torch.Generator | None,
+    ) -> Proposal:
+        """Draft up to ``budget`` tokens after ``sequence`` (``generated`` of them are new tokens)."""
+        start = time.perf_counter()
+        proposal = Proposal()
+        pending = list(sequence[self.model.cached_length :])
+        for index in range(budget):
+            logits = self.model.forward(pending, 1)[-1]
+            token, q = select_token(logits, self.sampling, generator)
+            step = DraftStep(index=index, position=generated + index, token=token, logits=logits)
+            proposal.tokens.append(token)
+            proposal.probs.append(q)
+            proposal.entropies.append(step.entropy)
+            pending = [token]
+            if token in stop_tokens or not policy.continue_drafting(step):
+                break
+        proposal.seconds = time.perf_counter() - start
+        return proposal

@@ -1,0 +1,38 @@
+"""The target side: score a proposal in one forward pass and decide what to keep."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+
+from .cached_model import CachedCausalLM
+from .proposer import Proposal
+from .sampling import SamplingConfig, select_token, verify_greedy, verify_sampled
+
+__all__ = ["TargetScorer"]
+
+
+class TargetScorer:
+    """Verifies draft tokens against the target; the only source of output tokens."""
+
+    def __init__(self, model: CachedCausalLM, sampling: SamplingConfig) -> None:
+        self.model = model
+        self.sampling = sampling
+
+    def next_token(self, sequence: Sequence[int], generator: torch.Generator | None) -> int:
+        """Plain autoregressive step (target-only decoding)."""
+        logits = self.model.forward(sequence[self.model.cached_length :], 1)[-1]
+        return select_token(logits, self.sampling, generator)[0]
+
+    def verify(self, sequence: Sequence[int], proposal: Proposal, generator: torch.Generator | None) -> tuple[int, int, float]:
+        """Return (accepted count, correction-or-bonus token, seconds)."""
+        start = time.perf_counter()
+        drafts = proposal.tokens
+        logits = self.model.forward(list(sequence[self.model.cached_length :]) + drafts, len(drafts) + 1)
+        if self.sampling.greedy:
+            accepted, token = verify_greedy(logits, drafts)
+        else:
+            accepted, token = verify_sampled(logits, drafts, proposal.probs, self.sampling, generator)
+        return accepted, token, time.perf_counter() - start

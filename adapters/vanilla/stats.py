@@ -1,0 +1,71 @@
+"""What one generation reports besides its tokens: per-round numbers and timings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["RoundStats", "GenerationResult"]
+
+
+@dataclass
+class RoundStats:
+    """One draft-then-verify round (a target-only step has ``drafted == 0``)."""
+
+    drafted: int
+    accepted: int
+    emitted: int  # tokens appended this round (accepted + correction/bonus, clipped at EOS/limit)
+    entropies: list[float] = field(default_factory=list)  # draft entropy (nats) per drafted token
+    draft_time: float = 0.0
+    verify_time: float = 0.0
+
+
+@dataclass
+class GenerationResult:
+    """Output of ``SpeculativeEngine.generate`` for one prompt."""
+
+    prompt_length: int
+    tokens: list[int]  # new tokens only
+    rounds: list[RoundStats]
+    wall_time: float
+    method: str
+    stopped_by: str  # "eos" | "max_new_tokens"
+
+    @property
+    def draft_time(self) -> float:
+        return sum(r.draft_time for r in self.rounds)
+
+    @property
+    def verify_time(self) -> float:
+        return sum(r.verify_time for r in self.rounds)
+
+    @property
+    def drafted(self) -> int:
+        return sum(r.drafted for r in self.rounds)
+
+    @property
+    def accepted(self) -> int:
+        return sum(r.accepted for r in self.rounds)
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Accepted / drafted draft tokens (NaN for target-only)."""
+        return self.accepted / self.drafted if self.drafted else float("nan")
+
+    @property
+    def mean_accepted_length(self) -> float:
+        """Tokens emitted per target forward (the paper's and EAGLE's 'tau')."""
+        return len(self.tokens) / len(self.rounds) if self.rounds else 0.0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (with the derived totals) for answer files."""
+        record = asdict(self)
+        record.update(
+            draft_time=self.draft_time,
+            verify_time=self.verify_time,
+            drafted=self.drafted,
+            accepted=self.accepted,
+            new_tokens=len(self.tokens),
+            decoding_steps=len(self.rounds),
+            accept_lengths=[r.emitted for r in self.rounds],
+        )
+        return record

@@ -1,0 +1,181 @@
+"""The ``svip`` command: generate, check losslessness, compare baselines, manage models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from svip.spec import PolicySpecError, make_policy, policy_help
+
+DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_POLICIES = ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle"]
+
+
+def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> None:
+    group = parser.add_argument_group("models and placement")
+    group.add_argument("--target", default=DEFAULT_MODEL, help="zoo name, local path or HF id (default: %(default)s, bundled, offline)")
+    if draft:
+        group.add_argument("--draft", default=None, help="draft model (zoo name, path or HF id); omit for target-only")
+        group.add_argument("--draft-layers", type=int, default=None, help="keep only the draft's first N layers (a cheap self-draft)")
+    group.add_argument("--device", default="cpu", help="torch device for single-device loading (default: %(default)s)")
+    group.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights dtype (default: %(default)s)")
+    group.add_argument("--memory-first-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on GPU 0 (accelerate device map)")
+    group.add_argument("--memory-per-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on each other GPU")
+
+
+def _load_models(args):
+    """(target, draft or None, tokenizer); checks that the tokenizers match."""
+    from svip.eval.loading import Placement, check_same_tokenizer, load_model, load_tokenizer
+
+    target_placement = Placement(args.device, args.dtype, args.memory_first_gpu, args.memory_per_gpu)
+    tokenizer = load_tokenizer(args.target)
+    target = load_model(args.target, target_placement)
+    draft = None
+    if getattr(args, "draft", None):
+        draft_device = "cuda:0" if target_placement.max_memory() else args.device
+        check_same_tokenizer(tokenizer, load_tokenizer(args.draft))
+        draft = load_model(args.draft, Placement(draft_device, args.dtype), layers=args.draft_layers)
+    return target, draft, tokenizer
+
+
+def _policy(value: str) -> str:
+    try:
+        make_policy(value)
+    except PolicySpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def cmd_generate(args) -> int:
+    from svip.adapters.vanilla import SamplingConfig, SpeculativeEngine
+    from svip.eval.prompts import encode_prompt, stop_token_ids
+
+    if args.draft is None and args.policy is not None:
+        raise SystemExit("error: --policy needs a --draft model")
+    target, draft, tokenizer = _load_models(args)
+    engine = SpeculativeEngine(target, draft, sampling=SamplingConfig(args.temperature, args.top_p))
+    prompt = encode_prompt(tokenizer, args.prompt, chat=not args.raw)
+    stops = stop_token_ids(tokenizer, target)
+    policy = make_policy(args.policy or "svip") if draft is not None else None
+    if policy is not None and hasattr(policy, "set_reference"):
+        policy.set_reference(engine.generate(prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops).tokens)
+    result = engine.generate(prompt, policy=policy, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(tokenizer.decode(result.tokens, skip_special_tokens=True))
+    print(f"\n--- {result.method}: {len(result.tokens)} tokens in {result.wall_time:.2f}s "
+          f"({len(result.tokens) / result.wall_time:.1f} tok/s), {len(result.rounds)} target forwards, stopped by {result.stopped_by}")
+    if draft is not None:
+        print(f"    drafted {result.drafted}, accepted {result.accepted} ({result.acceptance_rate:.1%}), "
+              f"{result.mean_accepted_length:.2f} tokens per round; draft {result.draft_time:.2f}s, verify {result.verify_time:.2f}s")
+        if args.rounds:
+            for i, r in enumerate(result.rounds):
+                entropies = " ".join(f"{h:.2f}" for h in r.entropies)
+                print(f"    round {i:3d}: drafted {r.drafted:2d} accepted {r.accepted:2d} emitted {r.emitted:2d}  H=[{entropies}]")
+    return 0
+
+
+def cmd_check_lossless(args) -> int:
+    from svip.adapters.vanilla import SpeculativeEngine
+    from svip.eval.datasets import load_questions, per_category
+    from svip.eval.lossless import check_greedy_lossless, format_report
+    from svip.eval.prompts import encode_prompt, stop_token_ids
+
+    if args.draft is None:
+        raise SystemExit("error: check-lossless needs --draft")
+    target, draft, tokenizer = _load_models(args)
+    questions = per_category(load_questions(args.questions), args.per_category)
+    prompts = [(f"{q.group}/{q.question_id}", encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw))) for q in questions]
+    engine = SpeculativeEngine(target, draft)
+    rows = check_greedy_lossless(engine, prompts, args.policies, max_new_tokens=args.max_new_tokens, stop_tokens=stop_token_ids(tokenizer, target))
+    print(f"{len(prompts)} prompts ({args.questions}, {args.per_category} per category), {args.max_new_tokens} new tokens, "
+          f"{args.dtype}, target {args.target}, draft {args.draft}{f' (first {args.draft_layers} layers)' if args.draft_layers else ''}")
+    print(format_report(rows))
+    exact = all(row.identical == row.prompts for row in rows)
+    return 0 if exact or args.dtype != "fp32" else 1
+
+
+def cmd_baseline(args) -> int:
+    from svip.eval.baseline import compare_with_hf_generate
+    from svip.eval.datasets import load_questions, per_category
+    from svip.eval.prompts import encode_prompt
+
+    target, _, tokenizer = _load_models(args)
+    questions = per_category(load_questions(args.questions), 1)
+    prompts = [encode_prompt(tokenizer, q.turns[0], chat=not q.raw) for q in questions]
+    result = compare_with_hf_generate(target, prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+    print(f"target-only: svip engine vs transformers generate(), {args.target} {args.dtype}, {len(prompts)} prompts x {args.repeats}, {args.max_new_tokens} tokens each")
+    print(f"  svip engine  median {sorted(result.ours_seconds)[len(result.ours_seconds) // 2]:.3f}s")
+    print(f"  generate()   median {sorted(result.hf_seconds)[len(result.hf_seconds) // 2]:.3f}s")
+    print(f"  median time ratio svip/generate = {result.median_ratio:.3f} (<1: ours faster); outputs identical: {result.outputs_identical}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from svip.eval import models
+
+    return models.main([args.action, *args.names])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="svip", description="SVIP: entropy-based dynamic draft length for speculative decoding.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="decode one prompt, target-only or speculative", description="Decode one prompt and print the text and round statistics.")
+    _add_model_args(gen)
+    gen.add_argument("--prompt", required=True, help="user message (chat template applied unless --raw)")
+    gen.add_argument("--raw", action="store_true", help="encode the prompt as plain text, no chat template")
+    gen.add_argument("--policy", type=_policy, default=None, help=f"draft-length policy (default svip). Policies: {policy_help()}")
+    gen.add_argument("--max-new-tokens", type=int, default=128)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples with lossless rejection sampling")
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--rounds", action="store_true", help="print every round (drafted, accepted, draft entropies)")
+    gen.add_argument("--json", action="store_true", help="print the full result as JSON")
+    gen.set_defaults(func=cmd_generate)
+
+    chk = sub.add_parser("check-lossless", help="greedy outputs of every policy vs target-only", description="Token-by-token comparison of speculative greedy output with target-only greedy output.")
+    _add_model_args(chk)
+    chk.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
+    chk.add_argument("--per-category", type=int, default=4)
+    chk.add_argument("--max-new-tokens", type=int, default=32)
+    chk.add_argument("--raw", action="store_true", help="no chat template")
+    chk.add_argument("--policies", nargs="+", type=_policy, default=DEFAULT_POLICIES)
+    chk.set_defaults(func=cmd_check_lossless)
+
+    base = sub.add_parser("baseline", help="target-only speed: our loop vs transformers generate()")
+    _add_model_args(base, draft=False)
+    base.add_argument("--questions", default="spec-bench")
+    base.add_argument("--max-new-tokens", type=int, default=64)
+    base.add_argument("--repeats", type=int, default=2)
+    base.set_defaults(func=cmd_baseline)
+
+    mod = sub.add_parser("models", help="list or prepare the offline model zoo")
+    mod.add_argument("action", choices=["list", "prepare"])
+    mod.add_argument("names", nargs="*")
+    mod.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from svip.adapters.vanilla import InputError
+    from svip.eval.datasets import DatasetError
+    from svip.eval.loading import ModelLoadError
+    from svip.eval.models import ModelIntegrityError
+    from svip.eval.prompts import PromptError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, ModelLoadError, ModelIntegrityError, PromptError, DatasetError, PolicySpecError, ValueError) as error:
+        print(f"svip: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("svip: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Question sets: FastChat-style ``turns`` files and the SVIP repo's flat ``prompt`` files.
+
+Shipped copies live in ``eval/data`` (sources and licenses in its README);
+any file of either format works, e.g. an Alpaca set a user brings:
+
+- FastChat / Spec-Bench / EAGLE: ``{"question_id", "category", "turns": [...]}``
+- SVIP repo ``spec-bench.jsonl``: ``{"question_id", "category", "prompt"}`` (raw text, no chat template)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DATA_DIR", "BUILTIN_SETS", "Question", "DatasetError", "load_questions", "per_category", "resolve_question_file"]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+BUILTIN_SETS = {
+    "spec-bench": DATA_DIR / "spec_bench" / "question.jsonl",
+    "svip-spec-bench": DATA_DIR / "svip_specbench" / "spec-bench.jsonl",
+    **{f"eagle-{name}": DATA_DIR / "eagle_bench" / name / "question.jsonl" for name in ("mt_bench", "gsm8k", "humaneval", "qa", "sum")},
+}
+
+MT_BENCH_CATEGORIES = frozenset({"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"})
+MT_BENCH_GROUP = "mt-bench"
+
+
+class DatasetError(ValueError):
+    """A question file that is missing, empty or not in a known format."""
+
+
+@dataclass(frozen=True)
+class Question:
+    question_id: str
+    category: str  # as in the file
+    group: str  # the reporting column (the 8 MT-Bench categories share "mt-bench")
+    turns: tuple[str, ...]
+    raw: bool  # True for flat prompt files: encode without a chat template
+
+
+def resolve_question_file(name_or_path: str) -> Path:
+    """A built-in set name (``spec-bench``, ``eagle-gsm8k`` ...) or a path."""
+    path = BUILTIN_SETS.get(name_or_path, Path(name_or_path))
+    if not path.is_file():
+        raise DatasetError(f"no question file {name_or_path!r}; built-in sets: {', '.join(BUILTIN_SETS)}")
+    return path
+
+
+def _parse(line: str, number: int, path: Path) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    if not isinstance(record, dict) or "question_id" not in record:
+        raise DatasetError(f"{path}:{number}: expected an object with a question_id")
+    if "turns" not in record and "prompt" not in record:
+        raise DatasetError(f"{path}:{number}: expected 'turns' (FastChat format) or 'prompt' (SVIP format)")
+    return record
+
+
+def load_questions(name_or_path: str) -> list[Question]:
+    """All questions of a file, in file order."""
+    path = resolve_question_file(name_or_path)
+    records = [_parse(line, i, path) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    if not records:
+        raise DatasetError(f"{path}: no questions")
+    categories = {str(r.get("category", "default")) for r in records}
+    group_mt_bench = len(categories & MT_BENCH_CATEGORIES) >= 2
+    questions = []
+    for record in records:
+        category = str(record.get("category", "default"))
+        group = MT_BENCH_GROUP if group_mt_bench and category in MT_BENCH_CATEGORIES else category
+        raw = "turns" not in record
+        turns = (record["prompt"],) if raw else tuple(record["turns"])
+        if not turns or not all(isinstance(t, str) and t.strip() for t in turns):
+            raise DatasetError(f"{path}: question {record['question_id']} has an empty turn")
+        questions.append(Question(str(record["question_id"]), category, group, turns, raw))
+    return questions
+
+
+def per_category(questions: list[Question], count: int | None) -> list[Question]:
+    """The first ``count`` questions of every group, groups in first-seen order."""
+    if count is None:
+        return list(questions)
+    if count < 1:
+        raise DatasetError(f"per-category count must be >= 1, got {count}")
+    groups: OrderedDict[str, list[Question]] = OrderedDict()
+    for question in questions:
+        groups.setdefault(question.group, []).append(question)
+    return [q for members in groups.values() for q in members[:count]]

