@@ -1,0 +1,49 @@
+"""Shared fixtures: the real bundled model (SmolLM2-135M, fp32) and a tiny random one for mechanics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from svip.eval.loading import load_model, load_tokenizer
+
+REAL_MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer():
+    return load_tokenizer(REAL_MODEL)
+
+
+@pytest.fixture(scope="session")
+def smol_target():
+    return load_model(REAL_MODEL)
+
+
+@pytest.fixture(scope="session")
+def smol_self_draft():
+    """The same weights as the target: acceptance ~1, exercises the bookkeeping."""
+    return load_model(REAL_MODEL)
+
+
+@pytest.fixture(scope="session")
+def smol_shallow_draft():
+    """The target's first 4 of 30 layers: acceptance ~0, exercises the rejection path."""
+    return load_model(REAL_MODEL, layers=4)
+
+
+def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
+    """A random 2-layer Llama for mechanics tests only (never for quality claims)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    return LlamaForCausalLM(config).eval()
