@@ -52,9 +52,8 @@ def policy_help() -> str:
     """One line per policy with its parameters and defaults (for ``--help``)."""
     lines = []
     for name, cls in POLICIES.items():
-        params = ",".join(
-            f"{'max' if f == 'max_draft' else f}={field.default}" for f, field in _parameters(cls).items()
-        )
+        ordered = sorted(_parameters(cls).items(), key=lambda item: item[0] == "max_draft")
+        params = ",".join(f"{'max' if f == 'max_draft' else f}={field.default}" for f, field in ordered)
         lines.append(f"{name}:{params}" if params else name)
     return "; ".join(lines)
 
