@@ -52,7 +52,9 @@ def cmd_generate(args) -> int:
     from svip.eval.prompts import encode_prompt, stop_token_ids
 
     if args.draft is None and args.policy is not None:
-        raise SystemExit("error: --policy needs a --draft model")
+        raise ValueError("--policy needs a --draft model")
+    if args.policy and args.policy.startswith("oracle") and args.temperature > 0:
+        raise ValueError("the oracle policy is defined for greedy decoding only (--temperature 0)")
     target, draft, tokenizer = _load_models(args)
     engine = SpeculativeEngine(target, draft, sampling=SamplingConfig(args.temperature, args.top_p))
     prompt = encode_prompt(tokenizer, args.prompt, chat=not args.raw)
@@ -84,7 +86,7 @@ def cmd_check_lossless(args) -> int:
     from svip.eval.prompts import encode_prompt, stop_token_ids
 
     if args.draft is None:
-        raise SystemExit("error: check-lossless needs --draft")
+        raise ValueError("check-lossless needs --draft")
     target, draft, tokenizer = _load_models(args)
     questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
     prompts = [(f"{q.group}/{q.question_id}", encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw))) for q in questions]

@@ -202,7 +202,7 @@ def prepare(name: str, *, root: Path | None = None, model: ZooModel | None = Non
             raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
         model = ZOO[name]
     destination = prepared_path(name, root)
-    if is_prepared(name, root) and (destination / _MARKER).is_file():
+    if is_prepared(name, root):
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=destination.parent) as scratch:

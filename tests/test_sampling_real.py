@@ -81,20 +81,22 @@ def setting(smol_target, flat_draft, smol_tokenizer):
     return engine, prompt, p, q
 
 
-def exact_broken_tv(p: torch.Tensor, q: torch.Tensor) -> float:
-    """Bucketed TV to p of the output distribution when the residual is replaced by p (closed form)."""
+def verification_output(p: torch.Tensor, q: torch.Tensor, residual) -> torch.Tensor:
+    """Closed form of the token one verification step emits: q*a + (rejected mass) * residual."""
     accept = torch.where(q > 0, torch.minimum(torch.ones_like(p), p / q.clamp_min(1e-30)), torch.zeros_like(p))
-    rejected_mass = float((q * (1 - accept)).sum())
-    output = q * accept + rejected_mass * p
+    return q * accept + float((q * (1 - accept)).sum()) * residual(p, q)
+
+
+def exact_broken_tv(p: torch.Tensor, q: torch.Tensor) -> float:
+    """Bucketed TV to p of the output distribution when the residual is replaced by p."""
+    output = verification_output(p, q, broken_residual)
     top = p.topk(BUCKETS).indices
     return float((bucketed(output, top) - bucketed(p, top)).abs().sum() / 2)
 
 
 def test_real_distributions_exact(setting):
     _, _, p, q = setting
-    accept = torch.where(q > 0, torch.minimum(torch.ones_like(p), p / q.clamp_min(1e-30)), torch.zeros_like(p))
-    output = q * accept + float((q * (1 - accept)).sum()) * residual_distribution(p, q)
-    assert torch.allclose(output, p, atol=1e-6)
+    assert torch.allclose(verification_output(p, q, residual_distribution), p, atol=1e-6)
 
 
 def test_engine_samples_follow_the_target(setting, monkeypatch):
