@@ -40,6 +40,8 @@ def _load_models(args):
 
 
 def _policy(value: str) -> str:
+    if value == "target-only":
+        return value
     try:
         make_policy(value)
     except PolicySpecError as error:
@@ -115,6 +117,44 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from pathlib import Path
+
+    from svip.eval.records import read_records
+    from svip.eval.runner import BenchConfig, run_bench
+    from svip.eval.tables import draft_table, speedup_table
+
+    config = BenchConfig(
+        target=args.target, draft=args.draft, draft_layers=args.draft_layers, dtype=args.dtype, device=args.device,
+        questions=args.questions, per_category=args.per_category, shortest=args.shortest,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+        raw=args.raw, methods=args.methods,
+    )
+    log = run_bench(config, Path(args.run_dir))
+    records = read_records(log.path)
+    print(f"\n{args.run_dir}: {len(records)} records; {config.target} / {config.draft or '-'} {config.dtype}, {config.max_new_tokens} new tokens, T={config.temperature}")
+    print(speedup_table(records))
+    print()
+    print(draft_table(records))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from svip.eval.records import read_records
+    from svip.eval.tables import draft_table, speedup_table
+
+    path = Path(args.run_dir) / "results.jsonl"
+    records = read_records(path)
+    if not records:
+        raise ValueError(f"no results in {path}")
+    print(speedup_table(records))
+    print()
+    print(draft_table(records))
+    return 0
+
+
 def cmd_models(args) -> int:
     from svip.eval import models
 
@@ -155,6 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--repeats", type=int, default=2)
     base.set_defaults(func=cmd_baseline)
 
+    bench = sub.add_parser("bench", help="run methods side by side over a question set (resumable)", description="Interleaved side-by-side runs; results are appended to RUN_DIR/results.jsonl as they finish and a rerun resumes.")
+    _add_model_args(bench)
+    bench.set_defaults(draft=DEFAULT_MODEL)
+    bench.add_argument("--run-dir", required=True, help="where results.jsonl and config.json live")
+    bench.add_argument("--methods", nargs="+", type=_policy, default=DEFAULT_POLICIES, help="policy strings (default: %(default)s); target-only always runs")
+    bench.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
+    bench.add_argument("--per-category", type=int, default=2)
+    bench.add_argument("--shortest", action="store_true")
+    bench.add_argument("--max-new-tokens", type=int, default=128)
+    bench.add_argument("--temperature", type=float, default=0.0)
+    bench.add_argument("--top-p", type=float, default=1.0)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--raw", action="store_true", help="no chat template")
+    bench.set_defaults(func=cmd_bench)
+
+    report = sub.add_parser("report", help="tables from a stored run (no models loaded)")
+    report.add_argument("run_dir")
+    report.set_defaults(func=cmd_report)
+
     mod = sub.add_parser("models", help="list or prepare the offline model zoo")
     mod.add_argument("action", choices=["list", "prepare"])
     mod.add_argument("names", nargs="*")
@@ -168,11 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     from svip.eval.loading import ModelLoadError
     from svip.eval.models import ModelIntegrityError
     from svip.eval.prompts import PromptError
+    from svip.eval.runner import RunDirError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, ModelLoadError, ModelIntegrityError, PromptError, DatasetError, PolicySpecError, ValueError) as error:
+    except (InputError, ModelLoadError, ModelIntegrityError, PromptError, DatasetError, PolicySpecError, RunDirError, ValueError) as error:
         print(f"svip: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

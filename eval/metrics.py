@@ -1,0 +1,95 @@
+"""Speedups and draft statistics from stored benchmark records (no models needed).
+
+Speedup of a method in a group = (its total new tokens / its total wall
+time) divided by the same ratio for target-only on the same questions: the
+"total tokens over total time" ratio the paper's tables use. The mean of
+per-question ratios is reported beside it, and the spread (min-max over
+questions) so a reader sees how noisy a cell is.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+from typing import Iterable
+
+__all__ = ["GroupSpeed", "DraftSummary", "speedups", "draft_summary", "groups_in_order", "methods_in_order"]
+
+TARGET_ONLY = "target-only"
+AVERAGE = "Avg."
+
+
+@dataclass
+class GroupSpeed:
+    speedup: float  # ratio of throughputs over the group's totals
+    mean_ratio: float  # mean of per-question speedups
+    low: float
+    high: float
+    questions: int
+
+
+@dataclass
+class DraftSummary:
+    drafted_per_round: float
+    accepted_per_round: float
+    acceptance_rate: float
+    tokens_per_round: float  # tau: new tokens per target forward
+    token_match: float  # mean prefix-match fraction vs target-only (1.0 = identical)
+
+
+def groups_in_order(records: Iterable[dict]) -> list[str]:
+    return list(OrderedDict.fromkeys(r["group"] for r in records))
+
+
+def methods_in_order(records: Iterable[dict]) -> list[str]:
+    return list(OrderedDict.fromkeys(r["method"] for r in records))
+
+
+def _paired(records: list[dict], method: str) -> dict[str, list[tuple[dict, dict]]]:
+    """Per group: (method record, target-only record) for questions both finished."""
+    baseline = {r["question_id"]: r for r in records if r["method"] == TARGET_ONLY}
+    pairs: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
+    for record in records:
+        if record["method"] == method and record["question_id"] in baseline:
+            pair = (record, baseline[record["question_id"]])
+            pairs[record["group"]].append(pair)
+            pairs[AVERAGE].append(pair)
+    return pairs
+
+
+def _speed(pairs: list[tuple[dict, dict]]) -> GroupSpeed:
+    tokens_m = sum(m["new_tokens"] for m, _ in pairs)
+    time_m = sum(m["wall_time"] for m, _ in pairs)
+    tokens_t = sum(t["new_tokens"] for _, t in pairs)
+    time_t = sum(t["wall_time"] for _, t in pairs)
+    per_question = [(m["new_tokens"] / m["wall_time"]) / (t["new_tokens"] / t["wall_time"]) for m, t in pairs if m["wall_time"] > 0 and t["new_tokens"] > 0]
+    return GroupSpeed(
+        speedup=(tokens_m / time_m) / (tokens_t / time_t),
+        mean_ratio=statistics.fmean(per_question),
+        low=min(per_question),
+        high=max(per_question),
+        questions=len(pairs),
+    )
+
+
+def speedups(records: list[dict]) -> dict[str, dict[str, GroupSpeed]]:
+    """method -> group (and "Avg.") -> speedup over target-only."""
+    return {method: {group: _speed(pairs) for group, pairs in _paired(records, method).items()} for method in methods_in_order(records)}
+
+
+def draft_summary(records: list[dict], method: str) -> DraftSummary:
+    """The paper's Figure 5 numbers for one method, over all its rounds."""
+    rows = [r for r in records if r["method"] == method]
+    rounds = sum(len(r["drafted"]) for r in rows)
+    drafted = sum(sum(r["drafted"]) for r in rows)
+    accepted = sum(sum(r["accepted"]) for r in rows)
+    tokens = sum(r["new_tokens"] for r in rows)
+    matches = [r["token_match"] for r in rows if "token_match" in r]
+    return DraftSummary(
+        drafted_per_round=drafted / rounds if rounds else 0.0,
+        accepted_per_round=accepted / rounds if rounds else 0.0,
+        acceptance_rate=accepted / drafted if drafted else float("nan"),
+        tokens_per_round=tokens / rounds if rounds else 0.0,
+        token_match=statistics.fmean(matches) if matches else float("nan"),
+    )
