@@ -145,6 +145,8 @@ def cmd_report(args) -> int:
     from svip.eval.records import read_records
     from svip.eval.tables import draft_table, speedup_table
 
+    from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
+
     path = Path(args.run_dir) / "results.jsonl"
     records = read_records(path)
     if not records:
@@ -152,6 +154,13 @@ def cmd_report(args) -> int:
     print(speedup_table(records))
     print()
     print(draft_table(records))
+    config_path = Path(args.run_dir) / "config.json"
+    if config_path.exists():
+        config = json.loads(config_path.read_text())
+        number = matching_table(config.get("questions", ""), config.get("temperature", 0.0))
+        if number is not None:
+            print(f"\nmeasured: {config['target']} / {config.get('draft')} {config['dtype']} on {config['device']}; for comparison, the paper:")
+            print(format_paper_table(load_paper_tables()[number]))
     return 0
 
 

@@ -1,0 +1,47 @@
+"""Speedups and draft statistics on hand-made records with known answers."""
+
+import pytest
+
+from svip.eval.metrics import draft_summary, speedups
+from svip.eval.tables import speedup_table
+
+SVIP = "svip:h=0.3,gamma=0.15,max=40"
+
+
+def record(question, group, method, tokens, seconds, drafted=(), accepted=()):
+    return dict(question_id=question, group=group, category=group, method=method, new_tokens=tokens,
+                wall_time=seconds, drafted=list(drafted), accepted=list(accepted), token_match=1.0)  # fmt: skip
+
+
+RECORDS = [
+    record("1", "qa", "target-only", 10, 1.0, [0] * 10, [0] * 10),
+    record("1", "qa", SVIP, 10, 0.5, [3, 3], [2, 3]),
+    record("1", "qa", "constant:k=5", 10, 0.8, [5, 5], [4, 4]),
+    record("2", "rag", "target-only", 20, 4.0),
+    record("2", "rag", SVIP, 20, 1.0, [4, 4, 4], [4, 4, 3]),
+    record("2", "rag", "constant:k=5", 20, 2.0, [5, 5, 5], [5, 5, 4]),
+]
+
+
+def test_speedup_is_a_ratio_of_throughput_totals():
+    table = speedups(RECORDS)
+    assert table[SVIP]["qa"].speedup == pytest.approx(2.0)
+    assert table[SVIP]["rag"].speedup == pytest.approx(4.0)
+    # Avg.: (30 tokens / 1.5 s) / (30 tokens / 5 s) = 3.33; mean of per-question ratios = 3.0
+    assert table[SVIP]["Avg."].speedup == pytest.approx(30 / 1.5 / (30 / 5.0))
+    assert table[SVIP]["Avg."].mean_ratio == pytest.approx(3.0)
+    assert (table[SVIP]["Avg."].low, table[SVIP]["Avg."].high) == (pytest.approx(2.0), pytest.approx(4.0))
+
+
+def test_draft_summary():
+    summary = draft_summary(RECORDS, SVIP)
+    assert summary.drafted_per_round == pytest.approx(18 / 5)
+    assert summary.accepted_per_round == pytest.approx(16 / 5)
+    assert summary.acceptance_rate == pytest.approx(16 / 18)
+    assert summary.tokens_per_round == pytest.approx(30 / 5)
+
+
+def test_table_marks_gain_over_best_baseline():
+    text = speedup_table(RECORDS)
+    constant_avg = 30 / 2.8 / (30 / 5.0)
+    assert f"({(30 / 1.5 / (30 / 5.0)) / constant_avg - 1:+.1%} vs best baseline)" in text
