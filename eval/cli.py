@@ -154,6 +154,11 @@ def cmd_report(args) -> int:
     print(speedup_table(records))
     print()
     print(draft_table(records))
+    if args.plots:
+        from svip.eval.plots import plot_all
+
+        for png in plot_all(records, Path(args.run_dir) / "plots"):
+            print(f"wrote {png}")
     config_path = Path(args.run_dir) / "config.json"
     if config_path.exists():
         config = json.loads(config_path.read_text())
@@ -221,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="tables from a stored run (no models loaded)")
     report.add_argument("run_dir")
+    report.add_argument("--plots", action="store_true", help="also write PNG plots to RUN_DIR/plots (needs matplotlib)")
     report.set_defaults(func=cmd_report)
 
     mod = sub.add_parser("models", help="list or prepare the offline model zoo")

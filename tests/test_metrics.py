@@ -45,3 +45,12 @@ def test_table_marks_gain_over_best_baseline():
     text = speedup_table(RECORDS)
     constant_avg = 30 / 2.8 / (30 / 5.0)
     assert f"({(30 / 1.5 / (30 / 5.0)) / constant_avg - 1:+.1%} vs best baseline)" in text
+
+
+def test_entropy_acceptance_points_and_plots(tmp_path):
+    from svip.eval.plots import entropy_acceptance_points, plot_all
+
+    records = [dict(RECORDS[1], entropies=[[0.1, 0.2, 1.5], [0.3, 0.4, 0.5]])]
+    assert entropy_acceptance_points(records) == [(0.1, True), (0.2, True), (1.5, False), (0.3, True), (0.4, True), (0.5, True)]
+    pngs = plot_all([RECORDS[0], *records], tmp_path)
+    assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
