@@ -35,6 +35,13 @@ def _figure():
     return plt
 
 
+def _save(plt, fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -> Path:
     plt = _figure()
     points = entropy_acceptance_points(records)
@@ -56,10 +63,7 @@ def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -
     ax.set_title(f"Draft entropy vs acceptance ({len(points)} drafted tokens)")
     ax.axvline(0.3**2 / 0.15, linestyle="--", color="grey", label="SVIP stop, h=0.3, gamma=0.15")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_draft_lengths(records: list[dict], out: Path) -> Path:
@@ -75,10 +79,7 @@ def plot_draft_lengths(records: list[dict], out: Path) -> Path:
     ax.set_xlabel("draft tokens per round")
     ax.set_ylabel("share of rounds")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_speedups(records: list[dict], out: Path) -> Path:
@@ -95,10 +96,7 @@ def plot_speedups(records: list[dict], out: Path) -> Path:
     ax.set_xticks([x + width * (len(methods) - 1) / 2 for x in range(len(groups))], groups, fontsize=8)
     ax.set_ylabel("speedup over target-only")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_all(records: list[dict], directory: Path) -> list[Path]:
