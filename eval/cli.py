@@ -61,9 +61,13 @@ def cmd_generate(args) -> int:
     engine = SpeculativeEngine(target, draft, sampling=SamplingConfig(args.temperature, args.top_p))
     prompt = encode_prompt(tokenizer, args.prompt, chat=not args.raw)
     stops = stop_token_ids(tokenizer, target)
-    policy = make_policy(args.policy or "svip") if draft is not None else None
-    if policy is not None and hasattr(policy, "set_reference"):
-        policy.set_reference(engine.generate(prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops).tokens)
+    policy = None
+    if draft is not None:
+        spec = args.policy or "svip"
+        greedy_reference = None
+        if spec.startswith("oracle"):  # the oracle needs the target's own greedy output first
+            greedy_reference = engine.generate(prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops).tokens
+        policy = make_policy(spec, reference=greedy_reference)
     result = engine.generate(prompt, policy=policy, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=args.seed)
     if args.json:
         print(json.dumps(result.to_dict()))

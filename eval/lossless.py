@@ -69,9 +69,7 @@ def check_greedy_lossless(
         reference = engine.generate(prompt, max_new_tokens=max_new_tokens, stop_tokens=stops).tokens
         bar.update()
         for spec in specs:
-            policy = make_policy(spec)
-            if hasattr(policy, "set_reference"):
-                policy.set_reference(reference)
+            policy = make_policy(spec, reference=reference)
             output = engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stops)
             row = results[spec]
             row.prompts += 1

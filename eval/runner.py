@@ -133,9 +133,7 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
 
     warm_prompt = encoded[questions[0].question_id]
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
-        policy = None if method == TARGET_ONLY else make_policy(method)
-        if policy is not None and hasattr(policy, "set_reference"):
-            policy.set_reference([])
+        policy = None if method == TARGET_ONLY else make_policy(method, reference=[])
         engine.generate(warm_prompt, policy=policy, max_new_tokens=4, stop_tokens=stops, seed=config.seed)
 
     bar = tqdm(total=len(questions) * len(methods), initial=len(questions) * len(methods) - len(todo), desc="bench", unit="gen", disable=not progress)
@@ -143,9 +141,7 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         prompt = encoded[question.question_id]
         reference_record = log.get(TARGET_ONLY, question.question_id)
         reference = reference_record["tokens"] if reference_record else None
-        policy = None if method == TARGET_ONLY else make_policy(method)
-        if policy is not None and hasattr(policy, "set_reference"):
-            policy.set_reference(reference or [])
+        policy = None if method == TARGET_ONLY else make_policy(method, reference=reference or [])
         bar.set_postfix_str(f"{question.group}/{question.question_id} {method}")
         result = engine.generate(prompt, policy=policy, max_new_tokens=config.max_new_tokens, stop_tokens=stops, seed=config.seed)
         log.append(_record(question, method, prompt, result, None if method == TARGET_ONLY else reference))

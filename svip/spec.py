@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from typing import Sequence
 
 from .policies import (
     ConfidencePolicy,
@@ -58,8 +59,19 @@ def policy_help() -> str:
     return "; ".join(lines)
 
 
-def make_policy(spec: str) -> DraftLengthPolicy:
-    """Build a policy from ``name`` or ``name:key=value,key=value``."""
+def make_policy(spec: str, *, reference: Sequence[int] | None = None) -> DraftLengthPolicy:
+    """Build a policy from ``name`` or ``name:key=value,key=value``.
+
+    ``reference`` (the target's greedy output) is handed to policies that use
+    one (the oracle) and ignored by the others.
+    """
+    policy = _build(spec)
+    if reference is not None and isinstance(policy, OraclePolicy):
+        policy.set_reference(reference)
+    return policy
+
+
+def _build(spec: str) -> DraftLengthPolicy:
     if not isinstance(spec, str) or not spec.strip():
         raise PolicySpecError("empty policy string; choose one of: " + policy_help())
     name, _, params = spec.strip().partition(":")
