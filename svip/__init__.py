@@ -2,7 +2,7 @@
 
 The core is framework-free (torch/numpy only):
 
-- ``svip.entropy``  -- draft entropy and the stop rule ``should_stop``
+- ``svip.entropy``  -- draft entropy, cross-entropy and the stop rule ``should_stop``
 - ``svip.policies`` -- draft-length policies (constant, heuristic, svip, confidence, oracle)
 - ``svip.spec``     -- ``make_policy("svip:h=0.3,gamma=0.15")``
 
@@ -11,7 +11,7 @@ and the evaluation harness in ``svip.eval`` (folder ``eval/``); both depend on
 this core, never the reverse.
 """
 
-from .entropy import DEFAULT_GAMMA, DEFAULT_H, entropy, should_stop, svip_score
+from .entropy import DEFAULT_GAMMA, DEFAULT_H, cross_entropy, entropy, should_stop, svip_score
 from .policies import (
     DEFAULT_MAX_DRAFT,
     ConfidencePolicy,
@@ -39,6 +39,7 @@ __all__ = [
     "OraclePolicy",
     "PolicySpecError",
     "SvipPolicy",
+    "cross_entropy",
     "entropy",
     "make_policy",
     "should_stop",

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_GAMMA", "DEFAULT_H", "entropy", "svip_score", "should_stop"]
+__all__ = ["DEFAULT_GAMMA", "DEFAULT_H", "cross_entropy", "entropy", "svip_score", "should_stop"]
 
 DEFAULT_GAMMA = 0.15
 DEFAULT_H = 0.3
@@ -77,6 +77,23 @@ def entropy(x: torch.Tensor | np.ndarray, *, kind: Kind = "auto") -> torch.Tenso
             raise ValueError("probabilities must be finite and non-negative")
         return (-torch.special.xlogy(values, values).sum(dim=-1)).clamp_min(0.0)
     raise ValueError(f"kind must be 'auto', 'logits' or 'probs', not {kind!r}")
+
+
+def cross_entropy(draft_logits: torch.Tensor | np.ndarray, target_logits: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``H(q, p) = -sum q log p`` in nats, q = softmax(draft), p = softmax(target).
+
+    The paper's Figure 3 shows that H(q, p) / H(q) stays within a narrow band,
+    which is why the draft entropy alone predicts the acceptance rate. Both
+    inputs are raw logits over the same vocabulary; computed in fp32. Where q
+    puts mass on a token p rules out (-inf), the result is +inf.
+    """
+    q_log = torch.log_softmax(_as_float32_tensor(draft_logits), dim=-1)
+    p_log = torch.log_softmax(_as_float32_tensor(target_logits), dim=-1)
+    if q_log.shape != p_log.shape:
+        raise ValueError(f"draft and target logits differ in shape: {tuple(q_log.shape)} vs {tuple(p_log.shape)}")
+    q = q_log.exp()
+    terms = torch.where(q > 0, q * p_log, torch.zeros_like(q))
+    return -terms.sum(dim=-1)
 
 
 def svip_score(entropy_nats: torch.Tensor | float, *, gamma: float = DEFAULT_GAMMA) -> torch.Tensor:

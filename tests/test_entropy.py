@@ -103,3 +103,20 @@ def test_entropy_rejects_garbage():
         entropy(torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError):
         entropy(torch.zeros(0))
+
+
+def test_cross_entropy_equals_entropy_for_the_same_distribution_and_exceeds_it_otherwise():
+    from svip import cross_entropy
+
+    torch.manual_seed(0)
+    q = torch.randn(4, 50) * 3
+    p = torch.randn(4, 50) * 3
+    assert torch.allclose(cross_entropy(q, q), entropy(q, kind="logits"), atol=1e-5)
+    assert (cross_entropy(q, p) >= entropy(q, kind="logits") - 1e-5).all()  # Gibbs' inequality
+    # by hand: q = (0.5, 0.5, 0), p = (0.25, 0.25, 0.5) -> H(q, p) = log 4
+    q_hand = torch.tensor([0.0, 0.0, -float("inf")])
+    p_hand = torch.log(torch.tensor([0.25, 0.25, 0.5]))
+    assert float(cross_entropy(q_hand, p_hand)) == pytest.approx(math.log(4), abs=1e-6)
+    assert float(cross_entropy(torch.zeros(3), p_hand.clone().index_fill_(0, torch.tensor([2]), -float("inf")))) == float("inf")
+    with pytest.raises(ValueError, match="shape"):
+        cross_entropy(torch.zeros(3), torch.zeros(4))

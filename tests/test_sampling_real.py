@@ -44,7 +44,7 @@ def first_token_tv(engine: SpeculativeEngine, prompt: list[int], p: torch.Tensor
     for seed in range(SAMPLES):
         generator = torch.Generator().manual_seed(seed)
         proposal = engine.draft.propose(prompt, generated=0, budget=1, policy=policy, stop_tokens=(), generator=generator)
-        accepted, token, _ = engine.target.verify(prompt, proposal, generator)
+        accepted, token, *_ = engine.target.verify(prompt, proposal, generator)
         counts[proposal.tokens[0] if accepted else token] += 1
         engine.target.model.crop(len(prompt) - 1)
         engine.draft.model.crop(len(prompt) - 1)

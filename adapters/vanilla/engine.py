@@ -16,6 +16,7 @@ from typing import Collection, Sequence
 import torch
 from transformers import PreTrainedModel
 
+from svip.entropy import cross_entropy
 from svip.policies import DraftLengthPolicy
 
 from .cached_model import CachedCausalLM, context_limit
@@ -45,13 +46,17 @@ class SpeculativeEngine:
         draft: PreTrainedModel | None = None,
         *,
         sampling: SamplingConfig = SamplingConfig(),
+        record_cross_entropy: bool = False,
     ) -> None:
+        """``record_cross_entropy`` stores H(q, p) of every drafted token (the
+        paper's Figure 3); its cost is timed and left out of ``wall_time``."""
         if draft is not None and vocab_size(draft) != vocab_size(target):
             raise InputError(
                 f"draft and target vocabularies differ ({vocab_size(draft)} vs {vocab_size(target)} entries): "
                 "speculative decoding needs both models to share one tokenizer"
             )
         self.sampling = sampling
+        self.record_cross_entropy = record_cross_entropy
         self.vocab_size = vocab_size(target)
         self.target = TargetScorer(CachedCausalLM(target.eval()), sampling)
         self.draft = DraftProposer(CachedCausalLM(draft.eval()), sampling) if draft is not None else None
@@ -91,6 +96,7 @@ class SpeculativeEngine:
         stop_tokens = frozenset(int(t) for t in stop_tokens)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.target.model.reset()
+        self._diagnostic_seconds = 0.0
         start = time.perf_counter()
         if self.draft is None or policy is None:
             rounds, sequence = self._target_only(prompt, max_new_tokens, stop_tokens, generator)
@@ -101,7 +107,8 @@ class SpeculativeEngine:
             method = policy.spec
         tokens = sequence[len(prompt) :]
         stopped_by = "eos" if tokens and tokens[-1] in stop_tokens else "max_new_tokens"
-        return GenerationResult(len(prompt), tokens, rounds, time.perf_counter() - start, method, stopped_by)
+        wall_time = time.perf_counter() - start - self._diagnostic_seconds
+        return GenerationResult(len(prompt), tokens, rounds, wall_time, method, stopped_by)
 
     def _target_only(self, prompt, max_new_tokens, stop_tokens, generator):
         sequence, rounds = list(prompt), []
@@ -127,17 +134,27 @@ class SpeculativeEngine:
                 stop_tokens=stop_tokens,
                 generator=generator,
             )
-            accepted, token, verify_seconds = self.target.verify(sequence, proposal, generator)
+            accepted, token, verify_seconds, target_logits = self.target.verify(sequence, proposal, generator)
             policy.observe(len(proposal.tokens), accepted)
             emitted = _clip(proposal.tokens[:accepted] + [token], stop_tokens, remaining)
             sequence.extend(emitted)
             # Both caches keep only committed tokens; the newest one is fed next round.
             self.target.model.crop(len(sequence) - 1)
             self.draft.model.crop(len(sequence) - 1)
-            rounds.append(RoundStats(len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds))
+            stats = RoundStats(len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds)
+            if self.record_cross_entropy:
+                stats.cross_entropies = self._cross_entropies(proposal.logits, target_logits)
+            rounds.append(stats)
             if emitted[-1] in stop_tokens:
                 break
         return rounds, sequence
+
+
+    def _cross_entropies(self, draft_logits: list[torch.Tensor], target_logits: torch.Tensor) -> list[float]:
+        start = time.perf_counter()
+        values = cross_entropy(torch.stack(draft_logits), target_logits[: len(draft_logits)]).tolist()
+        self._diagnostic_seconds += time.perf_counter() - start
+        return values
 
 
 def _clip(tokens: list[int], stop_tokens: frozenset[int], limit: int) -> list[int]:

@@ -21,6 +21,7 @@ class Proposal:
     tokens: list[int] = field(default_factory=list)
     probs: list[torch.Tensor | None] = field(default_factory=list)  # q each token was drawn from (None: greedy)
     entropies: list[float] = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)  # raw draft logits per token (already computed; kept for diagnostics)
     seconds: float = 0.0
 
 
@@ -52,6 +53,7 @@ class DraftProposer:
             proposal.tokens.append(token)
             proposal.probs.append(q)
             proposal.entropies.append(step.entropy)
+            proposal.logits.append(logits)
             pending = [token]
             if token in stop_tokens or not policy.continue_drafting(step):
                 break

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -11,7 +11,14 @@ from .cached_model import CachedCausalLM
 from .proposer import Proposal
 from .sampling import SamplingConfig, select_token, verify_greedy, verify_sampled
 
-__all__ = ["TargetScorer"]
+__all__ = ["TargetScorer", "Verification"]
+
+
+class Verification(NamedTuple):
+    accepted: int  # leading draft tokens kept
+    token: int  # the correction (on rejection) or bonus token (all accepted)
+    seconds: float
+    logits: torch.Tensor  # target logits at the drafted positions + 1 (fp32), for diagnostics
 
 
 class TargetScorer:
@@ -26,8 +33,8 @@ class TargetScorer:
         logits = self.model.forward(sequence[self.model.cached_length :], 1)[-1]
         return select_token(logits, self.sampling, generator)[0]
 
-    def verify(self, sequence: Sequence[int], proposal: Proposal, generator: torch.Generator | None) -> tuple[int, int, float]:
-        """Return (accepted count, correction-or-bonus token, seconds)."""
+    def verify(self, sequence: Sequence[int], proposal: Proposal, generator: torch.Generator | None) -> Verification:
+        """Score all drafted tokens in one target forward and accept a prefix of them."""
         start = time.perf_counter()
         drafts = proposal.tokens
         logits = self.model.forward(list(sequence[self.model.cached_length :]) + drafts, len(drafts) + 1)
@@ -35,4 +42,4 @@ class TargetScorer:
             accepted, token = verify_greedy(logits, drafts)
         else:
             accepted, token = verify_sampled(logits, drafts, proposal.probs, self.sampling, generator)
-        return accepted, token, time.perf_counter() - start
+        return Verification(accepted, token, time.perf_counter() - start, logits)

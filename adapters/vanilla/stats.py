@@ -17,6 +17,7 @@ class RoundStats:
     entropies: list[float] = field(default_factory=list)  # draft entropy (nats) per drafted token
     draft_time: float = 0.0
     verify_time: float = 0.0
+    cross_entropies: list[float] | None = None  # H(q, p) per drafted token, when the engine records it
 
 
 @dataclass
