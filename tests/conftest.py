@@ -37,6 +37,12 @@ def smol_shallow_draft():
     return load_model(REAL_MODEL, layers=4)
 
 
+@pytest.fixture(scope="session")
+def smol_mid_draft():
+    """The target's first 12 of 30 layers: acceptance in between, so draft lengths vary."""
+    return load_model(REAL_MODEL, layers=12)
+
+
 def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
     """A random 2-layer Llama for mechanics tests only (never for quality claims)."""
     from transformers import LlamaConfig, LlamaForCausalLM

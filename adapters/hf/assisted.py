@@ -1,0 +1,161 @@
+"""Run ``target.generate(assistant_model=draft)`` and report it like the vanilla engine.
+
+The harness compares transformers' assisted generation with the vanilla
+engine, so this returns the same ``GenerationResult``: tokens, wall time,
+rounds (drafted / accepted / emitted per target forward), and the split of
+wall time into drafting (inside the draft's ``generate``), target forwards,
+and the rest (transformers' loop overhead: candidate bookkeeping, logits
+processing, cache cropping), which explains gaps between the two loops.
+
+Methods: transformers' own schedules (``constant`` = fixed
+``num_assistant_tokens``, ``heuristic`` = its +2/-1 schedule, ``confidence``
+= ``assistant_confidence_threshold``), or any svip policy through ``enable``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Collection, Sequence
+
+import torch
+from transformers import GenerationConfig, PreTrainedModel
+
+from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
+from svip.policies import ConfidencePolicy, ConstantPolicy, DraftLengthPolicy, HeuristicPolicy
+
+from .hook import SvipHook, disable, enable
+
+__all__ = ["AssistedGenerator", "sklearn_refit_available"]
+
+
+def sklearn_refit_available() -> bool:
+    """transformers re-fits the confidence threshold online (ROC) only when scikit-learn imports."""
+    from transformers.utils import is_sklearn_available
+
+    return bool(is_sklearn_available())
+
+
+class _ForwardClock:
+    """Counts and times the target's forward calls (one per assisted round)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+        self._start = 0.0
+        self._handles = [model.register_forward_pre_hook(self._before), model.register_forward_hook(self._after)]
+
+    def _before(self, module, args) -> None:
+        self._start = time.perf_counter()
+
+    def _after(self, module, args, output) -> None:
+        self.calls += 1
+        self.seconds += time.perf_counter() - self._start
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class AssistedGenerator:
+    """transformers' assisted generation under a draft-length policy, measured."""
+
+    def __init__(self, target: PreTrainedModel, draft: PreTrainedModel, sampling: SamplingConfig = SamplingConfig()) -> None:
+        self.target = target.eval()
+        self.draft = draft.eval()
+        self.sampling = sampling
+
+    def _configure(self, policy: DraftLengthPolicy, native: bool) -> SvipHook:
+        """transformers' own schedule for constant/heuristic/confidence when ``native``; else our policy."""
+        if not native:
+            return enable(self.draft, policy)
+        hook = enable(self.draft, None)  # records rounds only
+        config = self.draft.generation_config
+        config.assistant_confidence_threshold = 0.0
+        config.num_assistant_tokens_schedule = "constant"
+        if isinstance(policy, ConstantPolicy):
+            config.num_assistant_tokens = policy.k
+        elif isinstance(policy, HeuristicPolicy):
+            config.num_assistant_tokens = policy.k0  # set per call: transformers' "heuristic" would carry it over
+            config.num_assistant_tokens_schedule = "heuristic"
+        elif isinstance(policy, ConfidencePolicy):
+            config.num_assistant_tokens = policy.max_draft
+            config.assistant_confidence_threshold = policy.p_min
+        else:
+            disable(self.draft)
+            raise ValueError(f"transformers has no native schedule for {policy.spec!r}; run it through enable()")
+        return hook
+
+    def generation_config(self, max_new_tokens: int, stop_tokens: Collection[int]) -> GenerationConfig:
+        """Explicit settings, so a checkpoint's own defaults (top_k, repetition_penalty) never leak in."""
+        greedy = self.sampling.greedy
+        eos = sorted(int(t) for t in stop_tokens) or None
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=0,
+            do_sample=not greedy,
+            temperature=None if greedy else self.sampling.temperature,
+            top_p=None if greedy else self.sampling.top_p,
+            top_k=None if greedy else 0,
+            repetition_penalty=1.0,
+            eos_token_id=eos,
+            pad_token_id=eos[0] if eos else 0,
+        )
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt: Sequence[int],
+        *,
+        policy: DraftLengthPolicy,
+        native: bool,
+        max_new_tokens: int = 128,
+        stop_tokens: Collection[int] = (),
+        seed: int | None = None,
+    ) -> GenerationResult:
+        """One assisted ``generate`` call; ``native`` picks transformers' schedule over our policy."""
+        if len(prompt) == 0:
+            raise ValueError("empty prompt: give at least one token")
+        input_ids = torch.tensor([list(prompt)], dtype=torch.long, device=self.target.device)
+        config = self.generation_config(max_new_tokens, stop_tokens)
+        hook = self._configure(policy, native)
+        clock = _ForwardClock(self.target)
+        try:
+            if seed is not None:
+                torch.manual_seed(seed)
+            start = time.perf_counter()
+            output = self.target.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), assistant_model=self.draft, generation_config=config
+            )
+            wall = time.perf_counter() - start
+        finally:
+            clock.remove()
+            disable(self.draft)
+        tokens = output[0, len(prompt) :].tolist()
+        rounds = _rounds(hook, len(prompt) + len(tokens), clock)
+        stopped_by = "eos" if tokens and tokens[-1] in set(stop_tokens) else "max_new_tokens"
+        name = f"hf-{policy.spec}"
+        return GenerationResult(len(prompt), tokens, rounds, wall, name, stopped_by)
+
+
+def _rounds(hook: SvipHook, final_length: int, clock: _ForwardClock) -> list[RoundStats]:
+    """Per-round numbers from the draft calls' input lengths (accepted = growth - 1).
+
+    The target's forward time is spread evenly over rounds (one forward each);
+    a last round without a draft call (transformers skips drafting when one
+    token is left) counts as a target-only step.
+    """
+    per_forward = clock.seconds / clock.calls if clock.calls else 0.0
+    rounds = []
+    for i, r in enumerate(hook.rounds):
+        end = hook.rounds[i + 1].start_length if i + 1 < len(hook.rounds) else final_length
+        emitted = end - r.start_length
+        if i + 1 == len(hook.rounds) and clock.calls > len(hook.rounds):
+            emitted = min(emitted, r.drafted + 1)
+        accepted = max(0, min(r.drafted, emitted - 1))
+        rounds.append(RoundStats(r.drafted, accepted, emitted, list(r.entropies), r.seconds, per_forward))
+    covered = sum(r.emitted for r in rounds)
+    for _ in range(max(0, clock.calls - len(hook.rounds))):
+        extra = final_length - (hook.rounds[0].start_length if hook.rounds else final_length) - covered
+        rounds.append(RoundStats(0, 0, max(0, min(1, extra)), verify_time=per_forward))
+        covered += rounds[-1].emitted
+    return rounds
