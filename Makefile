@@ -5,7 +5,8 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 
 RUN_DIR ?= runs/smollm2-default
 
-.PHONY: help install models models-default run bench report test test-fast lossless-qwen baseline
+.PHONY: help install models models-default run bench report tables test test-fast lossless-qwen baseline \
+	bench-qwen bench-hf-qwen ablation bench-lengths
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,6 +29,35 @@ bench: models-default  ## every policy vs target-only, interleaved, on Spec-Benc
 
 report:  ## tables from a stored run, no models: make report RUN_DIR=runs/NAME
 	$(SVIP) report $(RUN_DIR)
+
+tables:  ## every table, plot and answer file again from stored runs (runs/*/results.jsonl); no generation
+	@for dir in $$(ls -d runs/*/ 2>/dev/null); do \
+		if [ -s $$dir/results.jsonl ]; then \
+			$(SVIP) report $$dir --plots --answers > $$dir/report.txt && echo "wrote $$dir/report.txt"; \
+		fi; \
+	done
+	@if ls -d runs/smollm2-len*/ >/dev/null 2>&1; then $(SVIP) report --no-paper runs/smollm2-len*/ | tail -n 12 > runs/lengths.txt && echo "wrote runs/lengths.txt"; fi
+
+QWEN := --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype bf16
+
+bench-qwen: models  ## Table 1 on the Qwen2.5-Coder 1.5B/0.5B pair, bf16, all six categories (~1.5 h on 2 cores)
+	$(SVIP) bench --run-dir runs/qwen-bf16 $(QWEN) --per-category 2 --shortest --max-new-tokens 64 \
+		--methods constant:k=5 heuristic:k0=5 confidence:p_min=0.4 svip:h=0.3,gamma=0.15 oracle
+
+bench-hf-qwen: models  ## transformers' assisted generation (hf-*) beside the vanilla engine's svip, Qwen pair
+	$(SVIP) bench --run-dir runs/qwen-hf $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
+		--methods hf-constant:k=5 hf-heuristic:k0=5 hf-confidence:p_min=0.4 hf-svip svip
+
+ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
+	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \
+		--max-new-tokens 32 --methods 'svip:h=0.2|0.3|0.4,gamma=0.1|0.15|0.2' 'constant:k=2|3|5' 'heuristic:k0=3|5'
+
+bench-lengths: models-default  ## Table 2/6 layout: the same run at several generation lengths
+	for n in 32 64 128; do \
+		$(SVIP) bench --run-dir runs/smollm2-len$$n --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \
+			--max-new-tokens $$n --methods constant:k=5 heuristic:k0=5 svip || exit 1; \
+	done
+	$(SVIP) report --no-paper runs/smollm2-len*/ | tail -n 12
 
 test: models-default  ## the full test suite (real SmolLM2 weights; ~15 min on 2 cores)
 	$(PYTHON) -m pytest -q -rs

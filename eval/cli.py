@@ -24,6 +24,13 @@ def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> N
     group.add_argument("--memory-per-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on each other GPU")
 
 
+def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("prompt format")
+    group.add_argument("--raw", action="store_true", help="encode prompts as plain text, no chat template (the paper's vanilla runs)")
+    group.add_argument("--template", default=None, metavar="NAME",
+                       help="an fschat conversation template (vicuna_v1.1, llama-2, ...) instead of the tokenizer's own chat template")
+
+
 def _load_models(args):
     """(target, draft or None, tokenizer); checks that the tokenizers match."""
     from svip.eval.loading import Placement, check_same_tokenizer, load_model, load_tokenizer
@@ -40,11 +47,23 @@ def _load_models(args):
 
 
 def _policy(value: str) -> str:
-    if value == "target-only":
-        return value
+    """A vanilla-engine policy spec (``generate --policy``)."""
     try:
         make_policy(value)
     except PolicySpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _method(value: str) -> str:
+    """A harness method: a policy spec, ``hf-`` + a policy spec, or target-only."""
+    from svip.eval.ablation import expand_grid
+    from svip.eval.methods import canonical_method
+
+    try:
+        for method in expand_grid(value):
+            canonical_method(method)
+    except (PolicySpecError, ValueError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value
 
@@ -59,7 +78,7 @@ def cmd_generate(args) -> int:
         raise ValueError("the oracle policy is defined for greedy decoding only (--temperature 0)")
     target, draft, tokenizer = _load_models(args)
     engine = SpeculativeEngine(target, draft, sampling=SamplingConfig(args.temperature, args.top_p))
-    prompt = encode_prompt(tokenizer, args.prompt, chat=not args.raw)
+    prompt = encode_prompt(tokenizer, args.prompt, chat=not args.raw, template=args.template)
     stops = stop_token_ids(tokenizer, target)
     policy = None
     if draft is not None:
@@ -86,18 +105,19 @@ def cmd_generate(args) -> int:
 
 
 def cmd_check_lossless(args) -> int:
-    from svip.adapters.vanilla import SpeculativeEngine
+    from svip.adapters.vanilla import SamplingConfig
     from svip.eval.datasets import load_questions, per_category
     from svip.eval.lossless import check_greedy_lossless, format_report
+    from svip.eval.methods import MethodRunner
     from svip.eval.prompts import encode_prompt, stop_token_ids
 
     if args.draft is None:
         raise ValueError("check-lossless needs --draft")
     target, draft, tokenizer = _load_models(args)
     questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
-    prompts = [(f"{q.group}/{q.question_id}", encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw))) for q in questions]
-    engine = SpeculativeEngine(target, draft)
-    rows = check_greedy_lossless(engine, prompts, args.policies, max_new_tokens=args.max_new_tokens, stop_tokens=stop_token_ids(tokenizer, target))
+    prompts = [(f"{q.group}/{q.question_id}", encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw), template=args.template)) for q in questions]
+    runner = MethodRunner(target, draft, SamplingConfig())
+    rows = check_greedy_lossless(runner, prompts, args.policies, max_new_tokens=args.max_new_tokens, stop_tokens=stop_token_ids(tokenizer, target))
     print(f"{len(prompts)} prompts ({args.questions}, {args.per_category} {'shortest ' if args.shortest else ''}per category), {args.max_new_tokens} new tokens, "
           f"{args.dtype}, target {args.target}, draft {args.draft}{f' (first {args.draft_layers} layers)' if args.draft_layers else ''}")
     print(format_report(rows))
@@ -132,7 +152,7 @@ def cmd_bench(args) -> int:
         target=args.target, draft=args.draft, draft_layers=args.draft_layers, dtype=args.dtype, device=args.device,
         questions=args.questions, per_category=args.per_category, shortest=args.shortest,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-        raw=args.raw, methods=args.methods,
+        raw=args.raw, template=args.template, multi_turn=args.multi_turn, methods=args.methods,
     )
     log = run_bench(config, Path(args.run_dir))
     records = read_records(log.path)
@@ -143,33 +163,77 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
+def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
+    """(records, config) of a run directory; no models are loaded."""
     from pathlib import Path
 
     from svip.eval.records import read_records
-    from svip.eval.tables import draft_table, speedup_table
 
-    from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
-
-    path = Path(args.run_dir) / "results.jsonl"
+    path = Path(run_dir) / "results.jsonl"
     records = read_records(path)
     if not records:
         raise ValueError(f"no results in {path}")
-    print(speedup_table(records))
-    print()
-    print(draft_table(records))
-    if args.plots:
-        from svip.eval.plots import plot_all
+    config_path = Path(run_dir) / "config.json"
+    return records, (json.loads(config_path.read_text()) if config_path.exists() else {})
 
-        for png in plot_all(records, Path(args.run_dir) / "plots"):
-            print(f"wrote {png}")
-    config_path = Path(args.run_dir) / "config.json"
-    if config_path.exists():
-        config = json.loads(config_path.read_text())
-        number = matching_table(config.get("questions", ""), config.get("temperature", 0.0))
-        if number is not None:
-            print(f"\nmeasured: {config['target']} / {config.get('draft')} {config['dtype']} on {config['device']}; for comparison, the paper:")
+
+def _describe_run(config: dict) -> str:
+    layers = f" (first {config['draft_layers']} layers)" if config.get("draft_layers") else ""
+    return (f"{config.get('target')} / {config.get('draft') or '-'}{layers} {config.get('dtype')} on {config.get('device')}, "
+            f"{config.get('questions')}, {config.get('max_new_tokens')} new tokens, T={config.get('temperature')}")
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from svip.eval.ablation import ablation_table
+    from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
+    from svip.eval.tables import cross_entropy_summary, draft_table, length_table, speedup_table
+
+    runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
+    for run_dir, records, config in runs:
+        if len(runs) > 1:
+            print(f"==> {run_dir}")
+        if config:
+            print(_describe_run(config))
+        environment_path = Path(run_dir) / "environment.json"
+        if environment_path.exists():
+            env = json.loads(environment_path.read_text())
+            refit = "on" if env.get("hf_confidence_threshold_refit") else "off (no scikit-learn)"
+            print(f"torch {env.get('torch')}, transformers {env.get('transformers')}, {env.get('cpu_threads')} threads; "
+                  f"hf-confidence threshold re-fit: {refit}")
+        print(speedup_table(records))
+        print()
+        print(draft_table(records))
+        summary = cross_entropy_summary(records)
+        if summary:
+            print(summary)
+        ablation = ablation_table(records)
+        if not ablation.startswith("no policy family"):
+            print()
+            print(ablation)
+        if args.plots:
+            from svip.eval.plots import plot_all
+
+            for png in plot_all(records, Path(run_dir) / "plots"):
+                print(f"wrote {png}")
+        if args.answers:
+            from svip.eval.answers import write_answer_files
+            from svip.eval.loading import load_tokenizer
+
+            tokenizer = load_tokenizer(config["target"]) if config.get("target") else None
+            decode = (lambda tokens: tokenizer.decode(tokens, skip_special_tokens=True)) if tokenizer else None
+            for path in write_answer_files(records, Path(run_dir) / "answers", config.get("target", "model"), decode):
+                print(f"wrote {path}")
+        number = matching_table(config.get("questions", ""), config.get("temperature", 0.0)) if config else None
+        if number is not None and not args.no_paper:
+            print(f"\nfor comparison, the paper's Table {number}:")
             print(format_paper_table(load_paper_tables()[number]))
+        print()
+    if len(runs) > 1:
+        lengths = [(config.get("max_new_tokens", 0), records) for _, records, config in runs]
+        if len({length for length, _ in lengths}) == len(lengths):
+            print(length_table(lengths))
     return 0
 
 
@@ -186,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="decode one prompt, target-only or speculative", description="Decode one prompt and print the text and round statistics.")
     _add_model_args(gen)
     gen.add_argument("--prompt", required=True, help="user message (chat template applied unless --raw)")
-    gen.add_argument("--raw", action="store_true", help="encode the prompt as plain text, no chat template")
+    _add_prompt_args(gen)
     gen.add_argument("--policy", type=_policy, default=None, help=f"draft-length policy (default svip). Policies: {policy_help()}")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples with lossless rejection sampling")
@@ -202,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--per-category", type=int, default=4)
     chk.add_argument("--shortest", action="store_true", help="take the shortest questions of each category (cheap prefills on CPU)")
     chk.add_argument("--max-new-tokens", type=int, default=32)
-    chk.add_argument("--raw", action="store_true", help="no chat template")
-    chk.add_argument("--policies", nargs="+", type=_policy, default=DEFAULT_POLICIES)
+    _add_prompt_args(chk)
+    chk.add_argument("--policies", nargs="+", type=_method, default=DEFAULT_POLICIES, help="methods to check (default: %(default)s); hf-<policy> runs transformers' assisted generation")
     chk.set_defaults(func=cmd_check_lossless)
 
     base = sub.add_parser("baseline", help="target-only speed: our loop vs transformers generate()")
@@ -217,7 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(bench)
     bench.set_defaults(draft=DEFAULT_MODEL)
     bench.add_argument("--run-dir", required=True, help="where results.jsonl and config.json live")
-    bench.add_argument("--methods", nargs="+", type=_policy, default=DEFAULT_POLICIES, help="policy strings (default: %(default)s); target-only always runs")
+    bench.add_argument("--methods", nargs="+", type=_method, default=DEFAULT_POLICIES,
+                       help="methods (default: %(default)s); target-only always runs. A policy string runs the vanilla engine; "
+                       "hf-constant:k=5, hf-heuristic:k0=5, hf-confidence:p_min=0.4 run transformers' own schedules and "
+                       f"hf-<policy> (e.g. hf-svip) runs a policy inside transformers' assisted generation. "
+                       "A grid such as 'svip:h=0.2|0.3|0.4,gamma=0.1|0.15' expands to every combination (ablations). "
+                       f"Policies: {policy_help()}")
     bench.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
     bench.add_argument("--per-category", type=int, default=2)
     bench.add_argument("--shortest", action="store_true")
@@ -225,12 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--temperature", type=float, default=0.0)
     bench.add_argument("--top-p", type=float, default=1.0)
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--raw", action="store_true", help="no chat template")
+    bench.add_argument("--multi-turn", action="store_true", help="run every turn of multi-turn questions (MT-Bench: 2), each after the method's own answer")
+    _add_prompt_args(bench)
     bench.set_defaults(func=cmd_bench)
 
-    report = sub.add_parser("report", help="tables from a stored run (no models loaded)")
-    report.add_argument("run_dir")
+    report = sub.add_parser(
+        "report", help="tables from stored runs (no models loaded)",
+        description="Table 1 (speedup per category), Figure 5 numbers, Figure 3 numbers, ablation grids, and the paper's "
+        "matching table, from RUN_DIR/results.jsonl alone. Several run directories that differ only in --max-new-tokens "
+        "also give the Table 2/6 layout (speedup by generation length).")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--plots", action="store_true", help="also write PNG plots to RUN_DIR/plots (needs matplotlib)")
+    report.add_argument("--answers", action="store_true", help="also write Spec-Bench/EAGLE-style answer files to RUN_DIR/answers (loads the tokenizer)")
+    report.add_argument("--no-paper", action="store_true", help="do not print the paper's matching table")
     report.set_defaults(func=cmd_report)
 
     mod = sub.add_parser("models", help="list or prepare the offline model zoo")
@@ -257,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("svip: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `svip report ... | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

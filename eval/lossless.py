@@ -13,8 +13,9 @@ from typing import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
-from svip import make_policy
 from svip.adapters.vanilla import SpeculativeEngine
+
+from .methods import TARGET_ONLY, MethodRunner
 
 __all__ = ["PolicyMatch", "check_greedy_lossless", "prefix_match", "format_report"]
 
@@ -50,7 +51,7 @@ class PolicyMatch:
 
 
 def check_greedy_lossless(
-    engine: SpeculativeEngine,
+    engine: SpeculativeEngine | MethodRunner,
     prompts: Sequence[tuple[str, Sequence[int]]],
     policies: Iterable[str],
     *,
@@ -58,19 +59,23 @@ def check_greedy_lossless(
     stop_tokens: Iterable[int] = (),
     progress: bool = True,
 ) -> list[PolicyMatch]:
-    """Run target-only once per prompt, then every policy; count identical outputs."""
-    if not engine.sampling.greedy:
+    """Run target-only once per prompt, then every method; count identical outputs.
+
+    With a ``MethodRunner``, ``policies`` may include ``hf-*`` methods
+    (transformers' assisted generation) besides vanilla-engine policies.
+    """
+    runner = engine if isinstance(engine, MethodRunner) else MethodRunner.around(engine)
+    if not runner.engine.sampling.greedy:
         raise ValueError("the losslessness check compares greedy outputs; use temperature 0")
     specs = list(policies)
     results = {spec: PolicyMatch(spec) for spec in specs}
     stops = frozenset(stop_tokens)
     bar = tqdm(total=len(prompts) * (1 + len(specs)), desc="lossless", disable=not progress, unit="gen")
     for label, prompt in prompts:
-        reference = engine.generate(prompt, max_new_tokens=max_new_tokens, stop_tokens=stops).tokens
+        reference = runner.run(TARGET_ONLY, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None).tokens
         bar.update()
         for spec in specs:
-            policy = make_policy(spec, reference=reference)
-            output = engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stops)
+            output = runner.run(spec, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None, reference=reference)
             row = results[spec]
             row.prompts += 1
             row.reference_tokens += len(reference)

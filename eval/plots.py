@@ -3,6 +3,8 @@
 - entropy vs acceptance: the paper's Figure 2 from our own runs. Draft token
   i of a round was accepted iff i < the round's accepted count, so every
   drafted token gives one (entropy, accepted?) point;
+- H(q, p) / H(q) per drafted token: the paper's Figure 3, needs runs that
+  recorded the cross-entropy to the target (``svip bench`` does by default);
 - draft-length distribution per method;
 - speedup bars per group.
 """
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from .metrics import AVERAGE, TARGET_ONLY, groups_in_order, speedups
 
-__all__ = ["entropy_acceptance_points", "plot_all"]
+__all__ = ["cross_entropy_ratios", "entropy_acceptance_points", "plot_all"]
+
+MIN_ENTROPY = 0.05  # nats: below this H(q) ~ 0 and the ratio is noise over noise
 
 
 def entropy_acceptance_points(records: list[dict]) -> list[tuple[float, bool]]:
@@ -24,6 +28,26 @@ def entropy_acceptance_points(records: list[dict]) -> list[tuple[float, bool]]:
         for entropies, accepted in zip(record.get("entropies", []), record.get("accepted", [])):
             points.extend((h, i < accepted) for i, h in enumerate(entropies))
     return points
+
+
+def cross_entropy_ratios(records: list[dict]) -> tuple[str | None, list[float]]:
+    """(method, H(q,p)/H(q) per drafted token) from one method that recorded cross-entropies.
+
+    One method only: the methods draft mostly the same positions, pooling
+    them would count a token several times. Constant-k is preferred (it
+    drafts past high-entropy tokens, so the whole range is covered).
+    """
+    methods = list(dict.fromkeys(r["method"] for r in records if r.get("cross_entropies")))
+    if not methods:
+        return None, []
+    method = next((m for m in methods if m.startswith("constant")), methods[0])
+    ratios = []
+    for record in records:
+        if record["method"] != method:
+            continue
+        for entropies, crosses in zip(record["entropies"], record["cross_entropies"]):
+            ratios.extend(c / h for h, c in zip(entropies, crosses or []) if h > MIN_ENTROPY and c == c and c != float("inf"))
+    return method, ratios
 
 
 def _figure():
@@ -66,6 +90,46 @@ def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -
     return _save(plt, fig, out)
 
 
+def plot_entropy_vs_accepted_length(records: list[dict], out: Path, bins: int = 15) -> Path:
+    """Per round: entropy of the first drafted token vs tokens accepted in that round."""
+    plt = _figure()
+    points = [(e[0], a) for r in records for e, a in zip(r.get("entropies", []), r.get("accepted", [])) if e]
+    if not points:
+        raise ValueError("no drafted tokens in these records")
+    top = max(h for h, _ in points) or 1.0
+    width = top / bins
+    sums, counts = [0.0] * bins, [0] * bins
+    for h, accepted in points:
+        b = min(bins - 1, int(h / width))
+        sums[b] += accepted
+        counts[b] += 1
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([(b + 0.5) * width for b in range(bins) if counts[b]], [sums[b] / counts[b] for b in range(bins) if counts[b]], marker="o")
+    ax.set_xlabel("entropy of the round's first draft token (nats)")
+    ax.set_ylabel("mean accepted tokens in the round")
+    ax.set_title(f"Draft entropy vs accepted length ({len(points)} rounds)")
+    return _save(plt, fig, out)
+
+
+def plot_cross_entropy_ratio(records: list[dict], out: Path) -> Path | None:
+    """Histogram of H(q, p) / H(q) (Figure 3); None when no run recorded cross-entropies."""
+    method, ratios = cross_entropy_ratios(records)
+    if not ratios:
+        return None
+    plt = _figure()
+    ratios.sort()
+    clip = ratios[int(0.99 * (len(ratios) - 1))]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist([min(r, clip) for r in ratios], bins=40)
+    median = ratios[len(ratios) // 2]
+    ax.axvline(median, color="black", linestyle="--", label=f"median {median:.2f}")
+    ax.set_xlabel("H(q, p) / H(q)   (draft q, target p; clipped at the 99th percentile)")
+    ax.set_ylabel("drafted tokens")
+    ax.set_title(f"Cross-entropy over draft entropy, {method} ({len(ratios)} tokens with H(q) > {MIN_ENTROPY})", fontsize=8)
+    ax.legend()
+    return _save(plt, fig, out)
+
+
 def plot_draft_lengths(records: list[dict], out: Path) -> Path:
     plt = _figure()
     lengths = defaultdict(list)
@@ -101,8 +165,11 @@ def plot_speedups(records: list[dict], out: Path) -> Path:
 
 def plot_all(records: list[dict], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    return [
+    written = [
         plot_entropy_vs_acceptance(records, directory / "entropy_vs_acceptance.png"),
+        plot_entropy_vs_accepted_length(records, directory / "entropy_vs_accepted_length.png"),
+        plot_cross_entropy_ratio(records, directory / "cross_entropy_ratio.png"),
         plot_draft_lengths(records, directory / "draft_lengths.png"),
         plot_speedups(records, directory / "speedups.png"),
     ]
+    return [path for path in written if path is not None]

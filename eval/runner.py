@@ -15,18 +15,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from svip import make_policy
-from svip.adapters.vanilla import SamplingConfig, SpeculativeEngine
+from svip.adapters.vanilla import SamplingConfig
 
+from .ablation import expand_grid
 from .datasets import Question, load_questions, per_category
 from .lossless import prefix_match
+from .methods import MethodRunner, canonical_method
+from .metrics import TARGET_ONLY
 from .prompts import encode_prompt, stop_token_ids
 from .records import ResultLog
 
 __all__ = ["TARGET_ONLY", "BenchConfig", "RunDirError", "run_bench"]
-
-TARGET_ONLY = "target-only"
-
 
 class RunDirError(ValueError):
     """A run directory whose stored settings differ from the requested ones."""
@@ -49,13 +48,17 @@ class BenchConfig:
     top_p: float = 1.0
     seed: int = 0
     raw: bool = False
+    template: str | None = None  # fschat conversation template (vicuna_v1.1, llama-2); None: the model's own
+    multi_turn: bool = False  # run every turn (MT-Bench has 2), each on the method's own earlier answers
+    cross_entropy: bool = True  # store H(q, p) per drafted token (Figure 3); timed apart, not in wall_time
     methods: list[str] = field(default_factory=lambda: ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15"])
 
     def __post_init__(self) -> None:
         # Canonical spelling ("svip" -> "svip:h=0.3,gamma=0.15,max=40"): one key per method across reruns;
         # an unknown policy fails here, before any model is loaded.
-        self.methods = [m if m == TARGET_ONLY else make_policy(m).spec for m in self.methods]
-        if "oracle" in {m.partition(":")[0] for m in self.methods} and self.temperature > 0:
+        expanded = [m for grid in self.methods for m in expand_grid(grid)]  # "svip:h=0.2|0.3" -> two methods
+        self.methods = list(dict.fromkeys(canonical_method(m) for m in expanded))
+        if any(m.removeprefix("hf-").startswith("oracle") for m in self.methods) and self.temperature > 0:
             raise ValueError("the oracle method is defined for greedy decoding only")
 
     @property
@@ -63,8 +66,16 @@ class BenchConfig:
         return [TARGET_ONLY] + [m for m in self.methods if m != TARGET_ONLY]
 
     def settings(self) -> dict:
-        """What must match for a resumed run (methods may be added)."""
-        return {k: v for k, v in asdict(self).items() if k != "methods"}
+        """What must match for a resumed run: everything that changes a generation.
+
+        Methods and the question subset (``per_category``, ``shortest``) may
+        grow between reruns: records are per (method, question), so a wider
+        rerun only adds the missing ones.
+        """
+        return {k: v for k, v in asdict(self).items() if k not in _SUBSET_KEYS}
+
+
+_SUBSET_KEYS = frozenset({"methods", "per_category", "shortest"})
 
 
 def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
@@ -72,36 +83,115 @@ def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
     config_path = run_dir / "config.json"
     if config_path.exists():
         stored = json.loads(config_path.read_text())
-        stored_settings = {k: v for k, v in stored.items() if k != "methods"}
+        defaults = BenchConfig(methods=[]).settings()  # keys a run from an older version did not store
+        stored_settings = {**defaults, **{k: v for k, v in stored.items() if k not in _SUBSET_KEYS}}
         if stored_settings != config.settings():
             changed = sorted(k for k in config.settings() if stored_settings.get(k) != config.settings()[k])
             raise RunDirError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use a new --run-dir")
     config_path.write_text(json.dumps(asdict(config), indent=1))
+    (run_dir / "environment.json").write_text(json.dumps(_environment(), indent=1))
     return ResultLog(run_dir / "results.jsonl")
 
 
-def _record(question: Question, method: str, prompt: list[int], result, reference: list[int] | None) -> dict:
+def _environment() -> dict:
+    """Versions behind the numbers (rewritten on every (re)start of the run)."""
+    import platform
+
+    import torch
+    import transformers
+
+    import svip
+    from svip.adapters.hf import sklearn_refit_available
+
+    return {
+        "svip": svip.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": torch.get_num_threads(),
+        # hf-confidence: transformers re-fits its threshold online (ROC) only when scikit-learn imports
+        "hf_confidence_threshold_refit": sklearn_refit_available(),
+    }
+
+
+def _record(question: Question, method: str, prompts: list[list[int]], results: list, reference: list[list[int]] | None) -> dict:
+    """One JSONL line: totals over the question's turns, per-round lists concatenated."""
+    rounds = [r for result in results for r in result.rounds]
+    turn_tokens = [result.tokens for result in results]
+    crosses = [r.cross_entropies for r in rounds]
     record = {
         "question_id": question.question_id,
         "category": question.category,
         "group": question.group,
         "method": method,
-        "prompt_tokens": len(prompt),
-        "new_tokens": len(result.tokens),
-        "wall_time": result.wall_time,
-        "draft_time": result.draft_time,
-        "verify_time": result.verify_time,
-        "decoding_steps": len(result.rounds),
-        "accept_lengths": [r.emitted for r in result.rounds],
-        "drafted": [r.drafted for r in result.rounds],
-        "accepted": [r.accepted for r in result.rounds],
-        "entropies": [r.entropies for r in result.rounds],
-        "tokens": result.tokens,
-        "stopped_by": result.stopped_by,
+        "turns": len(results),
+        "prompt_tokens": len(prompts[0]),
+        "new_tokens": sum(len(t) for t in turn_tokens),
+        "wall_time": sum(result.wall_time for result in results),
+        "draft_time": sum(result.draft_time for result in results),
+        "verify_time": sum(result.verify_time for result in results),
+        "decoding_steps": len(rounds),
+        "accept_lengths": [r.emitted for r in rounds],
+        "drafted": [r.drafted for r in rounds],
+        "accepted": [r.accepted for r in rounds],
+        "entropies": [r.entropies for r in rounds],
+        "cross_entropies": crosses if any(c is not None for c in crosses) else None,
+        "tokens": [t for turn in turn_tokens for t in turn],
+        "turn_tokens": turn_tokens,
+        "turn_wall_times": [result.wall_time for result in results],
+        "turn_decoding_steps": [len(result.rounds) for result in results],
+        "stopped_by": results[-1].stopped_by,
     }
     if reference is not None:
-        record["token_match"] = prefix_match(reference, result.tokens) / max(1, len(reference))
+        matched = sum(prefix_match(ref, out) for ref, out in zip(reference, turn_tokens))
+        record["token_match"] = matched / max(1, sum(len(ref) for ref in reference))
     return record
+
+
+def _reference_turns(record: dict | None) -> list[list[int]] | None:
+    if record is None:
+        return None
+    return record.get("turn_tokens") or [record["tokens"]]
+
+
+def _load_models(config: BenchConfig):
+    from .loading import Placement, check_same_tokenizer, load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(config.target)
+    target = load_model(config.target, Placement(config.device, config.dtype))
+    draft = None
+    if config.draft:
+        check_same_tokenizer(tokenizer, load_tokenizer(config.draft))
+        draft = load_model(config.draft, Placement(config.device, config.dtype), layers=config.draft_layers)
+    return target, draft, tokenizer
+
+
+class _QuestionRunner:
+    """Runs one method on one question, turn by turn (each turn sees the method's own earlier answers)."""
+
+    def __init__(self, runner: MethodRunner, tokenizer, config: BenchConfig, stops: set[int]) -> None:
+        self.runner, self.tokenizer, self.config, self.stops = runner, tokenizer, config, stops
+
+    def encode(self, question: Question, turn: int, history: list[tuple[str, str]]) -> list[int]:
+        chat = not (question.raw or self.config.raw)
+        return encode_prompt(self.tokenizer, question.turns[turn], chat=chat, template=self.config.template, history=history)
+
+    def turns(self, question: Question) -> int:
+        return len(question.turns) if self.config.multi_turn else 1
+
+    def __call__(self, question: Question, method: str, reference: list[list[int]] | None) -> dict:
+        history: list[tuple[str, str]] = []
+        prompts, results = [], []
+        for turn in range(self.turns(question)):
+            prompt = self.encode(question, turn, history)
+            turn_reference = reference[turn] if reference and turn < len(reference) else None
+            result = self.runner.run(
+                method, prompt, max_new_tokens=self.config.max_new_tokens, stop_tokens=self.stops, seed=self.config.seed, reference=turn_reference
+            )
+            prompts.append(prompt)
+            results.append(result)
+            history.append((question.turns[turn], self.tokenizer.decode(result.tokens, skip_special_tokens=True)))
+        return _record(question, method, prompts, results, None if method == TARGET_ONLY else reference)
 
 
 def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, models=None) -> ResultLog:
@@ -114,37 +204,24 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
     if not todo:
         return log
-    if models is None:
-        from .loading import Placement, check_same_tokenizer, load_model, load_tokenizer
-
-        tokenizer = load_tokenizer(config.target)
-        target = load_model(config.target, Placement(config.device, config.dtype))
-        draft = None
-        if config.draft:
-            check_same_tokenizer(tokenizer, load_tokenizer(config.draft))
-            draft = load_model(config.draft, Placement(config.device, config.dtype), layers=config.draft_layers)
-    else:
-        target, draft, tokenizer = models
+    target, draft, tokenizer = models if models is not None else _load_models(config)
     if draft is None and len(methods) > 1:
         raise ValueError("speculative methods need a draft model")
-    engine = SpeculativeEngine(target, draft, sampling=SamplingConfig(config.temperature, config.top_p))
-    stops = stop_token_ids(tokenizer, target)
-    encoded = {q.question_id: encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or config.raw)) for q in questions}
+    runner = MethodRunner(target, draft, SamplingConfig(config.temperature, config.top_p), record_cross_entropy=config.cross_entropy)
+    run_question = _QuestionRunner(runner, tokenizer, config, stop_token_ids(tokenizer, target))
+    for question in questions:  # fail on a bad prompt (template, context) before any long run
+        run_question.encode(question, 0, [])
 
-    warm_prompt = encoded[questions[0].question_id]
+    warm_prompt = run_question.encode(questions[0], 0, [])
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
-        policy = None if method == TARGET_ONLY else make_policy(method, reference=[])
-        engine.generate(warm_prompt, policy=policy, max_new_tokens=4, stop_tokens=stops, seed=config.seed)
+        runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)
 
-    bar = tqdm(total=len(questions) * len(methods), initial=len(questions) * len(methods) - len(todo), desc="bench", unit="gen", disable=not progress)
+    total = len(questions) * len(methods)
+    bar = tqdm(total=total, initial=total - len(todo), desc="bench", unit="gen", disable=not progress)
     for question, method in todo:
-        prompt = encoded[question.question_id]
-        reference_record = log.get(TARGET_ONLY, question.question_id)
-        reference = reference_record["tokens"] if reference_record else None
-        policy = None if method == TARGET_ONLY else make_policy(method, reference=reference or [])
+        reference = _reference_turns(log.get(TARGET_ONLY, question.question_id))
         bar.set_postfix_str(f"{question.group}/{question.question_id} {method}")
-        result = engine.generate(prompt, policy=policy, max_new_tokens=config.max_new_tokens, stop_tokens=stops, seed=config.seed)
-        log.append(_record(question, method, prompt, result, None if method == TARGET_ONLY else reference))
+        log.append(run_question(question, method, reference))
         bar.update()
     bar.close()
     return log

@@ -84,3 +84,65 @@ def test_bad_method_fails_before_loading():
         BenchConfig(methods=["svipp"])
     with pytest.raises(ValueError, match="greedy"):
         BenchConfig(methods=["oracle"], temperature=1.0)
+
+
+SMOKE_METHODS = ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle", "hf-constant:k=5", "hf-svip"]
+
+
+@pytest.mark.slow
+def test_smoke_bench_smollm2_self_draft(tmp_path, smol_target, smol_self_draft, smol_tokenizer):
+    """The issue's smoke run: SmolLM2 drafting for itself, every method, 16 tokens, then report, plots, answers."""
+    from svip.eval.answers import write_answer_files
+    from svip.eval.plots import cross_entropy_ratios, plot_all
+    from svip.eval.tables import draft_table, speedup_table
+
+    config = BenchConfig(per_category=1, shortest=True, max_new_tokens=16, methods=SMOKE_METHODS)
+    log = run_bench(config, tmp_path / "run", progress=False, models=(smol_target, smol_self_draft, smol_tokenizer))
+    records = read_records(log.path)
+    assert len(records) == 6 * (1 + len(SMOKE_METHODS))
+    speculative = [r for r in records if r["method"] != "target-only"]
+    assert all(r["token_match"] == 1.0 for r in speculative)  # greedy, fp32: lossless
+    assert all(sum(r["accept_lengths"]) == r["new_tokens"] for r in records)
+    constant = [r for r in speculative if r["method"] == "constant:k=5"]
+    assert sum(map(sum, (r["accepted"] for r in constant))) / sum(map(sum, (r["drafted"] for r in constant))) > 0.95
+    # q == p for a self-draft, so H(q, p) = H(q): Figure 3's ratio is 1 on every token
+    method, ratios = cross_entropy_ratios(records)
+    assert method == "constant:k=5" and len(ratios) > 10
+    assert all(abs(r - 1) < 1e-3 for r in ratios)
+
+    table = speedup_table(records)
+    for method in config.methods:
+        assert method in table
+    print(f"\n{table}\n{draft_table(records)}")
+    pngs = plot_all(records, tmp_path / "plots")
+    assert len(pngs) == 5 and all(p.stat().st_size > 10_000 for p in pngs)
+    answers = write_answer_files(records, tmp_path / "answers", "smollm2-135m", lambda t: smol_tokenizer.decode(t))
+    lines = [json.loads(line) for line in answers[0].read_text().splitlines()]
+    assert len(lines) == 6 and lines[0]["choices"][0]["new_tokens"][0] == sum(lines[0]["choices"][0]["accept_lengths"])
+
+
+@pytest.mark.slow
+def test_multi_turn_fschat_template_and_growing_subset(tmp_path, smol_target, smol_shallow_draft, smol_tokenizer):
+    """MT-Bench's second turn runs after the method's own first answer; a rerun may widen the question subset."""
+    models = (smol_target, smol_shallow_draft, smol_tokenizer)
+    base = dict(questions="eagle-mt_bench", shortest=True, max_new_tokens=8, methods=["svip"], multi_turn=True, template="vicuna_v1.1")
+    log = run_bench(BenchConfig(per_category=1, **base), tmp_path / "run", progress=False, models=models)
+    first = read_records(log.path)
+    assert len(first) == 2 and all(r["turns"] == 2 and len(r["turn_tokens"]) == 2 for r in first)
+    assert first[1]["token_match"] == 1.0
+    log = run_bench(BenchConfig(per_category=2, **base), tmp_path / "run", progress=False, models=models)
+    grown = read_records(log.path)
+    assert grown[:2] == first and len(grown) == 4  # one more question, both methods; nothing redone
+
+
+def test_grid_methods_expand():
+    from svip.eval.ablation import expand_grid
+
+    assert expand_grid("svip:h=0.2|0.3,gamma=0.1|0.15") == [
+        "svip:h=0.2,gamma=0.1", "svip:h=0.2,gamma=0.15", "svip:h=0.3,gamma=0.1", "svip:h=0.3,gamma=0.15"
+    ]
+    assert expand_grid("constant:k=5") == ["constant:k=5"]
+    config = BenchConfig(methods=["constant:k=3|5", "svip:h=0.2|0.3"])
+    assert config.methods == ["constant:k=3", "constant:k=5", "svip:h=0.2,gamma=0.15,max=40", "svip:h=0.3,gamma=0.15,max=40"]
+    with pytest.raises(ValueError):
+        BenchConfig(methods=["svip:h=0.2|oops"])

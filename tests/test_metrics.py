@@ -54,3 +54,44 @@ def test_entropy_acceptance_points_and_plots(tmp_path):
     assert entropy_acceptance_points(records) == [(0.1, True), (0.2, True), (1.5, False), (0.3, True), (0.4, True), (0.5, True)]
     pngs = plot_all([RECORDS[0], *records], tmp_path)
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def _grid_records():
+    rows = [record("1", "qa", "target-only", 10, 1.0)]
+    for h, gamma, seconds in [("0.2", "0.1", 0.5), ("0.2", "0.15", 0.4), ("0.3", "0.1", 0.25), ("0.3", "0.15", 0.8)]:
+        rows.append(record("1", "qa", f"svip:h={h},gamma={gamma},max=40", 10, seconds, [2], [1]))
+    rows.append(record("1", "qa", "constant:k=5", 10, 0.5, [5], [2]))
+    return rows
+
+
+def test_ablation_marks_the_best_setting_and_draws_the_grid():
+    from svip.eval.ablation import ablation_table
+
+    text = ablation_table(_grid_records())
+    best = next(line for line in text.splitlines() if line.lstrip().startswith("*"))
+    assert "h=0.3,gamma=0.1," in best and "4.00" in best  # 10 tok / 0.25 s over 10 tok / 1 s
+    assert "h (rows) x gamma (columns)" in text
+    assert "4.00*" in text and "constant" not in text  # a single setting is not an ablation
+
+
+def test_length_table_puts_lengths_in_columns():
+    from svip.eval.tables import length_table
+
+    short = [record("1", "qa", "target-only", 10, 1.0), record("1", "qa", SVIP, 10, 0.5, [2], [1])]
+    long = [record("1", "qa", "target-only", 20, 2.0), record("1", "qa", SVIP, 20, 0.5, [2], [1])]
+    lines = length_table([(256, long), (128, short)]).splitlines()
+    assert lines[1].split()[1:] == ["128", "256"]
+    assert lines[3].split() == [SVIP, "2.00", "4.00"]
+
+
+def test_svip_gain_is_against_baselines_of_the_same_loop():
+    rows = [
+        record("1", "qa", "target-only", 10, 1.0),
+        record("1", "qa", SVIP, 10, 0.5, [2], [1]),  # 2.0x
+        record("1", "qa", "constant:k=5", 10, 0.8, [5], [2]),  # 1.25x
+        record("1", "qa", "hf-" + SVIP, 10, 0.8, [2], [1]),  # 1.25x
+        record("1", "qa", "hf-constant:k=5", 10, 1.0, [5], [2]),  # 1.0x
+    ]
+    lines = speedup_table(rows).splitlines()
+    assert "(+60.0% vs best baseline)" in next(l for l in lines if l.startswith(SVIP))
+    assert "(+25.0% vs best baseline)" in next(l for l in lines if l.startswith("hf-" + SVIP))

@@ -1,0 +1,89 @@
+"""Method names the harness accepts, and the one place that runs each kind.
+
+- ``target-only``                        -- the vanilla engine without a draft
+- a policy spec (``svip:h=0.3``, ...)    -- the vanilla engine under that policy
+- ``hf-`` + a policy spec                -- transformers' assisted generation:
+  ``hf-constant:k=5``, ``hf-heuristic:k0=5`` and ``hf-confidence:p_min=0.4``
+  use transformers' own schedules; any other (``hf-svip``) runs our policy
+  through ``svip.adapters.hf.enable``.
+
+Every kind returns the vanilla engine's ``GenerationResult``, so records,
+tables and plots treat all methods alike.
+"""
+
+from __future__ import annotations
+
+from typing import Collection, Sequence
+
+from svip import make_policy
+from svip.adapters.vanilla import GenerationResult, SamplingConfig, SpeculativeEngine
+
+from .metrics import TARGET_ONLY
+
+__all__ = ["HF_PREFIX", "TARGET_ONLY", "MethodRunner", "canonical_method"]
+
+HF_PREFIX = "hf-"
+HF_NATIVE = frozenset({"constant", "heuristic", "confidence"})
+
+
+def _split(method: str) -> tuple[bool, str]:
+    """(is transformers' loop, policy spec)."""
+    if method.startswith(HF_PREFIX):
+        return True, method[len(HF_PREFIX) :]
+    return False, method
+
+
+def canonical_method(method: str) -> str:
+    """One spelling per method (``hf-svip`` -> ``hf-svip:h=0.3,gamma=0.15,max=40``); raises on unknown ones."""
+    if method == TARGET_ONLY:
+        return method
+    hf, spec = _split(method)
+    return (HF_PREFIX if hf else "") + make_policy(spec).spec
+
+
+class MethodRunner:
+    """Runs any method on one prompt with shared models."""
+
+    def __init__(self, target, draft, sampling: SamplingConfig, *, record_cross_entropy: bool = False) -> None:
+        self.engine = SpeculativeEngine(target, draft, sampling=sampling, record_cross_entropy=record_cross_entropy)
+        self._target, self._draft, self._sampling = target, draft, sampling
+        self._assisted = None
+
+    @classmethod
+    def around(cls, engine: SpeculativeEngine) -> "MethodRunner":
+        """Vanilla-engine methods only, on an engine the caller already built."""
+        runner = cls.__new__(cls)
+        runner.engine, runner._target, runner._draft, runner._sampling = engine, None, None, engine.sampling
+        runner._assisted = None
+        return runner
+
+    def _assisted_generator(self):
+        if self._assisted is None:
+            from svip.adapters.hf import AssistedGenerator
+
+            if self._draft is None:
+                raise ValueError("hf-* methods need the target and draft models (MethodRunner(target, draft, ...))")
+            self._assisted = AssistedGenerator(self._target, self._draft, self._sampling)
+        return self._assisted
+
+    def run(
+        self,
+        method: str,
+        prompt: Sequence[int],
+        *,
+        max_new_tokens: int,
+        stop_tokens: Collection[int],
+        seed: int | None,
+        reference: Sequence[int] | None = None,
+    ) -> GenerationResult:
+        """Decode ``prompt`` with ``method``; ``reference`` (target-only output) feeds the oracle."""
+        if method == TARGET_ONLY:
+            return self.engine.generate(prompt, policy=None, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
+        hf, spec = _split(method)
+        policy = make_policy(spec, reference=list(reference or []))
+        if hf:
+            native = policy.name in HF_NATIVE
+            return self._assisted_generator().generate(
+                prompt, policy=policy, native=native, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed
+            )
+        return self.engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
