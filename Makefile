@@ -6,7 +6,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run bench report tables test test-fast lossless-qwen baseline \
-	bench-qwen bench-hf-qwen ablation bench-lengths
+	bench-qwen ablation bench-lengths
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -40,13 +40,10 @@ tables:  ## every table, plot and answer file again from stored runs (runs/*/res
 
 QWEN := --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype bf16
 
-bench-qwen: models  ## Table 1 on the Qwen2.5-Coder 1.5B/0.5B pair, bf16, all six categories (~1.5 h on 2 cores)
-	$(SVIP) bench --run-dir runs/qwen-bf16 $(QWEN) --per-category 2 --shortest --max-new-tokens 64 \
-		--methods constant:k=5 heuristic:k0=5 confidence:p_min=0.4 svip:h=0.3,gamma=0.15 oracle
-
-bench-hf-qwen: models  ## transformers' assisted generation (hf-*) beside the vanilla engine's svip, Qwen pair
-	$(SVIP) bench --run-dir runs/qwen-hf $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
-		--methods hf-constant:k=5 hf-heuristic:k0=5 hf-confidence:p_min=0.4 hf-svip svip
+bench-qwen: models  ## Table 1 on the Qwen2.5-Coder 1.5B/0.5B pair, bf16, six categories: vanilla engine + transformers' loop
+	$(SVIP) bench --run-dir runs/qwen-bf16 $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
+		--methods constant:k=5 heuristic:k0=5 confidence:p_min=0.4 svip:h=0.3,gamma=0.15 oracle \
+		hf-constant:k=5 hf-heuristic:k0=5 hf-confidence:p_min=0.4 hf-svip:h=0.3,gamma=0.15
 
 ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
 	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \
