@@ -188,7 +188,7 @@ def cmd_report(args) -> int:
 
     from svip.eval.ablation import ablation_table
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
-    from svip.eval.tables import cross_entropy_summary, draft_table, length_table, speedup_table
+    from svip.eval.tables import cross_entropy_summary, draft_table, length_table, speedup_table, time_table
 
     runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
     for run_dir, records, config in runs:
@@ -205,6 +205,8 @@ def cmd_report(args) -> int:
         print(speedup_table(records))
         print()
         print(draft_table(records))
+        print()
+        print(time_table(records))
         summary = cross_entropy_summary(records)
         if summary:
             print(summary)

@@ -66,20 +66,23 @@ def _save(plt, fig, out: Path) -> Path:
     return out
 
 
+def _binned_means(points: list[tuple[float, float]], bins: int) -> tuple[list[float], list[float]]:
+    """(bin centres, mean y per bin) over equal-width entropy bins; empty bins are left out."""
+    if not points:
+        raise ValueError("no drafted tokens in these records")
+    width = (max(x for x, _ in points) or 1.0) / bins
+    sums, counts = [0.0] * bins, [0] * bins
+    for x, y in points:
+        b = min(bins - 1, int(x / width))
+        sums[b] += y
+        counts[b] += 1
+    return [(b + 0.5) * width for b in range(bins) if counts[b]], [sums[b] / counts[b] for b in range(bins) if counts[b]]
+
+
 def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -> Path:
     plt = _figure()
     points = entropy_acceptance_points(records)
-    if not points:
-        raise ValueError("no drafted tokens in these records")
-    top = max(h for h, _ in points) or 1.0
-    width = top / bins
-    totals, hits = [0] * bins, [0] * bins
-    for h, ok in points:
-        b = min(bins - 1, int(h / width))
-        totals[b] += 1
-        hits[b] += ok
-    centers = [(b + 0.5) * width for b in range(bins) if totals[b]]
-    rates = [hits[b] / totals[b] for b in range(bins) if totals[b]]
+    centers, rates = _binned_means([(h, float(ok)) for h, ok in points], bins)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(centers, rates, marker="o")
     ax.set_xlabel("draft entropy H (nats)")
@@ -93,18 +96,10 @@ def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -
 def plot_entropy_vs_accepted_length(records: list[dict], out: Path, bins: int = 15) -> Path:
     """Per round: entropy of the first drafted token vs tokens accepted in that round."""
     plt = _figure()
-    points = [(e[0], a) for r in records for e, a in zip(r.get("entropies", []), r.get("accepted", [])) if e]
-    if not points:
-        raise ValueError("no drafted tokens in these records")
-    top = max(h for h, _ in points) or 1.0
-    width = top / bins
-    sums, counts = [0.0] * bins, [0] * bins
-    for h, accepted in points:
-        b = min(bins - 1, int(h / width))
-        sums[b] += accepted
-        counts[b] += 1
+    points = [(e[0], float(a)) for r in records for e, a in zip(r.get("entropies", []), r.get("accepted", [])) if e]
+    centers, means = _binned_means(points, bins)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([(b + 0.5) * width for b in range(bins) if counts[b]], [sums[b] / counts[b] for b in range(bins) if counts[b]], marker="o")
+    ax.plot(centers, means, marker="o")
     ax.set_xlabel("entropy of the round's first draft token (nats)")
     ax.set_ylabel("mean accepted tokens in the round")
     ax.set_title(f"Draft entropy vs accepted length ({len(points)} rounds)")

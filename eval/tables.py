@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .metrics import AVERAGE, TARGET_ONLY, draft_summary, groups_in_order, speedups
 
-__all__ = ["speedup_table", "draft_table", "length_table", "cross_entropy_summary"]
+__all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary"]
 
 _SHORT = {"mt-bench": "MT-Bench", "translation": "Trans.", "summarization": "Sum.", "qa": "QA", "math_reasoning": "Math", "rag": "RAG"}
 
@@ -67,6 +67,27 @@ def draft_table(records: list[dict]) -> str:
     for method in methods:
         s = draft_summary(records, method)
         lines.append(f"{method:{width}} {s.drafted_per_round:>11.2f} {s.accepted_per_round:>12.2f} {s.acceptance_rate:>11.1%} {s.tokens_per_round:>10.2f} {s.token_match:>11.4f}")
+    return "\n".join(lines)
+
+
+def time_table(records: list[dict]) -> str:
+    """Where each method's wall time goes: drafting, target forwards, and the rest (the loop's own overhead).
+
+    For the vanilla engine "verify" is the target forward plus the acceptance test; for transformers'
+    loop (hf-*) it is the target forward alone, so "other" holds its candidate bookkeeping, logits
+    processing and cache cropping -- the measured part of any gap between the two loops.
+    """
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    width = max([len(m) for m in methods] + [12])
+    lines = [f"{'method':{width}} {'wall s':>8} {'draft s':>8} {'verify s':>8} {'other s':>8} {'other %':>7} {'ms/token':>8}"]
+    for method in methods:
+        rows = [r for r in records if r["method"] == method]
+        wall = sum(r["wall_time"] for r in rows)
+        draft = sum(r.get("draft_time", 0.0) for r in rows)
+        verify = sum(r.get("verify_time", 0.0) for r in rows)
+        tokens = sum(r["new_tokens"] for r in rows)
+        other = wall - draft - verify
+        lines.append(f"{method:{width}} {wall:>8.1f} {draft:>8.1f} {verify:>8.1f} {other:>8.1f} {other / wall:>7.1%} {1000 * wall / max(1, tokens):>8.1f}")
     return "\n".join(lines)
 
 

@@ -95,3 +95,11 @@ def test_svip_gain_is_against_baselines_of_the_same_loop():
     lines = speedup_table(rows).splitlines()
     assert "(+60.0% vs best baseline)" in next(l for l in lines if l.startswith(SVIP))
     assert "(+25.0% vs best baseline)" in next(l for l in lines if l.startswith("hf-" + SVIP))
+
+
+def test_time_table_splits_wall_time():
+    from svip.eval.tables import time_table
+
+    rows = [dict(record("1", "qa", "hf-" + SVIP, 10, 2.0, [2], [1]), draft_time=0.5, verify_time=1.0)]
+    line = time_table(rows).splitlines()[1].split()
+    assert line[1:] == ["2.0", "0.5", "1.0", "0.5", "25.0%", "200.0"]
