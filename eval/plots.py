@@ -66,8 +66,11 @@ def _save(plt, fig, out: Path) -> Path:
     return out
 
 
+MIN_BIN_COUNT = 10  # a bin with fewer points is noise, not a trend
+
+
 def _binned_means(points: list[tuple[float, float]], bins: int) -> tuple[list[float], list[float]]:
-    """(bin centres, mean y per bin) over equal-width entropy bins; empty bins are left out."""
+    """(bin centres, mean y per bin) over equal-width entropy bins; bins under MIN_BIN_COUNT points are left out."""
     if not points:
         raise ValueError("no drafted tokens in these records")
     width = (max(x for x, _ in points) or 1.0) / bins
@@ -76,7 +79,8 @@ def _binned_means(points: list[tuple[float, float]], bins: int) -> tuple[list[fl
         b = min(bins - 1, int(x / width))
         sums[b] += y
         counts[b] += 1
-    return [(b + 0.5) * width for b in range(bins) if counts[b]], [sums[b] / counts[b] for b in range(bins) if counts[b]]
+    kept = [b for b in range(bins) if counts[b] >= MIN_BIN_COUNT] or [b for b in range(bins) if counts[b]]
+    return [(b + 0.5) * width for b in kept], [sums[b] / counts[b] for b in kept]
 
 
 def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -> Path:
@@ -146,7 +150,7 @@ def plot_speedups(records: list[dict], out: Path) -> Path:
     table = speedups(records)
     groups = groups_in_order(records) + [AVERAGE]
     methods = [m for m in table if m != TARGET_ONLY]
-    fig, ax = plt.subplots(figsize=(max(6, len(groups) * 1.2), 4))
+    fig, ax = plt.subplots(figsize=(max(6, len(groups) * 1.2) + 3, 4))
     width = 0.8 / max(1, len(methods))
     for i, method in enumerate(methods):
         values = [table[method][g].speedup if g in table[method] else 0 for g in groups]
@@ -154,7 +158,7 @@ def plot_speedups(records: list[dict], out: Path) -> Path:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([x + width * (len(methods) - 1) / 2 for x in range(len(groups))], groups, fontsize=8)
     ax.set_ylabel("speedup over target-only")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(plt, fig, out)
 
 
