@@ -16,8 +16,9 @@ from typing import Iterator
 __all__ = ["ResultLog", "read_records"]
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path | str) -> list[dict]:
     """Every complete record of a results file (a torn last line is ignored)."""
+    path = Path(path)
     return list(_complete_lines(path))[0] if path.exists() else []
 
 
