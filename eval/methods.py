@@ -18,26 +18,18 @@ from typing import Collection, Sequence
 from svip import make_policy
 from svip.adapters.vanilla import GenerationResult, SamplingConfig, SpeculativeEngine
 
-from .metrics import TARGET_ONLY
+from .metrics import HF_PREFIX, TARGET_ONLY, split_method
 
 __all__ = ["HF_PREFIX", "TARGET_ONLY", "MethodRunner", "canonical_method"]
 
-HF_PREFIX = "hf-"
 HF_NATIVE = frozenset({"constant", "heuristic", "confidence"})
-
-
-def _split(method: str) -> tuple[bool, str]:
-    """(is transformers' loop, policy spec)."""
-    if method.startswith(HF_PREFIX):
-        return True, method[len(HF_PREFIX) :]
-    return False, method
 
 
 def canonical_method(method: str) -> str:
     """One spelling per method (``hf-svip`` -> ``hf-svip:h=0.3,gamma=0.15,max=40``); raises on unknown ones."""
     if method == TARGET_ONLY:
         return method
-    hf, spec = _split(method)
+    hf, spec = split_method(method)
     return (HF_PREFIX if hf else "") + make_policy(spec).spec
 
 
@@ -79,7 +71,7 @@ class MethodRunner:
         """Decode ``prompt`` with ``method``; ``reference`` (target-only output) feeds the oracle."""
         if method == TARGET_ONLY:
             return self.engine.generate(prompt, policy=None, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
-        hf, spec = _split(method)
+        hf, spec = split_method(method)
         policy = make_policy(spec, reference=list(reference or []))
         if hf:
             native = policy.name in HF_NATIVE

@@ -14,10 +14,23 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["GroupSpeed", "DraftSummary", "speedups", "draft_summary", "groups_in_order", "methods_in_order"]
+__all__ = ["HF_PREFIX", "TARGET_ONLY", "policy_name", "split_method", "GroupSpeed", "DraftSummary", "speedups", "draft_summary", "groups_in_order", "methods_in_order"]
 
 TARGET_ONLY = "target-only"
+HF_PREFIX = "hf-"  # methods run in transformers' assisted-generation loop
 AVERAGE = "Avg."
+
+
+def split_method(method: str) -> tuple[bool, str]:
+    """(runs in transformers' loop, policy spec) of a method name like ``hf-svip:h=0.3``."""
+    if method.startswith(HF_PREFIX):
+        return True, method[len(HF_PREFIX) :]
+    return False, method
+
+
+def policy_name(method: str) -> str:
+    """``hf-svip:h=0.3`` -> ``svip``: the policy whatever loop runs it."""
+    return split_method(method)[1].partition(":")[0]
 
 
 @dataclass

@@ -21,7 +21,7 @@ from .ablation import expand_grid
 from .datasets import Question, load_questions, per_category
 from .lossless import prefix_match
 from .methods import MethodRunner, canonical_method
-from .metrics import TARGET_ONLY
+from .metrics import TARGET_ONLY, policy_name
 from .prompts import encode_prompt, stop_token_ids
 from .records import ResultLog
 
@@ -58,7 +58,7 @@ class BenchConfig:
         # an unknown policy fails here, before any model is loaded.
         expanded = [m for grid in self.methods for m in expand_grid(grid)]  # "svip:h=0.2|0.3" -> two methods
         self.methods = list(dict.fromkeys(canonical_method(m) for m in expanded))
-        if any(m.removeprefix("hf-").startswith("oracle") for m in self.methods) and self.temperature > 0:
+        if any(policy_name(m) == "oracle" for m in self.methods) and self.temperature > 0:
             raise ValueError("the oracle method is defined for greedy decoding only")
 
     @property

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from .metrics import AVERAGE, TARGET_ONLY, draft_summary, groups_in_order, speedups
+from .metrics import AVERAGE, TARGET_ONLY, draft_summary, groups_in_order, policy_name, speedups, split_method
 
 __all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary"]
 
 _SHORT = {"mt-bench": "MT-Bench", "translation": "Trans.", "summarization": "Sum.", "qa": "QA", "math_reasoning": "Math", "rag": "RAG"}
 
 
-_HF = "hf-"
 _OURS = ("svip", "oracle")  # not baselines: the method itself and its upper bound
 
 
 def _loop(method: str) -> str:
     """Which decoding loop ran the method: transformers' (``hf-``) or the vanilla engine."""
-    return "hf" if method.startswith(_HF) else "vanilla"
-
-
-def _policy_name(method: str) -> str:
-    return method.removeprefix(_HF).partition(":")[0]
+    return "hf" if split_method(method)[0] else "vanilla"
 
 
 def speedup_table(records: list[dict]) -> str:
@@ -33,7 +28,7 @@ def speedup_table(records: list[dict]) -> str:
     groups = groups_in_order(records) + [AVERAGE]
     methods = [m for m in table if m != TARGET_ONLY]
     best_baseline = {
-        loop: max((table[m][AVERAGE].speedup for m in methods if _loop(m) == loop and _policy_name(m) not in _OURS and AVERAGE in table[m]), default=None)
+        loop: max((table[m][AVERAGE].speedup for m in methods if _loop(m) == loop and policy_name(m) not in _OURS and AVERAGE in table[m]), default=None)
         for loop in ("hf", "vanilla")
     }
     width = max([len(m) for m in methods] + [12])
@@ -46,7 +41,7 @@ def speedup_table(records: list[dict]) -> str:
             cells.append(f"{cell.speedup:>9.2f}" if cell else f"{'-':>9}")
         line = f"{method:{width}} " + " ".join(cells)
         best = best_baseline[_loop(method)]
-        if _policy_name(method) == "svip" and best and AVERAGE in table[method]:
+        if policy_name(method) == "svip" and best and AVERAGE in table[method]:
             line += f"  ({table[method][AVERAGE].speedup / best - 1:+.1%} vs best baseline)"
         lines.append(line)
     lines.append("")

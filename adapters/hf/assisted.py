@@ -153,9 +153,9 @@ def _rounds(hook: SvipHook, final_length: int, clock: _ForwardClock) -> list[Rou
             emitted = min(emitted, r.drafted + 1)
         accepted = max(0, min(r.drafted, emitted - 1))
         rounds.append(RoundStats(r.drafted, accepted, emitted, list(r.entropies), r.seconds, per_forward))
-    covered = sum(r.emitted for r in rounds)
-    for _ in range(max(0, clock.calls - len(hook.rounds))):
-        extra = final_length - (hook.rounds[0].start_length if hook.rounds else final_length) - covered
-        rounds.append(RoundStats(0, 0, max(0, min(1, extra)), verify_time=per_forward))
-        covered += rounds[-1].emitted
+    prompt_length = hook.rounds[0].start_length if hook.rounds else final_length
+    remaining = final_length - prompt_length - sum(r.emitted for r in rounds)
+    for _ in range(max(0, clock.calls - len(hook.rounds))):  # target-only steps: one token each while any remain
+        rounds.append(RoundStats(0, 0, 1 if remaining > 0 else 0, verify_time=per_forward))
+        remaining -= rounds[-1].emitted
     return rounds
