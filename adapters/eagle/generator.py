@@ -1,0 +1,244 @@
+"""Drive the patched upstream ``EaModel`` (EAGLE-2) one prompt at a time, on any device.
+
+Upstream's ``eagenerate`` loop is rebuilt here from EAGLE's own building
+blocks (``initialize_tree``, ``tree_decoding``, ``evaluate_posterior``,
+``update_inference_inputs``) for three reasons: it hard-codes nothing about
+CUDA here, it stops exactly at ``max_new_tokens`` / our stop tokens (upstream
+overshoots by up to a tree), and it yields our per-round ``RoundStats`` so
+EAGLE rows land in the same tables as every other method.
+
+Target-only decoding for EAGLE runs uses the *same* base model and KV cache
+(upstream's ``naivegenerate`` loop), so a speedup compares tree decoding with
+plain decoding on identical kernels, and no second copy of the weights is
+loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Collection, Sequence
+
+import torch
+
+from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
+
+from .method import EagleMethod
+
+__all__ = ["EagleSetupError", "EagleGenerator", "eagle_root", "hub_offline_for", "import_eagle"]
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class EagleSetupError(RuntimeError):
+    """The patched EAGLE checkout (or its environment) is missing or unusable."""
+
+
+def eagle_root() -> Path:
+    """``$SVIP_EAGLE_DIR``, else ``third_party/EAGLE`` of this checkout (where ``make eagle-setup`` clones)."""
+    configured = os.environ.get("SVIP_EAGLE_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "third_party" / "EAGLE"
+
+
+def import_eagle(*, require_patch: bool = True):
+    """The upstream modules, from the patched checkout; a clear error if anything is off.
+
+    ``require_patch=False`` admits a pristine checkout (to compare patched with unpatched).
+    """
+    root = eagle_root()
+    if not (root / "eagle" / "model" / "ea_model.py").exists():
+        raise EagleSetupError(f"no EAGLE checkout at {root}: run `make eagle-setup` (or set SVIP_EAGLE_DIR)")
+    if require_patch and "set_svip" not in (root / "eagle" / "model" / "cnets1.py").read_text():
+        raise EagleSetupError(f"{root} is not patched with patches/eagle2-svip.patch: run `make eagle-setup`")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from eagle.model import ea_model, kv_cache, utils
+    except ImportError as error:  # e.g. transformers 5 in this environment
+        raise EagleSetupError(
+            f"cannot import EAGLE from {root} ({error}); run EAGLE methods in its environment: "
+            "third_party/eagle-venv/bin/python (made by `make eagle-setup`)"
+        ) from error
+    return ea_model, kv_cache, utils
+
+
+@contextlib.contextmanager
+def hub_offline_for(*paths: str):
+    """Offline hub while loading local directories.
+
+    Upstream looks for ``pytorch_model.bin`` first and, when a local head has
+    only ``model.safetensors``, asks the hub for it (five retries, ~25 s, then
+    falls back). With every path local, nothing should go to the network.
+    """
+    if not all(Path(p).is_dir() for p in paths):
+        yield
+        return
+    import huggingface_hub.constants as hub
+
+    saved = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = saved
+
+
+class EagleGenerator:
+    """EAGLE-2 (optionally + SVIP) and plain decoding on one loaded ``EaModel``."""
+
+    def __init__(self, base_model: str, head: str, *, dtype: str = "fp32", device: str = "cpu", sampling: SamplingConfig = SamplingConfig()) -> None:
+        ea_model, kv_cache, self._utils = import_eagle()
+        self._init_cache = kv_cache.initialize_past_key_values
+        kwargs: dict = {"torch_dtype": DTYPES[dtype], "low_cpu_mem_usage": True}
+        if device != "cpu":
+            kwargs["device_map"] = device
+        default = EagleMethod()
+        with hub_offline_for(base_model, head):
+            self.model = ea_model.EaModel.from_pretrained(
+                use_eagle3=False, base_model_path=base_model, ea_model_path=head,
+                total_token=default.total, depth=default.depth, top_k=default.top_k, **kwargs,
+            ).eval()
+        self.sampling = sampling
+        self.device = self.model.base_model.model.embed_tokens.weight.device
+        self.vocab_size = self.model.vocab_size
+        self._cache_length = 0
+        self._draft_seconds = 0.0
+        self.levels: list[int] = []  # tree levels grown per draft of the last generate() (SVIP cuts them)
+        upstream_draft = self.model.ea_layer.topK_genrate
+
+        def timed_draft(*args, **kwargs):  # the tree is grown inside upstream helpers; time it where it happens
+            start = time.perf_counter()
+            try:
+                return upstream_draft(*args, **kwargs)
+            finally:
+                self._draft_seconds += time.perf_counter() - start
+                self.levels.append(self.model.ea_layer.svip_levels)
+
+        self.model.ea_layer.topK_genrate = timed_draft
+
+    # -- set-up per request -------------------------------------------------
+    def _configure(self, method: EagleMethod) -> None:
+        layer = self.model.ea_layer
+        if (layer.top_k, layer.depth, layer.total_tokens) != (method.top_k, method.depth, method.total - 1):
+            layer.top_k, layer.depth, layer.total_tokens = method.top_k, method.depth, method.total - 1
+            layer.init_tree()
+        layer.set_svip(method.h, method.gamma, method.variant)
+
+    def _cache(self, needed: int):
+        if needed > self._cache_length:
+            self._cache_length = max(2048, needed)
+            self.model.past_key_values, self.model.past_key_values_data, self.model.current_length_data = self._init_cache(
+                self.model.base_model, max_length=self._cache_length
+            )
+        self.model.current_length_data.zero_()
+        return self.model.past_key_values
+
+    def _logits_processor(self):
+        if self.sampling.greedy:
+            return None
+        return self._utils.prepare_logits_processor(temperature=self.sampling.temperature, top_p=self.sampling.top_p if self.sampling.top_p < 1 else 0.0)
+
+    def _start(self, prompt: Sequence[int], max_new_tokens: int, seed: int | None, tree_nodes: int):
+        if len(prompt) == 0:
+            raise ValueError("empty prompt: give at least one token")
+        if min(prompt) < 0 or max(prompt) >= self.vocab_size:
+            raise ValueError(f"prompt holds token ids outside the vocabulary [0, {self.vocab_size})")
+        if seed is not None:
+            torch.manual_seed(seed)  # upstream samples with torch's and Python's global generators
+            random.seed(seed)
+        self.model.ea_layer.reset_kv()
+        self._utils.reset_tree_mode(self.model)
+        self._draft_seconds = 0.0
+        self.levels = []
+        past = self._cache(len(prompt) + max_new_tokens + tree_nodes + 16)
+        return torch.tensor([list(prompt)], dtype=torch.long, device=self.device), past
+
+    # -- decoding -----------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: Sequence[int],
+        method: EagleMethod | None,
+        *,
+        max_new_tokens: int,
+        stop_tokens: Collection[int] = (),
+        seed: int | None = None,
+    ) -> GenerationResult:
+        """EAGLE-2 tree decoding under ``method``; ``None`` decodes target-only on the same base model."""
+        stops = frozenset(int(t) for t in stop_tokens)
+        if method is None:
+            return self._target_only(prompt, max_new_tokens, stops, seed)
+        self._configure(method)
+        u = self._utils
+        input_ids, past = self._start(prompt, max_new_tokens, seed, method.total)
+        processor = self._logits_processor()
+        padding = torch.full((1, 1), -1, dtype=torch.long, device=self.device)
+        start = time.perf_counter()
+        draft_tokens, retrieve_indices, tree_mask, tree_position_ids, _, _, token = u.initialize_tree(input_ids, self.model, past, processor)
+        tokens = [int(token)]
+        prefill = time.perf_counter() - start
+        rounds = [RoundStats(drafted=0, accepted=0, emitted=1, draft_time=self._draft_seconds, verify_time=prefill - self._draft_seconds)]
+        new_token = 0
+        while not _finished(tokens, stops, max_new_tokens):
+            self._draft_seconds = 0.0
+            verify_start = time.perf_counter()
+            self.model.base_model.model.tree_mask = tree_mask
+            drafted = int(draft_tokens.shape[1]) - 1
+            logits, hidden_state_new, _ = u.tree_decoding(self.model, draft_tokens.to(self.device), past, tree_position_ids, input_ids, retrieve_indices)
+            candidates = torch.cat((draft_tokens, padding), dim=1)[0, retrieve_indices]
+            best, accept_length, sample_p = u.evaluate_posterior(logits, candidates, processor)
+            verify_seconds = time.perf_counter() - verify_start
+            accepted = int(accept_length)
+            input_ids, draft_tokens, retrieve_indices, tree_mask, tree_position_ids, new_token, _, token = u.update_inference_inputs(
+                input_ids, candidates, best, accept_length, retrieve_indices, processor, new_token,
+                self.model.past_key_values_data, self.model.current_length_data, self.model, hidden_state_new, sample_p,
+            )
+            emitted = _clip(input_ids[0, input_ids.shape[1] - accepted :].tolist() + [int(token)], stops, max_new_tokens - len(tokens))
+            tokens.extend(emitted)
+            rounds.append(RoundStats(drafted, accepted, len(emitted), draft_time=self._draft_seconds, verify_time=verify_seconds))
+        wall = time.perf_counter() - start
+        return GenerationResult(len(prompt), tokens, rounds, wall, method.spec, _stopped_by(tokens, stops))
+
+    def _target_only(self, prompt, max_new_tokens, stops, seed) -> GenerationResult:
+        """Upstream's ``naivegenerate``: one token per forward, same base model and cache."""
+        input_ids, past = self._start(prompt, max_new_tokens, seed, 0)
+        processor = self._logits_processor()
+        base = self.model.base_model
+        tokens, rounds = [], []
+        start = time.perf_counter()
+        outputs = base(input_ids, past_key_values=past, use_cache=True)
+        while True:
+            logits = outputs.logits[:, -1]
+            if processor is None:
+                token = int(logits.argmax(dim=-1))
+            else:
+                token = int(torch.multinomial(torch.softmax(processor(None, logits), dim=-1), 1))
+            tokens.append(token)
+            rounds.append(RoundStats(drafted=0, accepted=0, emitted=1))
+            if _finished(tokens, stops, max_new_tokens):
+                break
+            outputs = base(torch.tensor([[token]], device=self.device), past_key_values=past, use_cache=True)
+        wall = time.perf_counter() - start
+        for r in rounds:
+            r.verify_time = wall / len(rounds)
+        return GenerationResult(len(prompt), tokens, rounds, wall, "target-only", _stopped_by(tokens, stops))
+
+
+def _finished(tokens: list[int], stops: frozenset[int], limit: int) -> bool:
+    return len(tokens) >= limit or (bool(tokens) and tokens[-1] in stops)
+
+
+def _stopped_by(tokens: list[int], stops: frozenset[int]) -> str:
+    return "eos" if tokens and tokens[-1] in stops else "max_new_tokens"
+
+
+def _clip(tokens: list[int], stops: frozenset[int], limit: int) -> list[int]:
+    """Cut after the first stop token and to at most ``limit`` tokens."""
+    for i, token in enumerate(tokens[:limit]):
+        if token in stops:
+            return tokens[: i + 1]
+    return tokens[:limit]
