@@ -6,10 +6,10 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run bench report tables test test-fast lossless-qwen baseline \
-	bench-qwen ablation bench-lengths
+	bench-qwen ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
 
 install:  ## CPU torch wheel + this package (editable) with test extras
 	$(PYTHON) -m pip install -q torch==2.13.0
@@ -67,3 +67,27 @@ lossless-qwen: models  ## greedy losslessness on the Qwen2.5-Coder pair (fp32; ~
 
 baseline: models-default  ## target-only speed: our loop vs transformers generate(), same run
 	$(SVIP) baseline --target smollm2-135m --dtype bf16 --max-new-tokens 64 --repeats 2
+
+# --- EAGLE-2 (+SVIP): the pinned upstream repo, patched, in its own venv (its pins clash with ours) ---
+EAGLE_PRESET ?= eagle2-smollm2-cpu
+include eval/configs/$(EAGLE_PRESET).mk
+EAGLE_VENV := third_party/eagle-venv
+EAGLE_PY   := $(EAGLE_VENV)/bin/python
+
+eagle-setup:  ## clone SafeAILab/EAGLE at the pin (EAGLE_REPO=... for a local mirror), apply patches/eagle2-svip.patch, make its venv
+	$(PYTHON) -m svip.adapters.eagle.upstream $(if $(EAGLE_REPO),--repo $(EAGLE_REPO))
+	test -x $(EAGLE_PY) || $(PYTHON) -m venv $(EAGLE_VENV)
+	$(EAGLE_PY) -m pip install -q -r adapters/eagle/requirements.txt
+	$(EAGLE_PY) -m pip install -q --no-deps -e .
+
+eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE head from scratch (self-distilled; ~40 min on 2 cores)
+	$(EAGLE_PY) -m svip.adapters.eagle.train_head $$($(PYTHON) -m svip.adapters.eagle.export smollm2-135m) \
+		adapters/eagle/heads/smollm2-135m --prompts 400 --max-new-tokens 96 --epochs 4
+
+eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-default)  ## EAGLE-2 vs EAGLE-2+SVIP, Table 4 layout (EAGLE_PRESET=eagle2-vicuna-7b on a GPU)
+	$(EAGLE_PY) -m svip.eval.cli bench --run-dir $(EAGLE_RUN_DIR) --target $(EAGLE_BASE_MODEL) --eagle-head $(EAGLE_HEAD) \
+		--questions eagle $(EAGLE_FLAGS) --methods $(EAGLE_METHODS)
+	$(EAGLE_PY) -m svip.eval.cli report $(EAGLE_RUN_DIR)
+
+eagle-report:  ## the EAGLE tables again from a stored run, no models
+	$(SVIP) report $(EAGLE_RUN_DIR)

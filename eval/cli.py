@@ -149,10 +149,11 @@ def cmd_bench(args) -> int:
     from svip.eval.tables import draft_table, speedup_table
 
     config = BenchConfig(
-        target=args.target, draft=args.draft, draft_layers=args.draft_layers, dtype=args.dtype, device=args.device,
+        target=args.target, draft=None if args.eagle_head else args.draft, draft_layers=args.draft_layers, dtype=args.dtype, device=args.device,
         questions=args.questions, per_category=args.per_category, shortest=args.shortest,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         raw=args.raw, template=args.template, multi_turn=args.multi_turn, methods=args.methods,
+        eagle_head=args.eagle_head,
     )
     log = run_bench(config, Path(args.run_dir))
     records = read_records(log.path)
@@ -188,7 +189,7 @@ def cmd_report(args) -> int:
 
     from svip.eval.ablation import ablation_table
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
-    from svip.eval.tables import cross_entropy_summary, draft_table, length_table, speedup_table, time_table
+    from svip.eval.tables import cross_entropy_summary, draft_table, eagle_table, length_table, speedup_table, time_table
 
     runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
     for run_dir, records, config in runs:
@@ -207,6 +208,10 @@ def cmd_report(args) -> int:
         print(draft_table(records))
         print()
         print(time_table(records))
+        eagle = eagle_table(records)
+        if eagle:
+            print()
+            print(eagle)
         summary = cross_entropy_summary(records)
         if summary:
             print(summary)
@@ -297,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--top-p", type=float, default=1.0)
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--multi-turn", action="store_true", help="run every turn of multi-turn questions (MT-Bench: 2), each after the method's own answer")
+    bench.add_argument("--eagle-head", default=None, metavar="DIR_OR_HUB_ID",
+                       help="EAGLE-1/2 head for methods eagle2[:total=60,depth=7,top_k=10] and eagle2-svip[:h=0.3,gamma=0.15,variant=min|weighted|top]; "
+                       "runs the patched upstream EaModel (make eagle-setup; its venv), and target-only on the same base model. "
+                       "Shipped: adapters/eagle/heads/smollm2-135m")
     _add_prompt_args(bench)
     bench.set_defaults(func=cmd_bench)
 

@@ -6,6 +6,8 @@
   ``hf-constant:k=5``, ``hf-heuristic:k0=5`` and ``hf-confidence:p_min=0.4``
   use transformers' own schedules; any other (``hf-svip``) runs our policy
   through ``svip.adapters.hf.enable``.
+- ``eagle2[:...]`` / ``eagle2-svip[:...]``  -- the patched upstream EAGLE-2 (``svip.adapters.eagle``);
+  in such a run ``target-only`` decodes on EAGLE's own base model.
 
 Every kind returns the vanilla engine's ``GenerationResult``, so records,
 tables and plots treat all methods alike.
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import Collection, Sequence
 
 from svip import make_policy
+from svip.adapters.eagle import EagleMethod, is_eagle_method
 from svip.adapters.vanilla import GenerationResult, SamplingConfig, SpeculativeEngine
 
 from .metrics import HF_PREFIX, TARGET_ONLY, split_method
@@ -29,6 +32,8 @@ def canonical_method(method: str) -> str:
     """One spelling per method (``hf-svip`` -> ``hf-svip:h=0.3,gamma=0.15,max=40``); raises on unknown ones."""
     if method == TARGET_ONLY:
         return method
+    if is_eagle_method(method):
+        return EagleMethod.parse(method).spec
     hf, spec = split_method(method)
     return (HF_PREFIX if hf else "") + make_policy(spec).spec
 
@@ -40,6 +45,7 @@ class MethodRunner:
         self.engine = SpeculativeEngine(target, draft, sampling=sampling, record_cross_entropy=record_cross_entropy)
         self._target, self._draft, self._sampling = target, draft, sampling
         self._assisted = None
+        self._eagle = None
 
     @classmethod
     def around(cls, engine: SpeculativeEngine) -> "MethodRunner":
@@ -47,6 +53,15 @@ class MethodRunner:
         runner = cls.__new__(cls)
         runner.engine, runner._target, runner._draft, runner._sampling = engine, None, None, engine.sampling
         runner._assisted = None
+        runner._eagle = None
+        return runner
+
+    @classmethod
+    def for_eagle(cls, generator) -> "MethodRunner":
+        """``target-only`` and ``eagle2*`` methods, all on one ``EagleGenerator``."""
+        runner = cls.__new__(cls)
+        runner.engine, runner._target, runner._draft, runner._sampling = None, None, None, generator.sampling
+        runner._assisted, runner._eagle = None, generator
         return runner
 
     def _assisted_generator(self):
@@ -69,6 +84,13 @@ class MethodRunner:
         reference: Sequence[int] | None = None,
     ) -> GenerationResult:
         """Decode ``prompt`` with ``method``; ``reference`` (target-only output) feeds the oracle."""
+        if self._eagle is not None:
+            if method != TARGET_ONLY and not is_eagle_method(method):
+                raise ValueError(f"this runner drives EAGLE only; {method!r} needs the vanilla engine (a run without --eagle-head)")
+            eagle = None if method == TARGET_ONLY else EagleMethod.parse(method)
+            return self._eagle.generate(prompt, eagle, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
+        if is_eagle_method(method):
+            raise ValueError(f"{method} runs on EAGLE's EaModel: give the run an EAGLE head (--eagle-head)")
         if method == TARGET_ONLY:
             return self.engine.generate(prompt, policy=None, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
         hf, spec = split_method(method)

@@ -66,6 +66,6 @@ def matching_table(questions: str, temperature: float) -> int | None:
     """The paper table a run's setting corresponds to (models aside), or None."""
     if questions in ("spec-bench", "svip-spec-bench"):
         return 1 if temperature == 0 else 5
-    if questions.startswith("eagle-"):
+    if questions == "eagle" or questions.startswith("eagle-"):
         return 4
     return None

@@ -20,6 +20,8 @@ from svip.adapters.vanilla import SamplingConfig
 from .ablation import expand_grid
 from .datasets import Question, load_questions, per_category
 from .lossless import prefix_match
+from svip.adapters.eagle import is_eagle_method
+
 from .methods import MethodRunner, canonical_method
 from .metrics import TARGET_ONLY, policy_name
 from .prompts import encode_prompt, stop_token_ids
@@ -51,6 +53,7 @@ class BenchConfig:
     template: str | None = None  # fschat conversation template (vicuna_v1.1, llama-2); None: the model's own
     multi_turn: bool = False  # run every turn (MT-Bench has 2), each on the method's own earlier answers
     cross_entropy: bool = True  # store H(q, p) per drafted token (Figure 3); timed apart, not in wall_time
+    eagle_head: str | None = None  # EAGLE-1/2 head (dir or hub id): eagle2* methods on the patched upstream EaModel
     methods: list[str] = field(default_factory=lambda: ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15"])
 
     def __post_init__(self) -> None:
@@ -60,6 +63,12 @@ class BenchConfig:
         self.methods = list(dict.fromkeys(canonical_method(m) for m in expanded))
         if any(policy_name(m) == "oracle" for m in self.methods) and self.temperature > 0:
             raise ValueError("the oracle method is defined for greedy decoding only")
+        eagle = [m for m in self.methods if is_eagle_method(m)]
+        if eagle and not self.eagle_head:
+            raise ValueError(f"{eagle[0]} needs an EAGLE head (--eagle-head DIR_OR_HUB_ID)")
+        if self.eagle_head and len(eagle) < len([m for m in self.methods if m != TARGET_ONLY]):
+            # target-only runs on EAGLE's own base model there: other methods belong in a run of their own
+            raise ValueError("a run with --eagle-head takes only eagle2 / eagle2-svip methods")
 
     @property
     def all_methods(self) -> list[str]:
@@ -154,9 +163,23 @@ def _reference_turns(record: dict | None) -> list[list[int]] | None:
     return record.get("turn_tokens") or [record["tokens"]]
 
 
+def _load_eagle(config: BenchConfig):
+    """(None, EagleGenerator, tokenizer): EAGLE runs decode target-only on EaModel's own base model."""
+    from svip.adapters.eagle.export import eagle_base
+    from svip.adapters.eagle.generator import EagleGenerator
+
+    from .loading import load_tokenizer
+
+    base = eagle_base(config.target)
+    sampling = SamplingConfig(config.temperature, config.top_p)
+    return None, EagleGenerator(base, config.eagle_head, dtype=config.dtype, device=config.device, sampling=sampling), load_tokenizer(base)
+
+
 def _load_models(config: BenchConfig):
     from .loading import Placement, check_same_tokenizer, load_model, load_tokenizer
 
+    if config.eagle_head:
+        return _load_eagle(config)
     tokenizer = load_tokenizer(config.target)
     target = load_model(config.target, Placement(config.device, config.dtype))
     draft = None
@@ -205,9 +228,13 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
     if not todo:
         return log
     target, draft, tokenizer = models if models is not None else _load_models(config)
-    if draft is None and len(methods) > 1:
+    sampling = SamplingConfig(config.temperature, config.top_p)
+    if config.eagle_head:
+        runner = MethodRunner.for_eagle(draft)  # (None, generator, tokenizer) from _load_eagle
+    elif draft is None and len(methods) > 1:
         raise ValueError("speculative methods need a draft model")
-    runner = MethodRunner(target, draft, SamplingConfig(config.temperature, config.top_p), record_cross_entropy=config.cross_entropy)
+    else:
+        runner = MethodRunner(target, draft, sampling, record_cross_entropy=config.cross_entropy)
     run_question = _QuestionRunner(runner, tokenizer, config, stop_token_ids(tokenizer, target))
     for question in questions:  # fail on a bad prompt (template, context) before any long run
         run_question.encode(question, 0, [])

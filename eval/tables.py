@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .metrics import AVERAGE, TARGET_ONLY, draft_summary, groups_in_order, policy_name, speedups, split_method
 
-__all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary"]
+__all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary", "eagle_table"]
 
-_SHORT = {"mt-bench": "MT-Bench", "translation": "Trans.", "summarization": "Sum.", "qa": "QA", "math_reasoning": "Math", "rag": "RAG"}
+_SHORT = {"mt-bench": "MT-Bench", "translation": "Trans.", "summarization": "Sum.", "qa": "QA", "math_reasoning": "Math", "rag": "RAG",
+          "h-eval": "H-Eval", "gsm8k": "GSM8K", "cnn/dm": "CNN/DM"}
 
 
 _OURS = ("svip", "oracle")  # not baselines: the method itself and its upper bound
@@ -111,3 +112,42 @@ def cross_entropy_summary(records: list[dict]) -> str | None:
     pick = lambda q: ratios[int(q * (len(ratios) - 1))]  # noqa: E731
     return (f"H(q,p)/H(q) over {len(ratios)} drafted tokens of {method} (H(q) > {MIN_ENTROPY} nats): "
             f"median {pick(0.5):.2f}, 10-90% [{pick(0.1):.2f}, {pick(0.9):.2f}], 25-75% [{pick(0.25):.2f}, {pick(0.75):.2f}]")
+
+
+def eagle_table(records: list[dict]) -> str | None:
+    """Table 4 layout for EAGLE-2 runs: speedup and mean accepted length (tau) per column.
+
+    tau = new tokens per target forward (the prefill forward included). Each
+    ``eagle2-svip`` row is compared with the ``eagle2`` row of the same tree
+    (total, depth, top_k), so the gain is SVIP's alone.
+    """
+    from svip.adapters.eagle import EagleMethod, is_eagle_method
+
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if is_eagle_method(m)]
+    if not methods:
+        return None
+    table = speedups(records)
+    groups = groups_in_order(records) + [AVERAGE]
+    width = max(len(m) for m in methods)
+    header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:11]:>11}" for g in groups)
+    lines = ["EAGLE-2 (Table 4 layout): speedup (tau) per column", header, "-" * len(header)]
+    plain = {}
+    for method in methods:
+        parsed = EagleMethod.parse(method)
+        if not parsed.svip:
+            plain[(parsed.total, parsed.depth, parsed.top_k)] = method
+    for method in methods:
+        cells = []
+        for group in groups:
+            rows = [r for r in records if r["method"] == method and (group == AVERAGE or r["group"] == group)]
+            rounds = sum(len(r["accept_lengths"]) for r in rows)
+            tau = sum(r["new_tokens"] for r in rows) / rounds if rounds else float("nan")
+            cell = table.get(method, {}).get(group)
+            cells.append(f"{f'{cell.speedup:.2f} ({tau:.2f})' if cell else '-':>11}")
+        line = f"{method:{width}} " + " ".join(cells)
+        parsed = EagleMethod.parse(method)
+        base = plain.get((parsed.total, parsed.depth, parsed.top_k))
+        if parsed.svip and base and AVERAGE in table.get(base, {}) and AVERAGE in table.get(method, {}):
+            line += f"  ({table[method][AVERAGE].speedup / table[base][AVERAGE].speedup - 1:+.1%} vs eagle2, same tree)"
+        lines.append(line)
+    return "\n".join(lines)

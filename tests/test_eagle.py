@@ -1,0 +1,228 @@
+"""EAGLE-2 + SVIP: method strings, the base-model export, the pin and patch, the harness wiring,
+and -- where the patched checkout and its venv exist (``make eagle-setup``) -- real EAGLE runs.
+
+The integration tests run EAGLE in its own venv as a subprocess (``svip.adapters.eagle.check``)
+and skip with the reason printed when the checkout or the venv is missing (e.g. in CI, which
+cannot reach GitHub).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from svip.adapters.eagle import EagleMethod, is_eagle_method
+from svip.adapters.eagle.export import export_base, safetensors_names
+from svip.adapters.eagle.train_prompts import build_prompts
+from svip.adapters.eagle.upstream import PATCH, read_pin
+from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
+from svip.eval.datasets import BUILTIN_SETS, EAGLE_SETS, load_questions
+from svip.eval.methods import MethodRunner, canonical_method
+from svip.eval.runner import BenchConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+EAGLE_DIR = Path(os.environ.get("SVIP_EAGLE_DIR", ROOT / "third_party" / "EAGLE"))
+EAGLE_PY = ROOT / "third_party" / "eagle-venv" / "bin" / "python"
+HEAD = ROOT / "adapters" / "eagle" / "heads" / "smollm2-135m"
+
+
+# -- method strings -------------------------------------------------------------------------------
+def test_method_strings_round_trip_and_default_to_upstream_tree():
+    assert EagleMethod.parse("eagle2") == EagleMethod(total=60, depth=7, top_k=10, h=None)
+    svip = EagleMethod.parse("eagle2-svip:variant=weighted,total=20")
+    assert (svip.h, svip.gamma, svip.variant, svip.total) == (0.3, 0.15, "weighted", 20)
+    for method in ("eagle2", "eagle2:depth=3", "eagle2-svip", "eagle2-svip:h=0.2,gamma=0.1,variant=top,total=20,depth=4,top_k=5"):
+        parsed = EagleMethod.parse(method)
+        assert EagleMethod.parse(parsed.spec) == parsed
+    assert canonical_method("eagle2-svip") == "eagle2-svip:h=0.3,gamma=0.15,variant=min,total=60,depth=7,top_k=10"
+    assert is_eagle_method("eagle2:total=20") and not is_eagle_method("svip") and not is_eagle_method("eagle3")
+
+
+@pytest.mark.parametrize(
+    "method, message",
+    [
+        ("eagle2:h=0.3", "unknown parameter 'h'"),
+        ("eagle2-svip:variant=mean", "variant must be one of"),
+        ("eagle2:total=ten", "total must be an integer"),
+        ("eagle2:top_k=60", "top_k must be an integer in"),
+        ("eagle2-svip:gamma=0", "gamma > 0"),
+        ("eagle2:depth", "expected key=value"),
+    ],
+)
+def test_bad_method_strings_are_refused_with_the_reason(method, message):
+    with pytest.raises(ValueError, match=message):
+        EagleMethod.parse(method)
+
+
+def test_bench_config_needs_a_head_and_keeps_eagle_runs_separate():
+    with pytest.raises(ValueError, match="needs an EAGLE head"):
+        BenchConfig(methods=["eagle2"])
+    with pytest.raises(ValueError, match="only eagle2"):
+        BenchConfig(methods=["eagle2", "svip"], eagle_head="head", draft=None)
+    config = BenchConfig(methods=["eagle2", "eagle2-svip:variant=top"], eagle_head="head", draft=None, questions="eagle")
+    assert config.all_methods[0] == "target-only" and len(config.methods) == 2
+
+
+# -- harness wiring without EAGLE -----------------------------------------------------------------
+class _FakeEagle:
+    """Stands in for EagleGenerator: records what the runner asked for."""
+
+    sampling = SamplingConfig()
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompt, method, *, max_new_tokens, stop_tokens, seed):
+        self.calls.append((method, max_new_tokens))
+        return GenerationResult(len(prompt), [1] * max_new_tokens, [RoundStats(0, 0, max_new_tokens)], 0.1, "x", "max_new_tokens")
+
+
+def test_runner_sends_target_only_and_eagle_methods_to_the_eagle_generator():
+    fake = _FakeEagle()
+    runner = MethodRunner.for_eagle(fake)
+    runner.run("target-only", [5, 6], max_new_tokens=3, stop_tokens=set(), seed=0)
+    runner.run("eagle2-svip:total=20", [5, 6], max_new_tokens=4, stop_tokens=set(), seed=0)
+    assert fake.calls[0] == (None, 3)
+    assert fake.calls[1][0] == EagleMethod(total=20, h=0.3) and fake.calls[1][1] == 4
+    with pytest.raises(ValueError, match="drives EAGLE only"):
+        runner.run("svip", [5], max_new_tokens=2, stop_tokens=set(), seed=0)
+
+
+def test_eagle_question_sets_form_one_run_with_a_column_per_set():
+    questions = load_questions("eagle")
+    parts = {name: load_questions(f"eagle-{name}") for name in EAGLE_SETS}
+    assert len(questions) == sum(len(p) for p in parts.values())
+    assert len({q.question_id for q in questions}) == len(questions)
+    assert [g for g in dict.fromkeys(q.group for q in questions)] == list(EAGLE_SETS.values())
+
+
+# -- export and training prompts ------------------------------------------------------------------
+def test_export_writes_what_transformers_4_and_eagle_read(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    source = tmp_path / "prepared"
+    source.mkdir()
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "dtype": "float32", "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
+    (source / "config.json").write_text(json.dumps(config))
+    save_file({"model.embed_tokens.weight": torch.zeros(4, 2), "model.norm.weight": torch.ones(2)}, str(source / "model.safetensors"))
+    vocab = {"a": 0, "b": 1, "ab": 2, "<|im_end|>": 3}
+    tokenizer = {"model": {"type": "BPE", "vocab": vocab, "merges": [["a", "b"]]}, "added_tokens": [{"id": 3, "content": "<|im_end|>", "lstrip": False, "rstrip": False, "normalized": False, "single_word": False, "special": True}]}
+    (source / "tokenizer.json").write_text(json.dumps(tokenizer))
+    (source / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>", "tokenizer_class": "TokenizersBackend"}))
+    out = export_base(source, tmp_path / "eagle")
+    exported = json.loads((out / "config.json").read_text())
+    assert exported["rope_theta"] == 100000.0 and "rope_parameters" not in exported and exported["torch_dtype"] == "float32"
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert index["weight_map"] == {"model.embed_tokens.weight": "model.safetensors", "model.norm.weight": "model.safetensors"}
+    assert safetensors_names(out / "model.safetensors") == ["model.embed_tokens.weight", "model.norm.weight"]
+    assert json.loads((out / "vocab.json").read_text()) == vocab
+    assert (out / "merges.txt").read_text().splitlines() == ["#version: 0.2", "a b"]
+    assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "GPT2Tokenizer"
+    assert export_base(source, tmp_path / "eagle") == out  # idempotent
+
+
+def test_training_prompts_are_disjoint_from_every_eval_set_and_deterministic():
+    eval_turns = {t for name in BUILTIN_SETS for q in load_questions(name) for t in q.turns}
+    prompts = build_prompts(400, seed=0)
+    assert len(set(prompts)) == 400 and not set(prompts) & eval_turns
+    assert build_prompts(400, seed=0) == prompts
+    assert build_prompts(5, exclude={prompts[0]}, seed=0)[0] != prompts[0]
+    with pytest.raises(ValueError, match="distinct training prompts"):
+        build_prompts(10**6)
+
+
+def test_shipped_head_is_in_upstream_format():
+    if not HEAD.exists():
+        pytest.skip(f"no shipped head at {HEAD}")
+    config = json.loads((HEAD / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1 and config["bias"] is True
+    names = safetensors_names(HEAD / "model.safetensors")
+    assert "fc.weight" in names and "layers.0.self_attn.q_proj.weight" in names
+    assert not any(n.startswith("embed_tokens") for n in names)  # EaModel takes the base model's embedding
+    assert (HEAD / "model.safetensors").stat().st_size < 20 * 2**20  # fp16, small enough to ship
+
+
+# -- pin and patch --------------------------------------------------------------------------------
+def test_pin_names_the_repository_and_a_full_commit():
+    pin = read_pin()
+    assert pin["repo"].endswith("SafeAILab/EAGLE") and len(pin["commit"]) == 40
+    int(pin["commit"], 16)
+
+
+def _require_checkout() -> None:
+    if not (EAGLE_DIR / ".git").exists():
+        pytest.skip(f"no EAGLE checkout at {EAGLE_DIR} (make eagle-setup; needs the repository or EAGLE_REPO=mirror)")
+
+
+def _pristine_clone(tmp_path: Path) -> Path:
+    clone = tmp_path / "EAGLE-pristine"
+    subprocess.run(["git", "clone", "-q", "--no-checkout", str(EAGLE_DIR), str(clone)], check=True)
+    subprocess.run(["git", "sparse-checkout", "set", "--no-cone", "/eagle/"], cwd=clone, check=True)
+    subprocess.run(["git", "checkout", "-q", read_pin()["commit"]], cwd=clone, check=True)
+    return clone
+
+
+def test_patch_applies_to_the_pinned_commit_and_only_adds_lines(tmp_path):
+    _require_checkout()
+    clone = _pristine_clone(tmp_path)
+    check = subprocess.run(["git", "apply", "--check", "--verbose", str(PATCH)], cwd=clone, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    stat = subprocess.run(["git", "apply", "--numstat", str(PATCH)], cwd=clone, capture_output=True, text=True, check=True).stdout.split()
+    assert stat[1] == "0" and stat[2] == "eagle/model/cnets1.py"  # 0 deleted lines: upstream code is untouched
+
+
+# -- real EAGLE runs (EAGLE's venv) ---------------------------------------------------------------
+def _check(env_dir: Path, *args: str) -> list[dict]:
+    if not EAGLE_PY.exists():
+        pytest.skip(f"no EAGLE venv at {EAGLE_PY} (make eagle-setup)")
+    if not HEAD.exists():
+        pytest.skip(f"no EAGLE head at {HEAD}")
+    env = {**os.environ, "SVIP_EAGLE_DIR": str(env_dir), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([str(EAGLE_PY), "-m", "svip.adapters.eagle.check", "--head", str(HEAD), *args], capture_output=True, text=True, env=env, cwd="/")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_patched_eagle_with_svip_off_matches_unpatched_upstream(tmp_path):
+    _require_checkout()
+    pristine = _pristine_clone(tmp_path)
+    args = ("--upstream", "--per-category", "1", "--max-new-tokens", "24")
+    upstream, patched = _check(pristine, *args), _check(EAGLE_DIR, *args)
+    assert len(upstream) == 5
+    assert upstream == patched  # same tokens and the same number of rounds, prompt by prompt
+
+
+@pytest.mark.slow
+def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_tokenizer):
+    _require_checkout()
+    methods = ["target-only", "eagle2", "eagle2-svip", "eagle2-svip:variant=weighted", "eagle2-svip:variant=top,total=20,depth=4,top_k=5"]
+    rows = _check(EAGLE_DIR, "--per-category", "1", "--max-new-tokens", "32", "--methods", *methods)
+    by_question: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    assert len(by_question) == 5
+    from svip.adapters.vanilla import SpeculativeEngine
+
+    engine = SpeculativeEngine(smol_target)  # transformers 5 in this process: an independent implementation
+    cut = False
+    for question_id, runs in by_question.items():
+        reference = runs["target-only"]["tokens"]
+        for method in methods[1:]:
+            run = runs[method]
+            assert run["tokens"] == reference, (question_id, method)
+            assert sum(run["emitted"]) == len(run["tokens"])
+            assert all(0 <= a <= d for a, d in zip(run["accepted"], run["drafted"]))
+        assert all(level == 8 for level in runs["eagle2"]["levels"])  # upstream tree: root + depth 7, every round
+        cut |= any(level < 8 for level in runs["eagle2-svip"]["levels"])
+        question = next(q for q in load_questions("eagle") if q.question_id == question_id)
+        prompt = smol_tokenizer.apply_chat_template([{"role": "user", "content": question.turns[0]}], add_generation_prompt=True)
+        ours = engine.generate(prompt, max_new_tokens=32, stop_tokens={smol_tokenizer.eos_token_id}).tokens
+        assert ours == reference, question_id  # EAGLE's base model decodes like transformers' Llama
+    assert cut, "SVIP never cut a tree: the entropy stop is not reaching EAGLE"
