@@ -23,6 +23,7 @@ from svip.adapters.eagle.upstream import PATCH, read_pin
 from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
 from svip.eval.datasets import BUILTIN_SETS, EAGLE_SETS, load_questions
 from svip.eval.methods import MethodRunner, canonical_method
+from svip.eval.prompts import encode_prompt
 from svip.eval.runner import BenchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +223,72 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
         assert all(level == 8 for level in runs["eagle2"]["levels"])  # upstream tree: root + depth 7, every round
         cut |= any(level < 8 for level in runs["eagle2-svip"]["levels"])
         question = next(q for q in load_questions("eagle") if q.question_id == question_id)
-        prompt = smol_tokenizer.apply_chat_template([{"role": "user", "content": question.turns[0]}], add_generation_prompt=True)
+        prompt = encode_prompt(smol_tokenizer, question.turns[0])
         ours = engine.generate(prompt, max_new_tokens=32, stop_tokens={smol_tokenizer.eos_token_id}).tokens
         assert ours == reference, question_id  # EAGLE's base model decodes like transformers' Llama
     assert cut, "SVIP never cut a tree: the entropy stop is not reaching EAGLE"
+
+
+# -- the patched tree drafter itself (imports in this environment; tiny random head) ----------------
+def _tiny_tree_drafter(total: int = 20, depth: int = 4, top_k: int = 4):
+    _require_checkout()
+    import torch
+
+    sys.path.insert(0, str(EAGLE_DIR))
+    try:
+        from eagle.model.cnets1 import Model
+        from eagle.model.configs import EConfig
+    finally:
+        sys.path.remove(str(EAGLE_DIR))
+    if not hasattr(Model, "set_svip"):
+        pytest.skip(f"{EAGLE_DIR} is not patched (make eagle-setup)")
+    torch.manual_seed(0)
+    config = EConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2,
+                     num_hidden_layers=1, max_position_embeddings=256, pad_token_id=0)
+    config.rope_scaling = None  # transformers 5 fills in a RoPE dict that this 4.x-era class reads as scaling
+    model = Model(config, total_tokens=total, depth=depth, top_k=top_k).eval()
+    model.init_tree()
+    head = torch.nn.Linear(32, 64, bias=False)
+    return model, head
+
+
+def _grow(model, head):
+    import torch
+
+    model.reset_kv()
+    hidden = torch.randn(1, 6, 32)
+    ids = torch.randint(1, 64, (1, 7))
+    draft_tokens, retrieve_indices, tree_mask, positions = model.topK_genrate(hidden, ids, head, None)
+    return draft_tokens.shape[1], model.svip_levels, int(positions.max())
+
+
+def test_patched_tree_is_upstream_sized_with_svip_off_and_cut_by_the_entropy_bound():
+    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4)
+    assert _grow(model, head)[:2] == (20, 5)  # svip off: root + 19 nodes chosen from all 4 levels grown
+    model.set_svip(h=0.0)  # sqrt(gamma*H) > 0 for any H > 0: stop after the root's children
+    nodes, levels, deepest = _grow(model, head)
+    assert (nodes, levels, deepest) == (5, 1, 1)  # root + top_k children, total clamped to what was scored
+    model.set_svip(h=100.0)  # never stops
+    assert _grow(model, head)[:2] == (20, 5)
+    model.set_svip(None)
+    assert _grow(model, head)[:2] == (20, 5)
+    with pytest.raises(ValueError, match="variant"):
+        model.set_svip(0.3, variant="mean")
+
+
+def test_tree_stop_variants_read_the_frontier_as_documented():
+    import torch
+
+    model, _ = _tiny_tree_drafter()
+    sharp = torch.log_softmax(torch.tensor([20.0] + [0.0] * 63), -1)  # H ~ 0
+    flat = torch.log_softmax(torch.zeros(64), -1)  # H = ln 64 = 4.16 nats > 0.3^2 / 0.15 = 0.6
+    frontier = torch.stack([flat, sharp])
+    likely_flat = torch.tensor([-0.1, -3.0])  # the flat node lies on the most likely path
+    model.set_svip(0.3, 0.15, "min")
+    assert not model.svip_should_stop(frontier, likely_flat)  # one confident node keeps the tree growing
+    model.set_svip(0.3, 0.15, "top")
+    assert model.svip_should_stop(frontier, likely_flat)
+    assert not model.svip_should_stop(frontier, likely_flat.flip(0))
+    model.set_svip(0.3, 0.15, "weighted")
+    assert model.svip_should_stop(frontier, likely_flat)  # ~0.94 * 4.16 nats
+    assert not model.svip_should_stop(frontier, torch.tensor([-5.0, -0.01]))  # ~0.007 * 4.16 nats

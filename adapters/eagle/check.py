@@ -21,6 +21,7 @@ import sys
 import torch
 
 from svip.eval.datasets import load_questions, per_category
+from svip.eval.prompts import encode_prompt
 
 from .export import eagle_base
 from .generator import EagleGenerator, hub_offline_for, import_eagle
@@ -31,7 +32,7 @@ __all__ = ["main"]
 
 def _prompts(tokenizer, questions: str, count: int) -> list[tuple[str, list[int]]]:
     chosen = per_category(load_questions(questions), count, shortest=True)
-    return [(q.question_id, tokenizer.apply_chat_template([{"role": "user", "content": q.turns[0]}], add_generation_prompt=True)) for q in chosen]
+    return [(q.question_id, encode_prompt(tokenizer, q.turns[0])) for q in chosen]
 
 
 def _upstream(base: str, head: str, prompts, max_new_tokens: int) -> None:
