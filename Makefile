@@ -6,7 +6,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run bench report tables test test-fast lossless-qwen baseline \
-	bench-qwen ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report
+	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -44,6 +44,11 @@ bench-qwen: models  ## Table 1 on the Qwen2.5-Coder 1.5B/0.5B pair, bf16, six ca
 	$(SVIP) bench --run-dir runs/qwen-bf16 $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
 		--methods constant:k=5 heuristic:k0=5 confidence:p_min=0.4 svip:h=0.3,gamma=0.15 oracle \
 		hf-constant:k=5 hf-heuristic:k0=5 hf-confidence:p_min=0.4 hf-svip:h=0.3,gamma=0.15
+
+bench-cascade: models  ## CS Drafting alone and with SVIP (handoff to Max-Gram vs plain stop) vs SD and SVIP, Qwen pair, six categories
+	$(SVIP) bench --run-dir runs/qwen-cascade $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
+		--methods constant:k=5 svip:h=0.3,gamma=0.15 cascade:k=5,mag=5,sub=10 \
+		cascade:h=0.3,gamma=0.15,handoff=1,k=8,mag=2,sub=10 cascade:h=0.3,gamma=0.15,handoff=0,k=8,mag=2,sub=10
 
 ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
 	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \

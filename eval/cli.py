@@ -189,7 +189,7 @@ def cmd_report(args) -> int:
 
     from svip.eval.ablation import ablation_table
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
-    from svip.eval.tables import cross_entropy_summary, draft_table, eagle_table, length_table, speedup_table, time_table
+    from svip.eval.tables import cost_table, cross_entropy_summary, draft_table, eagle_table, length_table, speedup_table, time_table
 
     runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
     for run_dir, records, config in runs:
@@ -208,6 +208,10 @@ def cmd_report(args) -> int:
         print(draft_table(records))
         print()
         print(time_table(records))
+        cost = cost_table(records)
+        if cost:
+            print()
+            print(cost)
         eagle = eagle_table(records)
         if eagle:
             print()

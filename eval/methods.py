@@ -6,6 +6,8 @@
   ``hf-constant:k=5``, ``hf-heuristic:k0=5`` and ``hf-confidence:p_min=0.4``
   use transformers' own schedules; any other (``hf-svip``) runs our policy
   through ``svip.adapters.hf.enable``.
+- ``cascade:k=5,mag=5,sub=10,lenience=1[,h=0.3,gamma=0.15,handoff=1]`` -- CS Drafting in the vanilla
+  engine (``svip.adapters.cascade``; with ``h``: SVIP on its draft level)
 - ``eagle2[:...]`` / ``eagle2-svip[:...]``  -- the patched upstream EAGLE-2 (``svip.adapters.eagle``);
   in such a run ``target-only`` decodes on EAGLE's own base model.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import Collection, Sequence
 
 from svip import make_policy
+from svip.adapters.cascade import CascadeMethod, is_cascade_method
 from svip.adapters.eagle import EagleMethod, is_eagle_method
 from svip.adapters.vanilla import GenerationResult, SamplingConfig, SpeculativeEngine
 
@@ -34,6 +37,8 @@ def canonical_method(method: str) -> str:
         return method
     if is_eagle_method(method):
         return EagleMethod.parse(method).spec
+    if is_cascade_method(method):
+        return CascadeMethod.parse(method).spec
     hf, spec = split_method(method)
     return (HF_PREFIX if hf else "") + make_policy(spec).spec
 
@@ -41,11 +46,13 @@ def canonical_method(method: str) -> str:
 class MethodRunner:
     """Runs any method on one prompt with shared models."""
 
-    def __init__(self, target, draft, sampling: SamplingConfig, *, record_cross_entropy: bool = False) -> None:
+    def __init__(self, target, draft, sampling: SamplingConfig, *, record_cross_entropy: bool = False, tokenizer=None) -> None:
+        """``tokenizer`` is needed by cascade methods only (Max-Gram's bigram table is counted with it)."""
         self.engine = SpeculativeEngine(target, draft, sampling=sampling, record_cross_entropy=record_cross_entropy)
         self._target, self._draft, self._sampling = target, draft, sampling
         self._assisted = None
         self._eagle = None
+        self._tokenizer, self._maxgram = tokenizer, None
 
     @classmethod
     def around(cls, engine: SpeculativeEngine) -> "MethodRunner":
@@ -54,6 +61,7 @@ class MethodRunner:
         runner.engine, runner._target, runner._draft, runner._sampling = engine, None, None, engine.sampling
         runner._assisted = None
         runner._eagle = None
+        runner._tokenizer, runner._maxgram = None, None
         return runner
 
     @classmethod
@@ -63,6 +71,23 @@ class MethodRunner:
         runner.engine, runner._target, runner._draft, runner._sampling = None, None, None, generator.sampling
         runner._assisted, runner._eagle = None, generator
         return runner
+
+    def _cascade(self, method: str, prompt, *, max_new_tokens, stop_tokens, seed) -> GenerationResult:
+        from svip import SvipPolicy
+        from svip.adapters.cascade.maxgram import MaxGram, cached_bigram_table
+        from svip.adapters.cascade.proposer import CascadeProposer
+        from svip.policies import DraftLengthPolicy
+
+        if self.engine.draft is None:
+            raise ValueError("cascade methods need a draft model")
+        if self._maxgram is None:
+            if self._tokenizer is None:
+                raise ValueError("cascade methods need the tokenizer (MethodRunner(..., tokenizer=...)) for Max-Gram's bigram table")
+            self._maxgram = MaxGram(cached_bigram_table(self._tokenizer, self.engine.vocab_size))
+        cascade = CascadeMethod.parse(method)
+        proposer = CascadeProposer(self.engine.draft.model, self._sampling, self._maxgram, cascade, self.engine.vocab_size)
+        policy = SvipPolicy(h=cascade.h, gamma=cascade.gamma, max_draft=cascade.budget) if cascade.h is not None else DraftLengthPolicy(max_draft=cascade.budget)
+        return self.engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, proposer=proposer)
 
     def _assisted_generator(self):
         if self._assisted is None:
@@ -91,6 +116,8 @@ class MethodRunner:
             return self._eagle.generate(prompt, eagle, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
         if is_eagle_method(method):
             raise ValueError(f"{method} runs on EAGLE's EaModel: give the run an EAGLE head (--eagle-head)")
+        if is_cascade_method(method):
+            return self._cascade(method, prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
         if method == TARGET_ONLY:
             return self.engine.generate(prompt, policy=None, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
         hf, spec = split_method(method)

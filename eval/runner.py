@@ -142,6 +142,7 @@ def _record(question: Question, method: str, prompts: list[list[int]], results: 
         "decoding_steps": len(rounds),
         "accept_lengths": [r.emitted for r in rounds],
         "drafted": [r.drafted for r in rounds],
+        "draft_forwards": [r.drafted if r.draft_forwards is None else r.draft_forwards for r in rounds],
         "accepted": [r.accepted for r in rounds],
         "entropies": [r.entropies for r in rounds],
         "cross_entropies": crosses if any(c is not None for c in crosses) else None,
@@ -234,7 +235,7 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
     elif draft is None and len(methods) > 1:
         raise ValueError("speculative methods need a draft model")
     else:
-        runner = MethodRunner(target, draft, sampling, record_cross_entropy=config.cross_entropy)
+        runner = MethodRunner(target, draft, sampling, record_cross_entropy=config.cross_entropy, tokenizer=tokenizer)
     run_question = _QuestionRunner(runner, tokenizer, config, stop_token_ids(tokenizer, target))
     for question in questions:  # fail on a bad prompt (template, context) before any long run
         run_question.encode(question, 0, [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .metrics import AVERAGE, TARGET_ONLY, draft_summary, groups_in_order, policy_name, speedups, split_method
 
-__all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary", "eagle_table"]
+__all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary", "eagle_table", "cost_table", "draft_cost_ratio"]
 
 _SHORT = {"mt-bench": "MT-Bench", "translation": "Trans.", "summarization": "Sum.", "qa": "QA", "math_reasoning": "Math", "rag": "RAG",
           "h-eval": "H-Eval", "gsm8k": "GSM8K", "cnn/dm": "CNN/DM"}
@@ -150,4 +150,57 @@ def eagle_table(records: list[dict]) -> str | None:
         if parsed.svip and base and AVERAGE in table.get(base, {}) and AVERAGE in table.get(method, {}):
             line += f"  ({table[method][AVERAGE].speedup / table[base][AVERAGE].speedup - 1:+.1%} vs eagle2, same tree)"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def _forwards(record: dict) -> int:
+    """Draft-model forward passes of a record (older records: one per drafted token)."""
+    return sum(record.get("draft_forwards") or record["drafted"])
+
+
+def draft_cost_ratio(records: list[dict]) -> float | None:
+    """c = time of one draft forward / time of one target step, measured in this run.
+
+    From methods that draft one token per forward (plain policies in the
+    vanilla engine) against target-only's time per token; None without them.
+    """
+    from svip.adapters.cascade import is_cascade_method
+    from svip.adapters.eagle import is_eagle_method
+
+    plain = [r for r in records if r["method"] != TARGET_ONLY and not split_method(r["method"])[0]
+             and not is_cascade_method(r["method"]) and not is_eagle_method(r["method"])]
+    baseline = [r for r in records if r["method"] == TARGET_ONLY]
+    forwards = sum(_forwards(r) for r in plain)
+    if not plain or not baseline or not forwards:
+        return None
+    step = sum(r["wall_time"] for r in baseline) / sum(r["new_tokens"] for r in baseline)
+    return sum(r["draft_time"] for r in plain) / forwards / step
+
+
+def cost_table(records: list[dict]) -> str | None:
+    """CS Drafting's cost metric beside wall-clock speedup.
+
+    Cost of a method = target forwards (one per round) + c x draft forwards
+    (Max-Gram costs 0); target-only costs one target forward per token. The
+    cost-based speedup is what CS Drafting's "standardized walltime" reports;
+    it assumes a multi-token forward costs what a one-token forward does, which
+    holds on a GPU and not on this CPU -- hence both columns.
+    """
+    c = draft_cost_ratio(records)
+    if c is None:
+        return None
+    table = speedups(records)
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY and not split_method(m)[0]]
+    width = max([len(m) for m in methods] + [12])
+    lines = [f"CS Drafting cost (target forward = 1, draft forward = c = {c:.3f}, measured here; Max-Gram = 0):",
+             f"{'method':{width}} {'tau':>6} {'tgt fwd':>8} {'draft fwd':>9} {'fwd/rnd':>7} {'cost spd':>8} {'wall spd':>8}"]
+    for method in methods:
+        rows = [r for r in records if r["method"] == method]
+        rounds = sum(len(r["drafted"]) for r in rows)
+        forwards = sum(_forwards(r) for r in rows)
+        tokens = sum(r["new_tokens"] for r in rows)
+        cost = rounds + c * forwards
+        wall = table.get(method, {}).get(AVERAGE)
+        lines.append(f"{method:{width}} {tokens / rounds:>6.2f} {rounds:>8d} {forwards:>9d} {forwards / rounds:>7.2f} {tokens / cost:>8.2f} "
+                     f"{wall.speedup if wall else float('nan'):>8.2f}")
     return "\n".join(lines)

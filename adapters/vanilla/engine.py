@@ -85,11 +85,14 @@ class SpeculativeEngine:
         max_new_tokens: int = 128,
         stop_tokens: Collection[int] = (),
         seed: int | None = None,
+        proposer=None,
     ) -> GenerationResult:
         """Decode up to ``max_new_tokens`` after ``prompt`` (token ids), stopping at a stop token.
 
         Speculative when the engine has a draft model and a policy is given,
         target-only otherwise. ``seed`` makes sampling reproducible.
+        ``proposer`` replaces the plain draft loop with another drafter on the
+        same draft cache (``CascadeProposer``); ``policy`` still bounds rounds.
         """
         prompt = [int(t) for t in prompt]
         self._check_request(prompt, max_new_tokens)
@@ -103,8 +106,8 @@ class SpeculativeEngine:
             method = "target-only"
         else:
             self.draft.model.reset()
-            rounds, sequence = self._speculative(prompt, policy, max_new_tokens, stop_tokens, generator)
-            method = policy.spec
+            rounds, sequence = self._speculative(prompt, policy, max_new_tokens, stop_tokens, generator, proposer or self.draft)
+            method = getattr(proposer, "spec", policy.spec)
         tokens = sequence[len(prompt) :]
         stopped_by = "eos" if tokens and tokens[-1] in stop_tokens else "max_new_tokens"
         wall_time = time.perf_counter() - start - self._diagnostic_seconds
@@ -121,12 +124,12 @@ class SpeculativeEngine:
                 break
         return rounds, sequence
 
-    def _speculative(self, prompt, policy, max_new_tokens, stop_tokens, generator):
+    def _speculative(self, prompt, policy, max_new_tokens, stop_tokens, generator, drafter):
         sequence, rounds = list(prompt), []
         policy.start_sequence()
         while (generated := len(sequence) - len(prompt)) < max_new_tokens:
             remaining = max_new_tokens - generated
-            proposal = self.draft.propose(
+            proposal = drafter.propose(
                 sequence,
                 generated=generated,
                 budget=max(1, min(policy.round_budget(), remaining)),
@@ -142,6 +145,7 @@ class SpeculativeEngine:
             self.target.model.crop(len(sequence) - 1)
             self.draft.model.crop(len(sequence) - 1)
             stats = RoundStats(len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds)
+            stats.draft_forwards = proposal.draft_forwards
             if self.record_cross_entropy:
                 stats.cross_entropies = self._cross_entropies(proposal.logits, target_logits)
             rounds.append(stats)
@@ -151,6 +155,8 @@ class SpeculativeEngine:
 
 
     def _cross_entropies(self, draft_logits: list[torch.Tensor], target_logits: torch.Tensor) -> list[float]:
+        if not draft_logits:  # a drafter without a neural model (Max-Gram tokens only)
+            return []
         start = time.perf_counter()
         values = cross_entropy(torch.stack(draft_logits), target_logits[: len(draft_logits)]).tolist()
         self._diagnostic_seconds += time.perf_counter() - start

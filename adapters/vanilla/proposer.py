@@ -23,6 +23,7 @@ class Proposal:
     entropies: list[float] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)  # raw draft logits per token (already computed; kept for diagnostics)
     seconds: float = 0.0
+    draft_forwards: int = 0  # draft-model forward passes spent (CS Drafting's cost counts these)
 
 
 class DraftProposer:
@@ -57,5 +58,6 @@ class DraftProposer:
             pending = [token]
             if token in stop_tokens or not policy.continue_drafting(step):
                 break
+        proposal.draft_forwards = len(proposal.tokens)  # one forward per token
         proposal.seconds = time.perf_counter() - start
         return proposal

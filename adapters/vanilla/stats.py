@@ -18,6 +18,7 @@ class RoundStats:
     draft_time: float = 0.0
     verify_time: float = 0.0
     cross_entropies: list[float] | None = None  # H(q, p) per drafted token, when the engine records it
+    draft_forwards: int | None = None  # draft-model forward passes this round (None: one per drafted token)
 
 
 @dataclass
