@@ -48,7 +48,8 @@ bench-qwen: models  ## Table 1 on the Qwen2.5-Coder 1.5B/0.5B pair, bf16, six ca
 bench-cascade: models  ## CS Drafting alone and with SVIP (handoff to Max-Gram vs plain stop) vs SD and SVIP, Qwen pair, six categories
 	$(SVIP) bench --run-dir runs/qwen-cascade $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
 		--methods constant:k=5 svip:h=0.3,gamma=0.15 cascade:k=5,mag=5,sub=10 \
-		cascade:h=0.3,gamma=0.15,handoff=1,k=8,mag=2,sub=10 cascade:h=0.3,gamma=0.15,handoff=0,k=8,mag=2,sub=10
+		cascade:k=8,mag=2,sub=10,handoff=1+svip:h=0.3,gamma=0.15 cascade:k=8,mag=2,sub=10,handoff=0+svip:h=0.3,gamma=0.15
+	$(SVIP) report runs/qwen-cascade --no-paper
 
 ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
 	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \

@@ -208,7 +208,7 @@ def cmd_report(args) -> int:
         print(draft_table(records))
         print()
         print(time_table(records))
-        cost = cost_table(records)
+        cost = cost_table(records, draft_cost=args.draft_cost)
         if cost:
             print()
             print(cost)
@@ -322,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--plots", action="store_true", help="also write PNG plots to RUN_DIR/plots (needs matplotlib)")
     report.add_argument("--answers", action="store_true", help="also write Spec-Bench/EAGLE-style answer files to RUN_DIR/answers (loads the tokenizer)")
     report.add_argument("--no-paper", action="store_true", help="do not print the paper's matching table")
+    report.add_argument("--draft-cost", type=float, default=None, metavar="C",
+                        help="CS Drafting cost table: cost of one draft forward in target forwards (default: measured in the run)")
     report.set_defaults(func=cmd_report)
 
     mod = sub.add_parser("models", help="list or prepare the offline model zoo")

@@ -6,8 +6,9 @@
   ``hf-constant:k=5``, ``hf-heuristic:k0=5`` and ``hf-confidence:p_min=0.4``
   use transformers' own schedules; any other (``hf-svip``) runs our policy
   through ``svip.adapters.hf.enable``.
-- ``cascade:k=5,mag=5,sub=10,lenience=1[,h=0.3,gamma=0.15,handoff=1]`` -- CS Drafting in the vanilla
-  engine (``svip.adapters.cascade``; with ``h``: SVIP on its draft level)
+- ``cascade:k=5,mag=5,sub=10,lenience=1`` -- CS Drafting in the vanilla engine (``svip.adapters.cascade``);
+  ``cascade:...,handoff=1+svip:h=0.3,gamma=0.15`` -- any policy after ``+`` governs its draft level
+  (``handoff=1``: Max-Gram takes the rest of the round after the policy's stop, ``0``: the round ends)
 - ``eagle2[:...]`` / ``eagle2-svip[:...]``  -- the patched upstream EAGLE-2 (``svip.adapters.eagle``);
   in such a run ``target-only`` decodes on EAGLE's own base model.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Collection, Sequence
 
 from svip import make_policy
-from svip.adapters.cascade import CascadeMethod, is_cascade_method
+from svip.adapters.cascade import CascadeMethod, MaxGram, is_cascade_method
 from svip.adapters.eagle import EagleMethod, is_eagle_method
 from svip.adapters.vanilla import GenerationResult, SamplingConfig, SpeculativeEngine
 
@@ -72,21 +73,23 @@ class MethodRunner:
         runner._assisted, runner._eagle = None, generator
         return runner
 
-    def _cascade(self, method: str, prompt, *, max_new_tokens, stop_tokens, seed) -> GenerationResult:
-        from svip import SvipPolicy
-        from svip.adapters.cascade.maxgram import MaxGram, cached_bigram_table
+    def _cascade(self, method: str, prompt, *, max_new_tokens, stop_tokens, seed, reference) -> GenerationResult:
+        from svip.adapters.cascade.bigram import cached_bigram_table
         from svip.adapters.cascade.proposer import CascadeProposer
-        from svip.policies import DraftLengthPolicy
 
-        if self.engine.draft is None:
+        from .models import cache_root
+
+        if self.engine is None or self.engine.draft is None:
             raise ValueError("cascade methods need a draft model")
+        cascade = CascadeMethod.parse(method)
+        if cascade.policy is not None and cascade.policy.startswith("oracle") and not self.engine.sampling.greedy:
+            raise ValueError("the oracle policy is defined for greedy decoding only")
         if self._maxgram is None:
             if self._tokenizer is None:
                 raise ValueError("cascade methods need the tokenizer (MethodRunner(..., tokenizer=...)) for Max-Gram's bigram table")
-            self._maxgram = MaxGram(cached_bigram_table(self._tokenizer, self.engine.vocab_size))
-        cascade = CascadeMethod.parse(method)
-        proposer = CascadeProposer(self.engine.draft.model, self._sampling, self._maxgram, cascade, self.engine.vocab_size)
-        policy = SvipPolicy(h=cascade.h, gamma=cascade.gamma, max_draft=cascade.budget) if cascade.h is not None else DraftLengthPolicy(max_draft=cascade.budget)
+            self._maxgram = MaxGram(cached_bigram_table(self._tokenizer, self.engine.vocab_size, cache_root() / "bigram"))
+        proposer = CascadeProposer(self.engine.draft.model, self.engine.sampling, self._maxgram, cascade, self.engine.vocab_size)
+        policy = cascade.engine_policy(reference=list(reference or []))
         return self.engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, proposer=proposer)
 
     def _assisted_generator(self):
@@ -117,7 +120,7 @@ class MethodRunner:
         if is_eagle_method(method):
             raise ValueError(f"{method} runs on EAGLE's EaModel: give the run an EAGLE head (--eagle-head)")
         if is_cascade_method(method):
-            return self._cascade(method, prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
+            return self._cascade(method, prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, reference=reference)
         if method == TARGET_ONLY:
             return self.engine.generate(prompt, policy=None, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
         hf, spec = split_method(method)

@@ -14,7 +14,8 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["HF_PREFIX", "TARGET_ONLY", "policy_name", "split_method", "GroupSpeed", "DraftSummary", "speedups", "draft_summary", "groups_in_order", "methods_in_order"]
+__all__ = ["HF_PREFIX", "TARGET_ONLY", "policy_name", "split_method", "GroupSpeed", "DraftSummary", "speedups", "draft_summary", "groups_in_order",
+           "methods_in_order", "draft_forwards", "target_forwards"]
 
 TARGET_ONLY = "target-only"
 HF_PREFIX = "hf-"  # methods run in transformers' assisted-generation loop
@@ -31,6 +32,16 @@ def split_method(method: str) -> tuple[bool, str]:
 def policy_name(method: str) -> str:
     """``hf-svip:h=0.3`` -> ``svip``: the policy whatever loop runs it."""
     return split_method(method)[1].partition(":")[0]
+
+
+def draft_forwards(record: dict) -> list[int]:
+    """Draft-model forward passes per round; records from before the key drafted one token per forward."""
+    return record.get("draft_forwards") or list(record["drafted"])
+
+
+def target_forwards(record: dict) -> list[int]:
+    """Target forward passes per round; records from before the key: one per round (every loop here)."""
+    return record.get("target_forwards") or [1] * len(record["drafted"])
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .metrics import AVERAGE, TARGET_ONLY, draft_summary, groups_in_order, policy_name, speedups, split_method
+from .metrics import AVERAGE, TARGET_ONLY, draft_forwards, draft_summary, groups_in_order, policy_name, speedups, split_method, target_forwards
 
 __all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary", "eagle_table", "cost_table", "draft_cost_ratio"]
 
@@ -14,8 +14,27 @@ _OURS = ("svip", "oracle")  # not baselines: the method itself and its upper bou
 
 
 def _loop(method: str) -> str:
-    """Which decoding loop ran the method: transformers' (``hf-``) or the vanilla engine."""
-    return "hf" if split_method(method)[0] else "vanilla"
+    """Which loop (and drafter) ran the method: transformers' (``hf-``), the vanilla engine, or the cascade in it.
+
+    SVIP is compared with baselines of its own family only: a cascade is
+    another drafter, not a draft-length baseline, so ``cascade:...+svip``
+    is compared with plain ``cascade:...`` settings and plain ``svip`` with
+    plain policies.
+    """
+    from svip.adapters.cascade import is_cascade_method
+
+    return "hf" if split_method(method)[0] else "cascade" if is_cascade_method(method) else "vanilla"
+
+
+def _stop_rule(method: str) -> str | None:
+    """The draft-length policy a method runs (``cascade:...+svip:...`` -> ``svip``; plain cascade: None)."""
+    from svip.adapters.cascade import is_cascade_method
+    from svip.adapters.cascade.method import split_policy
+
+    if is_cascade_method(method):
+        policy = split_policy(method)[1]
+        return policy.partition(":")[0] if policy else None
+    return policy_name(method)
 
 
 def speedup_table(records: list[dict]) -> str:
@@ -29,8 +48,8 @@ def speedup_table(records: list[dict]) -> str:
     groups = groups_in_order(records) + [AVERAGE]
     methods = [m for m in table if m != TARGET_ONLY]
     best_baseline = {
-        loop: max((table[m][AVERAGE].speedup for m in methods if _loop(m) == loop and policy_name(m) not in _OURS and AVERAGE in table[m]), default=None)
-        for loop in ("hf", "vanilla")
+        loop: max((table[m][AVERAGE].speedup for m in methods if _loop(m) == loop and _stop_rule(m) not in _OURS and AVERAGE in table[m]), default=None)
+        for loop in ("hf", "vanilla", "cascade")
     }
     width = max([len(m) for m in methods] + [12])
     header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:9]:>9}" for g in groups)
@@ -42,7 +61,7 @@ def speedup_table(records: list[dict]) -> str:
             cells.append(f"{cell.speedup:>9.2f}" if cell else f"{'-':>9}")
         line = f"{method:{width}} " + " ".join(cells)
         best = best_baseline[_loop(method)]
-        if policy_name(method) == "svip" and best and AVERAGE in table[method]:
+        if _stop_rule(method) == "svip" and best and AVERAGE in table[method]:
             line += f"  ({table[method][AVERAGE].speedup / best - 1:+.1%} vs best baseline)"
         lines.append(line)
     lines.append("")
@@ -153,11 +172,6 @@ def eagle_table(records: list[dict]) -> str | None:
     return "\n".join(lines)
 
 
-def _forwards(record: dict) -> int:
-    """Draft-model forward passes of a record (older records: one per drafted token)."""
-    return sum(record.get("draft_forwards") or record["drafted"])
-
-
 def draft_cost_ratio(records: list[dict]) -> float | None:
     """c = time of one draft forward / time of one target step, measured in this run.
 
@@ -170,37 +184,46 @@ def draft_cost_ratio(records: list[dict]) -> float | None:
     plain = [r for r in records if r["method"] != TARGET_ONLY and not split_method(r["method"])[0]
              and not is_cascade_method(r["method"]) and not is_eagle_method(r["method"])]
     baseline = [r for r in records if r["method"] == TARGET_ONLY]
-    forwards = sum(_forwards(r) for r in plain)
-    if not plain or not baseline or not forwards:
+    forwards = sum(sum(draft_forwards(r)) for r in plain)
+    tokens = sum(r["new_tokens"] for r in baseline)
+    if not forwards or not tokens:
         return None
-    step = sum(r["wall_time"] for r in baseline) / sum(r["new_tokens"] for r in baseline)
+    step = sum(r["wall_time"] for r in baseline) / tokens
     return sum(r["draft_time"] for r in plain) / forwards / step
 
 
-def cost_table(records: list[dict]) -> str | None:
-    """CS Drafting's cost metric beside wall-clock speedup.
+def cost_table(records: list[dict], draft_cost: float | None = None) -> str | None:
+    """CS Drafting's cost metric beside wall-clock speedup (None: no speculative methods to show).
 
-    Cost of a method = target forwards (one per round) + c x draft forwards
-    (Max-Gram costs 0); target-only costs one target forward per token. The
-    cost-based speedup is what CS Drafting's "standardized walltime" reports;
-    it assumes a multi-token forward costs what a one-token forward does, which
-    holds on a GPU and not on this CPU -- hence both columns.
+    Cost of a method = target forwards + c x draft-model forwards (Max-Gram
+    costs 0); target-only pays one target forward per token, so the
+    cost-based speedup is tokens / cost -- what CS Drafting reports as
+    "standardized walltime improvement". c is ``draft_cost`` when given,
+    else measured in this run (``draft_cost_ratio``). The model assumes a
+    forward over many tokens costs what a one-token forward does: close on a
+    GPU, not on a CPU, where the cascade's multi-token reviews cost more --
+    hence both columns.
     """
-    c = draft_cost_ratio(records)
-    if c is None:
+    from svip.adapters.eagle import is_eagle_method
+
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY and not is_eagle_method(m)]
+    if not methods:
         return None
+    c, source = (draft_cost, "given") if draft_cost is not None else (draft_cost_ratio(records), "measured here")
+    if c is None:
+        return "CS Drafting cost: no draft/target cost ratio c (no plain-policy and target-only runs to measure it from); pass --draft-cost C"
     table = speedups(records)
-    methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY and not split_method(m)[0]]
     width = max([len(m) for m in methods] + [12])
-    lines = [f"CS Drafting cost (target forward = 1, draft forward = c = {c:.3f}, measured here; Max-Gram = 0):",
-             f"{'method':{width}} {'tau':>6} {'tgt fwd':>8} {'draft fwd':>9} {'fwd/rnd':>7} {'cost spd':>8} {'wall spd':>8}"]
+    lines = [f"CS Drafting cost (target forward = 1, draft forward = c = {c:.3f}, {source}; Max-Gram = 0):",
+             f"{'method':{width}} {'wall spd':>8} {'tau':>6} {'tgt fwd':>8} {'draft fwd':>9} {'fwd/rnd':>7} {'cost spd':>8}"]
     for method in methods:
         rows = [r for r in records if r["method"] == method]
         rounds = sum(len(r["drafted"]) for r in rows)
-        forwards = sum(_forwards(r) for r in rows)
+        target = sum(sum(target_forwards(r)) for r in rows)
+        forwards = sum(sum(draft_forwards(r)) for r in rows)
         tokens = sum(r["new_tokens"] for r in rows)
-        cost = rounds + c * forwards
         wall = table.get(method, {}).get(AVERAGE)
-        lines.append(f"{method:{width}} {tokens / rounds:>6.2f} {rounds:>8d} {forwards:>9d} {forwards / rounds:>7.2f} {tokens / cost:>8.2f} "
-                     f"{wall.speedup if wall else float('nan'):>8.2f}")
+        lines.append(f"{method:{width}} {wall.speedup if wall else float('nan'):>8.2f} {tokens / target:>6.2f} {target:>8d} {forwards:>9d} "
+                     f"{forwards / rounds:>7.2f} {tokens / (target + c * forwards):>8.2f}")
+    lines.append("tau = new tokens per target forward; fwd/rnd = draft-model forwards per round; cost spd = tokens / (tgt fwd + c x draft fwd)")
     return "\n".join(lines)

@@ -1,113 +1,76 @@
-"""Max-Gram: CS Drafting's statistical bottom drafter (no neural network, no cost model-wise).
+"""Max-Gram: CS Drafting's statistical bottom drafter (no neural network, free in the cost model).
 
-Proposal for the next ``n`` tokens after ``context``: find the longest
-suffix of the context that occurs earlier in the *prompt* and copy what
-followed it there; failing that, the same in the *generated* text; then
-(and to fill up) follow a bigram table: each token's most frequent successor.
+The next ``n`` tokens after a context come one chunk at a time, each chunk
+from the first source that has something to say about the current suffix:
 
-The bigram table is counted from text that every Python installation has:
-the standard library's own source files (docstrings, comments and code --
-English prose and code, like the benchmark prompts), tokenized with the
-target's tokenizer. No hub, no eval data. It is cached per tokenizer under
-``$SVIP_HOME/bigram``.
+1. the *prompt*: the longest suffix of the context that also occurs in the
+   prompt (with a token after it); copy what followed it there;
+2. the *generated text* (answer so far plus this proposal's own chunks):
+   the same, for an occurrence that ends before the context's last token;
+3. the *bigram table*: the last token's most frequent successor (one token).
+
+After each chunk the suffix is matched again, so a copy that runs into the
+end of the prompt continues from another match, and a bigram step can
+start a new one. Upstream (lfsszd/CS-Drafting, ``mag.py``) does the same in
+one pass: a match in prompt + answer, a second match in the extended text,
+then bigrams for the rest. Two deliberate differences: among equally long
+matches the *latest* occurrence wins (upstream: the earliest), since recent
+text predicts best, and a suffix is matched up to ``max_ngram`` tokens.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sysconfig
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["MaxGram", "bigram_table", "stdlib_text"]
+__all__ = ["MaxGram", "longest_suffix_match"]
 
 
-def stdlib_text(limit_bytes: int = 4_000_000) -> str:
-    """The top-level ``.py`` files of this Python's standard library, in name order, up to ``limit_bytes``."""
-    parts, size = [], 0
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        text = path.read_text(encoding="utf-8", errors="ignore")
-        parts.append(text)
-        size += len(text)
-        if size >= limit_bytes:
+def longest_suffix_match(sequence: np.ndarray, lo: int, hi: int, max_ngram: int) -> int | None:
+    """The end ``e`` in ``[lo, hi]`` where the longest suffix of ``sequence`` re-occurs (latest on ties).
+
+    ``e`` is the position holding a copy of the last token; the match is
+    extended backwards from there, token by token, all candidates at once.
+    ``hi`` must leave room for a continuation (``hi <= len(sequence) - 2``).
+    """
+    if hi < lo or len(sequence) < 2:
+        return None
+    ends = lo + np.flatnonzero(sequence[lo : hi + 1] == sequence[-1])
+    length = 1
+    while ends.size and length < max_ngram and length < len(sequence) - 1:
+        longer = ends[ends >= length]
+        longer = longer[sequence[longer - length] == sequence[-1 - length]]
+        if not longer.size:
             break
-    return "\n".join(parts)
-
-
-def bigram_table(token_ids: Sequence[int], vocab_size: int) -> np.ndarray:
-    """``table[t]`` = the most frequent successor of ``t`` (ties: smallest id); unseen tokens map to the most frequent token."""
-    ids = np.asarray(token_ids, dtype=np.int64)
-    if ids.size < 2:
-        raise ValueError("need at least two tokens to count bigrams")
-    pairs, counts = np.unique(ids[:-1] * vocab_size + ids[1:], return_counts=True)
-    first, second = pairs // vocab_size, pairs % vocab_size
-    order = np.lexsort((second, -counts, first))  # per first token: highest count, then smallest successor
-    first, second = first[order], second[order]
-    leaders = np.ones(len(first), dtype=bool)
-    leaders[1:] = first[1:] != first[:-1]
-    table = np.full(vocab_size, np.bincount(ids, minlength=vocab_size).argmax(), dtype=np.int64)
-    table[first[leaders]] = second[leaders]
-    return table
-
-
-def cached_bigram_table(tokenizer, vocab_size: int, cache_dir: Path | None = None) -> np.ndarray:
-    """The stdlib bigram table for ``tokenizer``, counted once and cached by vocabulary hash."""
-    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
-    key = hashlib.sha256(f"{vocab}|{vocab_size}".encode()).hexdigest()[:16]
-    if cache_dir is None:
-        from svip.eval.models import cache_root
-
-        cache_dir = cache_root() / "bigram"
-    path = Path(cache_dir) / f"stdlib-{key}.npy"
-    if path.exists():
-        return np.load(path)
-    table = bigram_table(tokenizer(stdlib_text(), add_special_tokens=False)["input_ids"], vocab_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".partial.npy")
-    np.save(staging, table)
-    staging.rename(path)
-    return table
+        ends, length = longer, length + 1
+    return int(ends.max()) if ends.size else None
 
 
 class MaxGram:
     """Deterministic proposals from the prompt, the generated text and a bigram table."""
 
     def __init__(self, bigram: np.ndarray, max_ngram: int = 32) -> None:
-        self.bigram = bigram
+        if max_ngram < 1:
+            raise ValueError(f"max_ngram must be >= 1, got {max_ngram}")
+        self.bigram = np.asarray(bigram, dtype=np.int64)
         self.max_ngram = max_ngram
 
-    @staticmethod
-    def _continuation(haystack: Sequence[int], context: Sequence[int], n: int, max_ngram: int) -> list[int]:
-        """Tokens after the occurrence of the longest context suffix (up to ``max_ngram``) in ``haystack``.
-
-        Ends of matches are the positions holding the context's last token
-        (with something after them); each is extended backwards. The latest
-        occurrence wins a tie: recent text predicts best.
-        """
-        last = context[-1]
-        best_end, best_length = -1, 0
-        for end in range(len(haystack) - 2, -1, -1):
-            if haystack[end] != last:
-                continue
-            length = 1
-            while length < max_ngram and length <= end and length < len(context) and haystack[end - length] == context[-1 - length]:
-                length += 1
-            if length > best_length:
-                best_end, best_length = end, length
-        return list(haystack[best_end + 1 : best_end + 1 + n]) if best_end >= 0 else []
-
     def propose(self, prompt: Sequence[int], context: Sequence[int], n: int) -> list[int]:
-        """``n`` tokens to follow ``context`` (which starts with ``prompt``)."""
-        generated = context[len(prompt) :]
-        tokens = self._continuation(prompt, context, n, self.max_ngram)
-        if not tokens:
-            # in the generated text, the match must end before the context's own suffix
-            tokens = self._continuation(generated[:-1], context, n, self.max_ngram) if len(generated) > 1 else []
-        last = tokens[-1] if tokens else context[-1]
+        """``n`` tokens to follow ``context``, whose first ``len(prompt)`` tokens are the prompt."""
+        extended = [int(t) for t in context]
+        prompt_length = len(prompt)
+        tokens: list[int] = []
         while len(tokens) < n:
-            last = int(self.bigram[last])
-            tokens.append(last)
-        return [int(t) for t in tokens[:n]]
+            want = n - len(tokens)
+            sequence = np.asarray(extended, dtype=np.int64)
+            end = longest_suffix_match(sequence, 0, prompt_length - 2, self.max_ngram)
+            if end is not None:  # copy from the prompt, up to its end
+                chunk = extended[end + 1 : min(end + 1 + want, prompt_length)]
+            elif (end := longest_suffix_match(sequence, prompt_length, len(extended) - 2, self.max_ngram)) is not None:
+                chunk = extended[end + 1 : end + 1 + want]  # copy from the answer so far
+            else:
+                chunk = [int(self.bigram[extended[-1]])]
+            tokens.extend(chunk)
+            extended.extend(chunk)
+        return tokens

@@ -1,36 +1,63 @@
-"""``cascade:`` method strings: CS Drafting's knobs, and SVIP on the draft level.
+"""``cascade:`` method strings: CS Drafting's knobs, optionally with a draft-length policy on the draft level.
 
-Upstream (lfsszd/CS-Drafting, ``csd.py``) configures a cascade with a
-``k_matrix`` and a ``lenience``. With one draft model and Max-Gram below it,
-the matrix is ``[[k, mag], [0, sub]]``:
+Grammar (canonical form; every key optional on input, defaults shown)::
 
-- ``k``   (k_matrix[0][0]): tokens of a round that the draft level contributes (vertical cascade:
-          the draft model reviews Max-Gram proposals instead of drafting token by token);
-- ``mag`` (k_matrix[0][1]): Max-Gram tokens appended after them, straight to the target
-          (horizontal cascade: the cheapest drafter takes the late, rarely accepted positions);
-- ``sub`` (k_matrix[1][1]; upstream's ``_MAG_GENERATION = 10``): Max-Gram tokens per draft-level review;
-- ``lenience`` (>= 1): the draft level also keeps a Max-Gram token that is not its own choice when its
-          probability exceeds 1/lenience (upstream's rule for a one-hot proposal). Greedy only: under
-          sampling the review is exact rejection sampling, which keeps the draft tokens distributed as q.
+    cascade:k=5,mag=5,sub=10,lenience=1                      CS Drafting
+    cascade:k=5,mag=5,sub=10,lenience=1,handoff=1+<policy>   ... whose draft level a policy may stop
 
-SVIP x cascade: ``h`` (with ``gamma``) stops the draft level after the token whose entropy gives
-``sqrt(gamma*H) > h``; ``handoff=1`` then hands the rest of the round (up to ``k + mag`` tokens) to
-Max-Gram, ``handoff=0`` ends the round there (plain stopping).
+``<policy>`` is any policy string ``make_policy`` accepts (``svip``,
+``svip:h=0.3,gamma=0.15``, ``confidence:p_min=0.4``, ...), joined by ``+``.
+
+Upstream (lfsszd/CS-Drafting, ``csd.py``) configures a cascade of drafters
+with a ``k_matrix`` (row i: how many tokens drafter i's review loop gathers,
+and from which cheaper drafters) and a ``lenience``. With one draft model
+and Max-Gram below it the matrix is ``[[k, mag], [0, sub]]``:
+
+- ``k``   = k_matrix[0][0]: vertical cascade -- the draft model runs review rounds over Max-Gram
+          proposals while the round holds fewer than ``k`` tokens (like upstream, the last review
+          keeps all it accepted, so the level may end with more than ``k``);
+- ``mag`` = k_matrix[0][1]: horizontal cascade -- then Max-Gram alone fills the round up to
+          ``k + mag`` tokens (upstream: chunks of 10 until the count reaches ``k + mag``);
+- ``sub`` = k_matrix[1][1]: Max-Gram tokens per draft-model review (upstream offers
+          ``_MAG_GENERATION = 10`` at a time until ``sub`` are gathered);
+- ``lenience`` >= 1: the draft model also keeps a Max-Gram token ``x`` it would not have chosen
+          when its probability of ``x`` exceeds 1/lenience (upstream's ``p(x) > q(x)/lenience`` with
+          Max-Gram's one-hot q); the target's own review is always exact (upstream's ``is_first``).
+
+With ``+<policy>`` the policy's stop rule (and its budget) end the draft level early;
+``handoff=1`` then hands the rest of the round (up to ``k + mag`` tokens) to
+Max-Gram -- SVIP x cascade -- and ``handoff=0`` ends the round there (plain stopping).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+from typing import Sequence
 
-__all__ = ["CASCADE", "CascadeMethod", "is_cascade_method"]
+from svip import make_policy
+from svip.policies import DraftLengthPolicy
+
+from .level import DraftLevelPolicy
+
+__all__ = ["CASCADE", "MAX_ROUND", "CascadeMethod", "is_cascade_method", "split_policy"]
 
 CASCADE = "cascade"
-_INTS = ("k", "mag", "sub", "handoff")
-_FLOATS = ("lenience", "h", "gamma")
+MAX_ROUND = 64  # tokens per round at most: bounds the target's verification width
+_KNOBS: dict[str, type] = {"k": int, "mag": int, "sub": int, "lenience": float, "handoff": int}
+_POLICY_JOIN = re.compile(r"\+(?=[A-Za-z]|\s*$)")  # "+svip" (or a dangling "+"), never the "+" of a float such as 1e+3
+_POLICY_HINT = "a draft-level policy is joined with '+', e.g. cascade:k=8,mag=2+svip:h=0.3,gamma=0.15"
+
+
+def split_policy(method: str) -> tuple[str, str | None]:
+    """``cascade:k=8+svip:h=0.3`` -> (``cascade:k=8``, ``svip:h=0.3``); no ``+``: (method, None)."""
+    parts = _POLICY_JOIN.split(method.strip(), maxsplit=1)
+    return parts[0].strip(), (parts[1].strip() if len(parts) == 2 else None)
 
 
 def is_cascade_method(method: str) -> bool:
-    return method.split(":", 1)[0] == CASCADE
+    return split_policy(method)[0].partition(":")[0].strip() == CASCADE
 
 
 @dataclass(frozen=True)
@@ -39,51 +66,76 @@ class CascadeMethod:
     mag: int = 5
     sub: int = 10
     lenience: float = 1.0
-    h: float | None = None  # SVIP on the draft level when set
-    gamma: float = 0.15
-    handoff: int = 1
+    policy: str | None = None  # canonical spec of the draft-level policy
+    handoff: int | None = None  # with a policy: 1 (default) = Max-Gram takes over after its stop, 0 = the round ends
 
     def __post_init__(self) -> None:
         for name, low in (("k", 1), ("mag", 0), ("sub", 1)):
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= low):
-                raise ValueError(f"cascade: {name} must be an integer >= {low}, got {value!r}")
-        if self.k + self.mag > 64:
-            raise ValueError(f"cascade: k + mag must be <= 64 tokens per round, got {self.k + self.mag}")
-        if not self.lenience >= 1:
-            raise ValueError(f"cascade: lenience must be >= 1 (1 = exact review), got {self.lenience!r}")
-        if self.h is not None and not (self.h >= 0 and self.gamma > 0):
-            raise ValueError(f"cascade: needs h >= 0 and gamma > 0, got h={self.h}, gamma={self.gamma}")
-        if self.handoff not in (0, 1):
+            if not (isinstance(value, int) and low <= value <= MAX_ROUND):
+                raise ValueError(f"cascade: {name} must be an integer in [{low}, {MAX_ROUND}], got {value!r}")
+        if self.k + self.mag > MAX_ROUND:
+            raise ValueError(f"cascade: k + mag must be <= {MAX_ROUND} tokens per round, got {self.k + self.mag}")
+        if not (isinstance(self.lenience, (int, float)) and math.isfinite(self.lenience) and self.lenience >= 1):
+            raise ValueError(f"cascade: lenience must be a finite number >= 1 (1 = exact review), got {self.lenience!r}")
+        object.__setattr__(self, "lenience", float(self.lenience))
+        if self.policy is None:
+            if self.handoff is not None:
+                raise ValueError(f"cascade: handoff says what happens when a draft-level policy stops; {_POLICY_HINT}")
+            return
+        try:
+            object.__setattr__(self, "policy", make_policy(self.policy).spec)
+        except ValueError as error:
+            raise ValueError(f"cascade: bad draft-level policy after '+': {error}") from None
+        handoff = 1 if self.handoff is None else self.handoff
+        if handoff not in (0, 1):
             raise ValueError(f"cascade: handoff must be 0 or 1, got {self.handoff!r}")
+        object.__setattr__(self, "handoff", handoff)
 
     @property
     def budget(self) -> int:
-        """Most tokens one round drafts."""
+        """Most tokens one round drafts (draft level + Max-Gram)."""
         return self.k + self.mag
+
+    @property
+    def hands_off(self) -> bool:
+        """Does Max-Gram take the rest of the round when the draft level is stopped by its policy?"""
+        return self.handoff != 0
+
+    def draft_policy(self, reference: Sequence[int] | None = None) -> DraftLengthPolicy | None:
+        """A fresh instance of the draft-level policy (``reference`` feeds an oracle)."""
+        return make_policy(self.policy, reference=reference) if self.policy is not None else None
+
+    def engine_policy(self, reference: Sequence[int] | None = None) -> DraftLevelPolicy:
+        """The policy to hand ``SpeculativeEngine.generate`` together with a ``CascadeProposer``."""
+        return DraftLevelPolicy(max_draft=self.budget, inner=self.draft_policy(reference))
 
     @classmethod
     def parse(cls, method: str) -> "CascadeMethod":
-        name, _, params = method.partition(":")
-        if name != CASCADE:
+        cascade, policy = split_policy(method)
+        name, _, params = cascade.partition(":")
+        if name.strip() != CASCADE:
             raise ValueError(f"not a cascade method: {method!r}")
+        if policy is not None and not policy:
+            raise ValueError(f"cascade: nothing after '+' in {method!r}; {_POLICY_HINT}")
         values: dict = {}
-        for item in filter(None, params.split(",")):
-            key, sep, raw = item.partition("=")
-            if not sep:
+        for item in filter(None, (p.strip() for p in params.split(","))):
+            key, sep, raw = (part.strip() for part in item.partition("="))
+            if not sep or not raw:
                 raise ValueError(f"cascade: expected key=value, got {item!r}")
-            if key not in _INTS + _FLOATS:
-                raise ValueError(f"cascade: unknown parameter {key!r} (allowed: {', '.join(_INTS + _FLOATS)})")
-            kind = int if key in _INTS else float
+            if key not in _KNOBS:
+                hint = f"; {_POLICY_HINT}" if key in ("h", "gamma", "p_min", "policy") else ""
+                raise ValueError(f"cascade: unknown parameter {key!r} (allowed: {', '.join(_KNOBS)}){hint}")
+            if key in values:
+                raise ValueError(f"cascade: parameter {key!r} given twice")
+            kind = _KNOBS[key]
             try:
                 values[key] = kind(raw)
             except ValueError:
                 raise ValueError(f"cascade: {key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
-        return cls(**values)
+        return cls(**values, policy=policy)
 
     @property
     def spec(self) -> str:
-        tree = f"k={self.k},mag={self.mag},sub={self.sub},lenience={self.lenience:g}"
-        if self.h is None:
-            return f"{CASCADE}:{tree}"
-        return f"{CASCADE}:h={self.h:g},gamma={self.gamma:g},handoff={self.handoff},{tree}"
+        knobs = f"{CASCADE}:k={self.k},mag={self.mag},sub={self.sub},lenience={self.lenience:g}"
+        return knobs if self.policy is None else f"{knobs},handoff={self.handoff}+{self.policy}"

@@ -19,6 +19,7 @@ class RoundStats:
     verify_time: float = 0.0
     cross_entropies: list[float] | None = None  # H(q, p) per drafted token, when the engine records it
     draft_forwards: int | None = None  # draft-model forward passes this round (None: one per drafted token)
+    target_forwards: int = 1  # target forward passes this round (verification, or a target-only step)
 
 
 @dataclass
@@ -43,6 +44,15 @@ class GenerationResult:
     @property
     def drafted(self) -> int:
         return sum(r.drafted for r in self.rounds)
+
+    @property
+    def draft_forwards(self) -> int:
+        """Draft-model forward passes (CS Drafting's cost counts these; Max-Gram tokens are free)."""
+        return sum(r.drafted if r.draft_forwards is None else r.draft_forwards for r in self.rounds)
+
+    @property
+    def target_forwards(self) -> int:
+        return sum(r.target_forwards for r in self.rounds)
 
     @property
     def accepted(self) -> int:
