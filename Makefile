@@ -5,7 +5,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 
 RUN_DIR ?= runs/smollm2-default
 
-.PHONY: help install models models-default run bench report tables test test-fast lossless-qwen baseline \
+.PHONY: help install models models-default run bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report
 
 help:  ## list targets
@@ -43,7 +43,7 @@ QWEN := --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype bf16
 bench-qwen: models  ## Table 1 on the Qwen2.5-Coder 1.5B/0.5B pair, bf16, six categories: vanilla engine + transformers' loop
 	$(SVIP) bench --run-dir runs/qwen-bf16 $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
 		--methods constant:k=5 heuristic:k0=5 confidence:p_min=0.4 svip:h=0.3,gamma=0.15 oracle \
-		hf-constant:k=5 hf-heuristic:k0=5 hf-confidence:p_min=0.4 hf-svip:h=0.3,gamma=0.15
+		hf+constant:k=5 hf+heuristic:k0=5 hf+confidence:p_min=0.4 hf+svip:h=0.3,gamma=0.15
 
 bench-cascade: models  ## CS Drafting alone and with SVIP (handoff to Max-Gram vs plain stop) vs SD and SVIP, Qwen pair, six categories
 	$(SVIP) bench --run-dir runs/qwen-cascade $(QWEN) --per-category 1 --shortest --max-new-tokens 64 \
@@ -62,11 +62,14 @@ bench-lengths: models-default  ## Table 2/6 layout: the same run at several gene
 	done
 	$(SVIP) report --no-paper runs/smollm2-len*/ | tail -n 12
 
-test: models-default  ## the full test suite (real SmolLM2 weights; ~15 min on 2 cores)
+test: models-default lint  ## lint + the full test suite (real SmolLM2 weights; ~30 min on 2 cores)
 	$(PYTHON) -m pytest -q -rs
 
-test-fast:  ## unit tests only (no real-model tests)
-	$(PYTHON) -m pytest -q tests/test_entropy.py tests/test_policies.py tests/test_sampling.py tests/test_engine_mechanics.py
+test-fast: models-default  ## everything but the real-weight tests (pytest -m "not slow"; the tokenizer is SmolLM2's)
+	$(PYTHON) -m pytest -q -rs -m "not slow"
+
+lint:  ## ruff (line length 119, as transformers)
+	$(PYTHON) -m ruff check .
 
 lossless-qwen: models  ## greedy losslessness on the Qwen2.5-Coder pair (fp32; ~1 h on 2 cores)
 	$(SVIP) check-lossless --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 --per-category 4 --shortest --max-new-tokens 24
@@ -87,7 +90,7 @@ eagle-setup:  ## clone SafeAILab/EAGLE at the pin (EAGLE_REPO=... for a local mi
 	$(EAGLE_PY) -m pip install -q --no-deps -e .
 
 eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE head from scratch (self-distilled; 29 min measured on one core)
-	$(EAGLE_PY) -m svip.adapters.eagle.train_head $$($(PYTHON) -m svip.adapters.eagle.export smollm2-135m) \
+	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export smollm2-135m) \
 		adapters/eagle/heads/smollm2-135m --prompts 400 --max-new-tokens 96 --epochs 4
 
 eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-default)  ## EAGLE-2 vs EAGLE-2+SVIP, Table 4 layout (EAGLE_PRESET=eagle2-vicuna-7b on a GPU)

@@ -8,29 +8,13 @@ the best with ``*``, and shows SVIP's h x gamma grid as a matrix.
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
+
+from svip.grammar import expand_grid
 
 from .metrics import AVERAGE, TARGET_ONLY, draft_summary, methods_in_order, speedups
 
 __all__ = ["expand_grid", "ablation_table"]
-
-GRID_SEPARATOR = "|"
-
-
-def expand_grid(method: str) -> list[str]:
-    """All methods a grid spec stands for, in order; a plain method is returned alone."""
-    if GRID_SEPARATOR not in method:
-        return [method]
-    name, _, params = method.partition(":")
-    keys, choices = [], []
-    for item in params.split(","):
-        key, _, values = item.partition("=")
-        if not values:
-            raise ValueError(f"grid item {item!r} in {method!r}: expected key=v1|v2|...")
-        keys.append(key.strip())
-        choices.append([v.strip() for v in values.split(GRID_SEPARATOR) if v.strip()])
-    return [f"{name}:" + ",".join(f"{k}={v}" for k, v in zip(keys, combo)) for combo in itertools.product(*choices)]
 
 
 def _family_and_params(method: str) -> tuple[str, dict[str, str]]:
@@ -52,11 +36,15 @@ def ablation_table(records: list[dict]) -> str:
         best = max(methods, key=lambda m: table[m][AVERAGE].speedup)
         width = max(len(m) for m in methods)
         lines.append(f"{family}: {len(methods)} settings (speedup = Avg. over all questions)")
-        lines.append(f"  {'':1} {'method':{width}} {'speedup':>8} {'accept rate':>11} {'drafted/rnd':>11} {'tokens/rnd':>10}")
+        lines.append(
+            f"  {'':1} {'method':{width}} {'speedup':>8} {'accept rate':>11} {'drafted/rnd':>11} {'tokens/rnd':>10}"
+        )
         for method in methods:
             s = draft_summary(records, method)
             mark = "*" if method == best else " "
-            lines.append(f"  {mark} {method:{width}} {table[method][AVERAGE].speedup:>8.2f} {s.acceptance_rate:>11.1%} {s.drafted_per_round:>11.2f} {s.tokens_per_round:>10.2f}")
+            lines.append(
+                f"  {mark} {method:{width}} {table[method][AVERAGE].speedup:>8.2f} {s.acceptance_rate:>11.1%} {s.drafted_per_round:>11.2f} {s.tokens_per_round:>10.2f}"
+            )
         lines.extend(_matrix(family, methods, table))
         lines.append("")
     return "\n".join(lines).rstrip() or "no policy family was run with more than one setting"
@@ -71,7 +59,9 @@ def _cell(value: float | None, best: float) -> str:
 def _matrix(family: str, methods: list[str], table) -> list[str]:
     """A two-parameter sweep (svip's h x gamma) as a matrix of speedups."""
     params = {m: _family_and_params(m)[1] for m in methods}
-    varying = [k for k in dict.fromkeys(k for p in params.values() for k in p) if len({p.get(k) for p in params.values()}) > 1]
+    varying = [
+        k for k in dict.fromkeys(k for p in params.values() for k in p) if len({p.get(k) for p in params.values()}) > 1
+    ]
     if len(varying) != 2:
         return []
     rows_key, cols_key = varying
@@ -80,7 +70,10 @@ def _matrix(family: str, methods: list[str], table) -> list[str]:
     cell = {(p[rows_key], p[cols_key]): table[m][AVERAGE].speedup for m, p in params.items()}
     best = max(cell.values())
     corner = f"{rows_key}/{cols_key}"
-    out = [f"  {family} speedup, {rows_key} (rows) x {cols_key} (columns):", f"  {corner:>12}" + "".join(f"{c:>9}" for c in cols)]
+    out = [
+        f"  {family} speedup, {rows_key} (rows) x {cols_key} (columns):",
+        f"  {corner:>12}" + "".join(f"{c:>9}" for c in cols),
+    ]
     for r in rows:
         cells = "".join(f"{_cell(cell.get((r, c)), best):>9}" for c in cols)
         out.append(f"  {r:>12}{cells}")

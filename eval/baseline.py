@@ -34,7 +34,9 @@ class BaselineComparison:
 
 
 @torch.inference_mode()
-def compare_with_hf_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, repeats: int = 1) -> BaselineComparison:
+def compare_with_hf_generate(
+    model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, repeats: int = 1
+) -> BaselineComparison:
     """Greedy, fixed length (no EOS stop), one warm-up pair first."""
     engine = SpeculativeEngine(model)
     device = model.get_input_embeddings().weight.device
@@ -42,7 +44,13 @@ def compare_with_hf_generate(model, prompts: Sequence[Sequence[int]], *, max_new
 
     def run_hf(prompt):
         ids = torch.tensor([list(prompt)], device=device)
-        output = model.generate(ids, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, attention_mask=torch.ones_like(ids))
+        output = model.generate(
+            ids,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens,
+            do_sample=False,
+            attention_mask=torch.ones_like(ids),
+        )
         return output[0, ids.shape[1] :].tolist()
 
     engine.generate(prompts[0], max_new_tokens=4)

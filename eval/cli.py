@@ -6,106 +6,135 @@ import argparse
 import json
 import sys
 
-from svip.spec import PolicySpecError, make_policy, policy_help
+from svip.grammar import MethodSpecError, expand_grid
+from svip.spec import PolicySpecError, policy_help
 
 DEFAULT_MODEL = "smollm2-135m"
-DEFAULT_POLICIES = ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle"]
 
 
 def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> None:
     group = parser.add_argument_group("models and placement")
-    group.add_argument("--target", default=DEFAULT_MODEL, help="zoo name, local path or HF id (default: %(default)s, bundled, offline)")
+    group.add_argument(
+        "--target",
+        default=DEFAULT_MODEL,
+        help="zoo name, local path or HF id (default: %(default)s, bundled, offline)",
+    )
     if draft:
         group.add_argument("--draft", default=None, help="draft model (zoo name, path or HF id); omit for target-only")
-        group.add_argument("--draft-layers", type=int, default=None, help="keep only the draft's first N layers (a cheap self-draft)")
+        group.add_argument(
+            "--draft-layers", type=int, default=None, help="keep only the draft's first N layers (a cheap self-draft)"
+        )
     group.add_argument("--device", default="cpu", help="torch device for single-device loading (default: %(default)s)")
-    group.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights dtype (default: %(default)s)")
-    group.add_argument("--memory-first-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on GPU 0 (accelerate device map)")
-    group.add_argument("--memory-per-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on each other GPU")
+    group.add_argument(
+        "--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights dtype (default: %(default)s)"
+    )
+    group.add_argument(
+        "--memory-first-gpu",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="target: GiB allowed on GPU 0 (accelerate device map)",
+    )
+    group.add_argument(
+        "--memory-per-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on each other GPU"
+    )
 
 
 def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("prompt format")
-    group.add_argument("--raw", action="store_true", help="encode prompts as plain text, no chat template (the paper's vanilla runs)")
-    group.add_argument("--template", default=None, metavar="NAME",
-                       help="an fschat conversation template (vicuna_v1.1, llama-2, ...) instead of the tokenizer's own chat template")
+    group.add_argument(
+        "--raw", action="store_true", help="encode prompts as plain text, no chat template (the paper's vanilla runs)"
+    )
+    group.add_argument(
+        "--template",
+        default=None,
+        metavar="NAME",
+        help="an fschat conversation template (vicuna_v1.1, llama-2, ...) instead of the tokenizer's own chat template",
+    )
 
 
-def _load_models(args):
-    """(target, draft or None, tokenizer); checks that the tokenizers match."""
-    from svip.eval.loading import Placement, check_same_tokenizer, load_model, load_tokenizer
+def _load_models(args, sampling=None):
+    """The ``ModelSet`` for a command (the one loading path: every placement flag reaches the loader)."""
+    from svip.eval.loading import ModelRequest, load_models
 
-    target_placement = Placement(args.device, args.dtype, args.memory_first_gpu, args.memory_per_gpu)
-    tokenizer = load_tokenizer(args.target)
-    target = load_model(args.target, target_placement)
-    draft = None
-    if getattr(args, "draft", None):
-        draft_device = "cuda:0" if target_placement.max_memory() else args.device
-        check_same_tokenizer(tokenizer, load_tokenizer(args.draft))
-        draft = load_model(args.draft, Placement(draft_device, args.dtype), layers=args.draft_layers)
-    return target, draft, tokenizer
-
-
-def _policy(value: str) -> str:
-    """A vanilla-engine policy spec (``generate --policy``)."""
-    try:
-        make_policy(value)
-    except PolicySpecError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
+    return load_models(ModelRequest.of(args), sampling)
 
 
 def _method(value: str) -> str:
-    """A harness method: a policy spec, ``hf-`` + a policy spec, or target-only."""
-    from svip.eval.ablation import expand_grid
+    """A method string of any kind (or a grid of them), checked before any model loads."""
     from svip.eval.methods import canonical_method
 
     try:
         for method in expand_grid(value):
             canonical_method(method)
-    except (PolicySpecError, ValueError) as error:
+    except (PolicySpecError, MethodSpecError, ValueError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value
 
 
-def cmd_generate(args) -> int:
-    from svip.adapters.vanilla import SamplingConfig, SpeculativeEngine
-    from svip.eval.prompts import encode_prompt, stop_token_ids
+def _methods_help(default) -> str:
+    from svip.adapters.registry import kinds
 
-    if args.draft is None and args.policy is not None:
-        raise ValueError("--policy needs a --draft model")
-    if args.policy and args.policy.startswith("oracle") and args.temperature > 0:
+    lines = "; ".join(kind.help for kind in kinds().values() if kind.help)
+    return (
+        f"method strings (default: {' '.join(default)}). Kinds: {lines}. "
+        "A grid such as 'svip:h=0.2|0.3,gamma=0.1|0.15' expands to every combination. "
+        f"Policies: {policy_help()}"
+    )
+
+
+def _expand(methods: list[str]) -> list[str]:
+    return [m for grid in methods for m in expand_grid(grid)]
+
+
+def cmd_generate(args) -> int:
+    from svip.eval.methods import MethodRunner
+    from svip.eval.metrics import TARGET_ONLY, policy_name
+    from svip.eval.prompts import encode_prompt, stop_token_ids
+    from svip.sampling import SamplingConfig
+
+    sampling = SamplingConfig(args.temperature, args.top_p)
+    methods = _expand(args.methods) if args.draft else [TARGET_ONLY]
+    if not args.draft and args.methods_given:
+        raise ValueError("--methods needs a --draft model (without one, generate decodes target-only)")
+    if sampling.temperature > 0 and any(policy_name(m) == "oracle" for m in methods):
         raise ValueError("the oracle policy is defined for greedy decoding only (--temperature 0)")
-    target, draft, tokenizer = _load_models(args)
-    engine = SpeculativeEngine(target, draft, sampling=SamplingConfig(args.temperature, args.top_p))
-    prompt = encode_prompt(tokenizer, args.prompt, chat=not args.raw, template=args.template)
-    stops = stop_token_ids(tokenizer, target)
-    policy = None
-    if draft is not None:
-        spec = args.policy or "svip"
-        greedy_reference = None
-        if spec.startswith("oracle"):  # the oracle needs the target's own greedy output first
-            greedy_reference = engine.generate(prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops).tokens
-        policy = make_policy(spec, reference=greedy_reference)
-    result = engine.generate(prompt, policy=policy, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=args.seed)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-        return 0
-    print(tokenizer.decode(result.tokens, skip_special_tokens=True))
-    print(f"\n--- {result.method}: {len(result.tokens)} tokens in {result.wall_time:.2f}s "
-          f"({len(result.tokens) / result.wall_time:.1f} tok/s), {len(result.rounds)} target forwards, stopped by {result.stopped_by}")
-    if draft is not None:
-        print(f"    drafted {result.drafted}, accepted {result.accepted} ({result.acceptance_rate:.1%}), "
-              f"{result.mean_accepted_length:.2f} tokens per round; draft {result.draft_time:.2f}s, verify {result.verify_time:.2f}s")
-        if args.rounds:
-            for i, r in enumerate(result.rounds):
-                entropies = " ".join(f"{h:.2f}" for h in r.entropies)
-                print(f"    round {i:3d}: drafted {r.drafted:2d} accepted {r.accepted:2d} emitted {r.emitted:2d}  H=[{entropies}]")
+    models = _load_models(args, sampling)
+    runner = MethodRunner.for_models(models)
+    prompt = encode_prompt(models.tokenizer, args.prompt, chat=not args.raw, template=args.template)
+    stops = stop_token_ids(models.tokenizer, models.target)
+    reference = None
+    if any(policy_name(m) == "oracle" for m in methods):  # the oracle needs the target's own greedy output first
+        reference = runner.run(
+            TARGET_ONLY, prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=None
+        ).tokens
+    for method in methods:
+        result = runner.run(
+            method, prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=args.seed, reference=reference
+        )
+        if args.json:
+            print(json.dumps(result.to_dict()))
+            continue
+        print(models.tokenizer.decode(result.tokens, skip_special_tokens=True))
+        print(
+            f"\n--- {result.method}: {len(result.tokens)} tokens in {result.wall_time:.2f}s "
+            f"({len(result.tokens) / result.wall_time:.1f} tok/s), {len(result.rounds)} target forwards, stopped by {result.stopped_by}"
+        )
+        if result.drafted:
+            print(
+                f"    drafted {result.drafted}, accepted {result.accepted} ({result.acceptance_rate:.1%}), "
+                f"{result.mean_accepted_length:.2f} tokens per round; draft {result.draft_time:.2f}s, verify {result.verify_time:.2f}s"
+            )
+            if args.rounds:
+                for i, r in enumerate(result.rounds):
+                    entropies = " ".join(f"{h:.2f}" for h in r.entropies)
+                    print(
+                        f"    round {i:3d}: drafted {r.drafted:2d} accepted {r.accepted:2d} emitted {r.emitted:2d}  H=[{entropies}]"
+                    )
     return 0
 
 
 def cmd_check_lossless(args) -> int:
-    from svip.adapters.vanilla import SamplingConfig
     from svip.eval.datasets import load_questions, per_category
     from svip.eval.lossless import check_greedy_lossless, format_report
     from svip.eval.methods import MethodRunner
@@ -113,13 +142,29 @@ def cmd_check_lossless(args) -> int:
 
     if args.draft is None:
         raise ValueError("check-lossless needs --draft")
-    target, draft, tokenizer = _load_models(args)
+    models = _load_models(args)
+    tokenizer = models.tokenizer
     questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
-    prompts = [(f"{q.group}/{q.question_id}", encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw), template=args.template)) for q in questions]
-    runner = MethodRunner(target, draft, SamplingConfig())
-    rows = check_greedy_lossless(runner, prompts, args.policies, max_new_tokens=args.max_new_tokens, stop_tokens=stop_token_ids(tokenizer, target))
-    print(f"{len(prompts)} prompts ({args.questions}, {args.per_category} {'shortest ' if args.shortest else ''}per category), {args.max_new_tokens} new tokens, "
-          f"{args.dtype}, target {args.target}, draft {args.draft}{f' (first {args.draft_layers} layers)' if args.draft_layers else ''}")
+    prompts = [
+        (
+            f"{q.group}/{q.question_id}",
+            encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw), template=args.template),
+        )
+        for q in questions
+    ]
+    runner = MethodRunner.for_models(models)
+    methods = [canonical for canonical in dict.fromkeys(_canonical(m) for m in _expand(args.methods))]
+    rows = check_greedy_lossless(
+        runner,
+        prompts,
+        methods,
+        max_new_tokens=args.max_new_tokens,
+        stop_tokens=stop_token_ids(tokenizer, models.target),
+    )
+    print(
+        f"{len(prompts)} prompts ({args.questions}, {args.per_category} {'shortest ' if args.shortest else ''}per category), {args.max_new_tokens} new tokens, "
+        f"{args.dtype}, target {args.target}, draft {args.draft}{f' (first {args.draft_layers} layers)' if args.draft_layers else ''}"
+    )
     print(format_report(rows))
     exact = all(row.identical == row.prompts for row in rows)
     return 0 if exact or args.dtype != "fp32" else 1
@@ -130,14 +175,19 @@ def cmd_baseline(args) -> int:
     from svip.eval.datasets import load_questions, per_category
     from svip.eval.prompts import encode_prompt
 
-    target, _, tokenizer = _load_models(args)
+    models = _load_models(args)
+    target, tokenizer = models.target, models.tokenizer
     questions = per_category(load_questions(args.questions), 1)
     prompts = [encode_prompt(tokenizer, q.turns[0], chat=not q.raw) for q in questions]
     result = compare_with_hf_generate(target, prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
-    print(f"target-only: svip engine vs transformers generate(), {args.target} {args.dtype}, {len(prompts)} prompts x {args.repeats}, {args.max_new_tokens} tokens each")
+    print(
+        f"target-only: svip engine vs transformers generate(), {args.target} {args.dtype}, {len(prompts)} prompts x {args.repeats}, {args.max_new_tokens} tokens each"
+    )
     print(f"  svip engine  median {sorted(result.ours_seconds)[len(result.ours_seconds) // 2]:.3f}s")
     print(f"  generate()   median {sorted(result.hf_seconds)[len(result.hf_seconds) // 2]:.3f}s")
-    print(f"  median time ratio svip/generate = {result.median_ratio:.3f} (<1: ours faster); outputs identical: {result.outputs_identical}")
+    print(
+        f"  median time ratio svip/generate = {result.median_ratio:.3f} (<1: ours faster); outputs identical: {result.outputs_identical}"
+    )
     return 0
 
 
@@ -149,15 +199,31 @@ def cmd_bench(args) -> int:
     from svip.eval.tables import draft_table, speedup_table
 
     config = BenchConfig(
-        target=args.target, draft=None if args.eagle_head else args.draft, draft_layers=args.draft_layers, dtype=args.dtype, device=args.device,
-        questions=args.questions, per_category=args.per_category, shortest=args.shortest,
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-        raw=args.raw, template=args.template, multi_turn=args.multi_turn, methods=args.methods,
+        target=args.target,
+        draft=None if args.eagle_head else args.draft,
+        draft_layers=args.draft_layers,
+        dtype=args.dtype,
+        device=args.device,
+        memory_first_gpu=args.memory_first_gpu,
+        memory_per_gpu=args.memory_per_gpu,
+        questions=args.questions,
+        per_category=args.per_category,
+        shortest=args.shortest,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        raw=args.raw,
+        template=args.template,
+        multi_turn=args.multi_turn,
+        methods=args.methods,
         eagle_head=args.eagle_head,
     )
     log = run_bench(config, Path(args.run_dir))
     records = read_records(log.path)
-    print(f"\n{args.run_dir}: {len(records)} records; {config.target} / {config.draft or '-'} {config.dtype}, {config.max_new_tokens} new tokens, T={config.temperature}")
+    print(
+        f"\n{args.run_dir}: {len(records)} records; {config.target} / {config.draft or '-'} {config.dtype}, {config.max_new_tokens} new tokens, T={config.temperature}"
+    )
     print(speedup_table(records))
     print()
     print(draft_table(records))
@@ -180,8 +246,10 @@ def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
 
 def _describe_run(config: dict) -> str:
     layers = f" (first {config['draft_layers']} layers)" if config.get("draft_layers") else ""
-    return (f"{config.get('target')} / {config.get('draft') or '-'}{layers} {config.get('dtype')} on {config.get('device')}, "
-            f"{config.get('questions')}, {config.get('max_new_tokens')} new tokens, T={config.get('temperature')}")
+    return (
+        f"{config.get('target')} / {config.get('draft') or '-'}{layers} {config.get('dtype')} on {config.get('device')}, "
+        f"{config.get('questions')}, {config.get('max_new_tokens')} new tokens, T={config.get('temperature')}"
+    )
 
 
 def cmd_report(args) -> int:
@@ -189,7 +257,15 @@ def cmd_report(args) -> int:
 
     from svip.eval.ablation import ablation_table
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
-    from svip.eval.tables import cost_table, cross_entropy_summary, draft_table, eagle_table, length_table, speedup_table, time_table
+    from svip.eval.tables import (
+        cost_table,
+        cross_entropy_summary,
+        draft_table,
+        eagle_table,
+        length_table,
+        speedup_table,
+        time_table,
+    )
 
     runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
     for run_dir, records, config in runs:
@@ -201,8 +277,10 @@ def cmd_report(args) -> int:
         if environment_path.exists():
             env = json.loads(environment_path.read_text())
             refit = "on" if env.get("hf_confidence_threshold_refit") else "off (no scikit-learn)"
-            print(f"torch {env.get('torch')}, transformers {env.get('transformers')}, {env.get('cpu_threads')} threads; "
-                  f"hf-confidence threshold re-fit: {refit}")
+            print(
+                f"torch {env.get('torch')}, transformers {env.get('transformers')}, {env.get('cpu_threads')} threads; "
+                f"hf-confidence threshold re-fit: {refit}"
+            )
         print(speedup_table(records))
         print()
         print(draft_table(records))
@@ -254,31 +332,89 @@ def cmd_models(args) -> int:
     return models.main([args.action, *args.names])
 
 
+def _canonical(method: str) -> str:
+    from svip.eval.methods import canonical_method
+
+    return canonical_method(method)
+
+
+class _Given(argparse.Action):
+    """Store the list and note that the user gave it (generate refuses methods without a draft)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string and option_string != "--methods":
+            import warnings
+
+            warnings.warn(f"{option_string} is deprecated; use --methods", FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, list(values))
+        namespace.methods_given = True
+
+
+def _add_methods_arg(parser: argparse.ArgumentParser, default, *, old: str | None = None, extra: str = "") -> None:
+    """The one method flag of every command (``--policy``/``--policies`` of older versions are aliases)."""
+    flags = ["--methods"] + ([old] if old else [])
+    parser.add_argument(
+        *flags,
+        dest="methods",
+        nargs="+",
+        type=_method,
+        default=list(default),
+        action=_Given,
+        metavar="METHOD",
+        help=extra + _methods_help(default),
+    )
+    parser.set_defaults(methods_given=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="svip", description="SVIP: entropy-based dynamic draft length for speculative decoding.")
+    from svip.eval.methods import DEFAULT_METHODS
+
+    parser = argparse.ArgumentParser(
+        prog="svip", description="SVIP: entropy-based dynamic draft length for speculative decoding."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="decode one prompt, target-only or speculative", description="Decode one prompt and print the text and round statistics.")
+    gen = sub.add_parser(
+        "generate",
+        help="decode one prompt, target-only or speculative",
+        description="Decode one prompt and print the text and round statistics.",
+    )
     _add_model_args(gen)
     gen.add_argument("--prompt", required=True, help="user message (chat template applied unless --raw)")
     _add_prompt_args(gen)
-    gen.add_argument("--policy", type=_policy, default=None, help=f"draft-length policy (default svip). Policies: {policy_help()}")
+    _add_methods_arg(
+        gen,
+        ["svip:h=0.3,gamma=0.15"],
+        old="--policy",
+        extra="generate decodes the prompt with each in turn; without --draft it decodes target-only. ",
+    )
     gen.add_argument("--max-new-tokens", type=int, default=128)
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples with lossless rejection sampling")
+    gen.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0 = greedy (default); >0 samples with lossless rejection sampling",
+    )
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--rounds", action="store_true", help="print every round (drafted, accepted, draft entropies)")
     gen.add_argument("--json", action="store_true", help="print the full result as JSON")
     gen.set_defaults(func=cmd_generate)
 
-    chk = sub.add_parser("check-lossless", help="greedy outputs of every policy vs target-only", description="Token-by-token comparison of speculative greedy output with target-only greedy output.")
+    chk = sub.add_parser(
+        "check-lossless",
+        help="greedy outputs of every policy vs target-only",
+        description="Token-by-token comparison of speculative greedy output with target-only greedy output.",
+    )
     _add_model_args(chk)
     chk.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
     chk.add_argument("--per-category", type=int, default=4)
-    chk.add_argument("--shortest", action="store_true", help="take the shortest questions of each category (cheap prefills on CPU)")
+    chk.add_argument(
+        "--shortest", action="store_true", help="take the shortest questions of each category (cheap prefills on CPU)"
+    )
     chk.add_argument("--max-new-tokens", type=int, default=32)
     _add_prompt_args(chk)
-    chk.add_argument("--policies", nargs="+", type=_method, default=DEFAULT_POLICIES, help="methods to check (default: %(default)s); hf-<policy> runs transformers' assisted generation")
+    _add_methods_arg(chk, DEFAULT_METHODS, old="--policies")
     chk.set_defaults(func=cmd_check_lossless)
 
     base = sub.add_parser("baseline", help="target-only speed: our loop vs transformers generate()")
@@ -288,42 +424,64 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--repeats", type=int, default=2)
     base.set_defaults(func=cmd_baseline)
 
-    bench = sub.add_parser("bench", help="run methods side by side over a question set (resumable)", description="Interleaved side-by-side runs; results are appended to RUN_DIR/results.jsonl as they finish and a rerun resumes.")
+    bench = sub.add_parser(
+        "bench",
+        help="run methods side by side over a question set (resumable)",
+        description="Interleaved side-by-side runs; results are appended to RUN_DIR/results.jsonl as they finish and a rerun resumes.",
+    )
     _add_model_args(bench)
     bench.set_defaults(draft=DEFAULT_MODEL)
     bench.add_argument("--run-dir", required=True, help="where results.jsonl and config.json live")
-    bench.add_argument("--methods", nargs="+", type=_method, default=DEFAULT_POLICIES,
-                       help="methods (default: %(default)s); target-only always runs. A policy string runs the vanilla engine; "
-                       "hf-constant:k=5, hf-heuristic:k0=5, hf-confidence:p_min=0.4 run transformers' own schedules and "
-                       f"hf-<policy> (e.g. hf-svip) runs a policy inside transformers' assisted generation. "
-                       "A grid such as 'svip:h=0.2|0.3|0.4,gamma=0.1|0.15' expands to every combination (ablations). "
-                       f"Policies: {policy_help()}")
-    bench.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
+    _add_methods_arg(bench, DEFAULT_METHODS, extra="target-only always runs. ")
+    bench.add_argument(
+        "--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)"
+    )
     bench.add_argument("--per-category", type=int, default=2)
     bench.add_argument("--shortest", action="store_true")
     bench.add_argument("--max-new-tokens", type=int, default=128)
     bench.add_argument("--temperature", type=float, default=0.0)
     bench.add_argument("--top-p", type=float, default=1.0)
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--multi-turn", action="store_true", help="run every turn of multi-turn questions (MT-Bench: 2), each after the method's own answer")
-    bench.add_argument("--eagle-head", default=None, metavar="DIR_OR_HUB_ID",
-                       help="EAGLE-1/2 head for methods eagle2[:total=60,depth=7,top_k=10] and eagle2-svip[:h=0.3,gamma=0.15,variant=min|weighted|top]; "
-                       "runs the patched upstream EaModel (make eagle-setup; its venv), and target-only on the same base model. "
-                       "Shipped: adapters/eagle/heads/smollm2-135m")
+    bench.add_argument(
+        "--multi-turn",
+        action="store_true",
+        help="run every turn of multi-turn questions (MT-Bench: 2), each after the method's own answer",
+    )
+    bench.add_argument(
+        "--eagle-head",
+        default=None,
+        metavar="DIR_OR_HUB_ID",
+        help="EAGLE-1/2 head for methods eagle2[:total=60,depth=7,top_k=10] and eagle2[:...,variant=min|weighted|top]+svip[:h=0.3,gamma=0.15]; "
+        "runs the patched upstream EaModel (make eagle-setup; its venv), and target-only on the same base model. "
+        "Shipped: adapters/eagle/heads/smollm2-135m",
+    )
     _add_prompt_args(bench)
     bench.set_defaults(func=cmd_bench)
 
     report = sub.add_parser(
-        "report", help="tables from stored runs (no models loaded)",
+        "report",
+        help="tables from stored runs (no models loaded)",
         description="Table 1 (speedup per category), Figure 5 numbers, Figure 3 numbers, ablation grids, and the paper's "
         "matching table, from RUN_DIR/results.jsonl alone. Several run directories that differ only in --max-new-tokens "
-        "also give the Table 2/6 layout (speedup by generation length).")
+        "also give the Table 2/6 layout (speedup by generation length).",
+    )
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    report.add_argument("--plots", action="store_true", help="also write PNG plots to RUN_DIR/plots (needs matplotlib)")
-    report.add_argument("--answers", action="store_true", help="also write Spec-Bench/EAGLE-style answer files to RUN_DIR/answers (loads the tokenizer)")
+    report.add_argument(
+        "--plots", action="store_true", help="also write PNG plots to RUN_DIR/plots (needs matplotlib)"
+    )
+    report.add_argument(
+        "--answers",
+        action="store_true",
+        help="also write Spec-Bench/EAGLE-style answer files to RUN_DIR/answers (loads the tokenizer)",
+    )
     report.add_argument("--no-paper", action="store_true", help="do not print the paper's matching table")
-    report.add_argument("--draft-cost", type=float, default=None, metavar="C",
-                        help="CS Drafting cost table: cost of one draft forward in target forwards (default: measured in the run)")
+    report.add_argument(
+        "--draft-cost",
+        type=float,
+        default=None,
+        metavar="C",
+        help="CS Drafting cost table: cost of one draft forward in target forwards (default: measured in the run)",
+    )
     report.set_defaults(func=cmd_report)
 
     mod = sub.add_parser("models", help="list or prepare the offline model zoo")
@@ -334,17 +492,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from svip.adapters.vanilla import InputError
     from svip.eval.datasets import DatasetError
     from svip.eval.loading import ModelLoadError
     from svip.eval.models import ModelIntegrityError
     from svip.eval.prompts import PromptError
     from svip.eval.runner import RunDirError
+    from svip.method import InputError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, ModelLoadError, ModelIntegrityError, PromptError, DatasetError, PolicySpecError, RunDirError, ValueError) as error:
+    except (
+        InputError,
+        ModelLoadError,
+        ModelIntegrityError,
+        PromptError,
+        DatasetError,
+        PolicySpecError,
+        MethodSpecError,
+        RunDirError,
+        ValueError,
+    ) as error:
         print(f"svip: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,14 +14,27 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DATA_DIR", "BUILTIN_SETS", "COMPOSITE_SETS", "EAGLE_SETS", "Question", "DatasetError", "load_questions", "per_category", "resolve_question_file"]
+__all__ = [
+    "DATA_DIR",
+    "BUILTIN_SETS",
+    "COMPOSITE_SETS",
+    "EAGLE_SETS",
+    "Question",
+    "DatasetError",
+    "load_questions",
+    "per_category",
+    "resolve_question_file",
+]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 BUILTIN_SETS = {
     "spec-bench": DATA_DIR / "spec_bench" / "question.jsonl",
     "svip-spec-bench": DATA_DIR / "svip_specbench" / "spec-bench.jsonl",
-    **{f"eagle-{name}": DATA_DIR / "eagle_bench" / name / "question.jsonl" for name in ("mt_bench", "gsm8k", "humaneval", "qa", "sum")},
+    **{
+        f"eagle-{name}": DATA_DIR / "eagle_bench" / name / "question.jsonl"
+        for name in ("mt_bench", "gsm8k", "humaneval", "qa", "sum")
+    },
 }
 
 # EAGLE's question sets shipped here, as one run with one column each: the paper's Table 4 columns except
@@ -29,7 +42,9 @@ BUILTIN_SETS = {
 EAGLE_SETS = {"mt_bench": "mt-bench", "humaneval": "h-eval", "gsm8k": "gsm8k", "sum": "cnn/dm", "qa": "qa"}
 COMPOSITE_SETS = {"eagle": tuple(f"eagle-{name}" for name in EAGLE_SETS)}
 
-MT_BENCH_CATEGORIES = frozenset({"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"})
+MT_BENCH_CATEGORIES = frozenset(
+    {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"}
+)
 MT_BENCH_GROUP = "mt-bench"
 
 
@@ -50,7 +65,9 @@ def resolve_question_file(name_or_path: str) -> Path:
     """A built-in set name (``spec-bench``, ``eagle-gsm8k`` ...) or a path."""
     path = BUILTIN_SETS.get(name_or_path, Path(name_or_path))
     if not path.is_file():
-        raise DatasetError(f"no question file {name_or_path!r}; built-in sets: {', '.join([*BUILTIN_SETS, *COMPOSITE_SETS])}")
+        raise DatasetError(
+            f"no question file {name_or_path!r}; built-in sets: {', '.join([*BUILTIN_SETS, *COMPOSITE_SETS])}"
+        )
     return path
 
 
@@ -70,7 +87,13 @@ def load_questions(name_or_path: str) -> list[Question]:
     """All questions of a file, in file order; ``eagle`` = EAGLE's five sets, one group per set."""
     if name_or_path in COMPOSITE_SETS:
         return [
-            Question(f"{part[len('eagle-'):]}/{q.question_id}", q.category, EAGLE_SETS[part[len("eagle-"):]], q.turns, q.raw)
+            Question(
+                f"{part[len('eagle-') :]}/{q.question_id}",
+                q.category,
+                EAGLE_SETS[part[len("eagle-") :]],
+                q.turns,
+                q.raw,
+            )
             for part in COMPOSITE_SETS[name_or_path]
             for q in load_questions(part)
         ]
@@ -106,5 +129,7 @@ def per_category(questions: list[Question], count: int | None, *, shortest: bool
     for question in questions:
         groups.setdefault(question.group, []).append(question)
     if shortest:
-        groups = OrderedDict((group, sorted(members, key=lambda q: len(q.turns[0]))) for group, members in groups.items())
+        groups = OrderedDict(
+            (group, sorted(members, key=lambda q: len(q.turns[0]))) for group, members in groups.items()
+        )
     return [q for members in groups.values() for q in members[:count]]

@@ -7,16 +7,27 @@ a user with network and GPUs can pass ``lmsys/vicuna-7b-v1.3``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
+from svip.runtime import DTYPES
+
 from . import models as zoo
 
-__all__ = ["DTYPES", "ModelLoadError", "Placement", "load_model", "load_tokenizer", "resolve", "check_same_tokenizer", "keep_first_layers"]
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = [
+    "DTYPES",
+    "ModelLoadError",
+    "ModelRequest",
+    "Placement",
+    "check_same_tokenizer",
+    "keep_first_layers",
+    "load_model",
+    "load_models",
+    "load_tokenizer",
+    "resolve",
+]
 
 
 class ModelLoadError(RuntimeError):
@@ -120,3 +131,60 @@ def check_same_tokenizer(target_tokenizer, draft_tokenizer) -> None:
             f"draft and target tokenizers differ ({len(draft_vocab)} vs {len(target_vocab)} entries; "
             f"e.g. {differing}): use a draft model from the target's family"
         )
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Which models a command loads and where: the one loading path of ``generate``, ``check-lossless``, ``bench``."""
+
+    target: str
+    draft: str | None = None
+    draft_layers: int | None = None
+    device: str = "cpu"
+    dtype: str = "fp32"
+    memory_first_gpu: float | None = None  # GiB on GPU 0 for the target (accelerate device map)
+    memory_per_gpu: float | None = None  # GiB on every other GPU
+    eagle_head: str | None = None  # an EAGLE run: EaModel on the target's base model + this head
+
+    @classmethod
+    def of(cls, source) -> "ModelRequest":
+        """From any object with these attribute names (parsed CLI args, a ``BenchConfig``)."""
+        return cls(**{f.name: getattr(source, f.name, f.default) for f in fields(cls)})
+
+    @property
+    def target_placement(self) -> Placement:
+        return Placement(self.device, self.dtype, self.memory_first_gpu, self.memory_per_gpu)
+
+    @property
+    def draft_placement(self) -> Placement:
+        # With a multi-GPU map for the target, the draft sits on GPU 0 beside the target's first shard (the SVIP repo's layout).
+        return Placement("cuda:0" if self.target_placement.max_memory() else self.device, self.dtype)
+
+
+def load_models(request: ModelRequest, sampling=None, *, record_cross_entropy: bool = False):
+    """A ``ModelSet`` for the request: target, draft (tokenizers checked) and tokenizer, or an EAGLE generator."""
+    from svip.adapters.kinds import ModelSet
+    from svip.sampling import SamplingConfig
+
+    sampling = sampling or SamplingConfig()
+    if request.eagle_head:
+        from svip.adapters.eagle.generator import EagleGenerator
+
+        from .eagle.export import eagle_base
+
+        if request.memory_first_gpu is not None or request.memory_per_gpu is not None:
+            raise ValueError(
+                "--memory-first-gpu/--memory-per-gpu: EAGLE runs place the model with --device (EaModel's device_map)"
+            )
+        base = eagle_base(request.target)
+        generator = EagleGenerator(
+            base, request.eagle_head, dtype=request.dtype, device=request.device, sampling=sampling
+        )
+        return ModelSet(tokenizer=load_tokenizer(base), sampling=sampling, eagle=generator)
+    tokenizer = load_tokenizer(request.target)
+    target = load_model(request.target, request.target_placement)
+    draft = None
+    if request.draft:
+        check_same_tokenizer(tokenizer, load_tokenizer(request.draft))
+        draft = load_model(request.draft, request.draft_placement, layers=request.draft_layers)
+    return ModelSet(target, draft, tokenizer, sampling, record_cross_entropy)

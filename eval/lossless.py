@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
+from svip.adapters.kinds import ModelSet
 from svip.adapters.vanilla import SpeculativeEngine
 
 from .methods import TARGET_ONLY, MethodRunner
@@ -61,11 +62,19 @@ def check_greedy_lossless(
 ) -> list[PolicyMatch]:
     """Run target-only once per prompt, then every method; count identical outputs.
 
-    With a ``MethodRunner``, ``policies`` may include ``hf-*`` methods
-    (transformers' assisted generation) besides vanilla-engine policies.
+    ``policies`` are method strings of any kind (``svip``, ``hf+svip``,
+    ``cascade:...+svip``); with a bare engine, only kinds that run on it.
     """
-    runner = engine if isinstance(engine, MethodRunner) else MethodRunner.around(engine)
-    if not runner.engine.sampling.greedy:
+    if isinstance(engine, MethodRunner):
+        runner = engine
+    else:  # an engine the caller built: its models and sampling, its KV caches
+        runner = MethodRunner.for_models(ModelSet(sampling=engine.sampling))
+        runner.models.shared("engine", lambda: engine)
+        runner.models.target, runner.models.draft = (
+            engine.target.model.model,
+            engine.draft.model.model if engine.draft else None,
+        )
+    if not runner.models.sampling.greedy:
         raise ValueError("the losslessness check compares greedy outputs; use temperature 0")
     specs = list(policies)
     results = {spec: PolicyMatch(spec) for spec in specs}
@@ -75,7 +84,9 @@ def check_greedy_lossless(
         reference = runner.run(TARGET_ONLY, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None).tokens
         bar.update()
         for spec in specs:
-            output = runner.run(spec, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None, reference=reference)
+            output = runner.run(
+                spec, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None, reference=reference
+            )
             row = results[spec]
             row.prompts += 1
             row.reference_tokens += len(reference)

@@ -1,105 +1,74 @@
-"""Method names the harness accepts, and the one place that runs each kind.
+"""Method strings in the harness: the default list, canonical spellings, and ``MethodRunner``.
 
-- ``target-only``                        -- the vanilla engine without a draft
-- a policy spec (``svip:h=0.3``, ...)    -- the vanilla engine under that policy
-- ``hf-`` + a policy spec                -- transformers' assisted generation:
-  ``hf-constant:k=5``, ``hf-heuristic:k0=5`` and ``hf-confidence:p_min=0.4``
-  use transformers' own schedules; any other (``hf-svip``) runs our policy
-  through ``svip.adapters.hf.enable``.
-- ``cascade:k=5,mag=5,sub=10,lenience=1`` -- CS Drafting in the vanilla engine (``svip.adapters.cascade``);
-  ``cascade:...,handoff=1+svip:h=0.3,gamma=0.15`` -- any policy after ``+`` governs its draft level
-  (``handoff=1``: Max-Gram takes the rest of the round after the policy's stop, ``0``: the round ends)
-- ``eagle2[:...]`` / ``eagle2-svip[:...]``  -- the patched upstream EAGLE-2 (``svip.adapters.eagle``);
-  in such a run ``target-only`` decodes on EAGLE's own base model.
-
-Every kind returns the vanilla engine's ``GenerationResult``, so records,
-tables and plots treat all methods alike.
+Every kind (``target-only``, bare policies on the vanilla engine, ``hf+``,
+``cascade``, ``eagle2``) lives in ``svip.adapters.registry``; this module only
+adds what the harness needs on top: one default method list for every
+command, record names read in today's spelling, and a runner that builds each
+method once and reuses it over prompts.
 """
 
 from __future__ import annotations
 
 from typing import Collection, Sequence
 
-from svip import make_policy
-from svip.adapters.cascade import CascadeMethod, MaxGram, is_cascade_method
-from svip.adapters.eagle import EagleMethod, is_eagle_method
-from svip.adapters.vanilla import GenerationResult, SamplingConfig, SpeculativeEngine
+from svip.adapters import registry
+from svip.adapters.kinds import ModelSet
+from svip.method import SpeculativeMethod
+from svip.results import GenerationResult
+from svip.sampling import SamplingConfig
 
-from .metrics import HF_PREFIX, TARGET_ONLY, split_method
+from .metrics import TARGET_ONLY
 
-__all__ = ["HF_PREFIX", "TARGET_ONLY", "MethodRunner", "canonical_method"]
+__all__ = ["DEFAULT_METHODS", "TARGET_ONLY", "MethodRunner", "canonical_method", "record_method"]
 
-HF_NATIVE = frozenset({"constant", "heuristic", "confidence"})
+DEFAULT_METHODS = ("constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle")
+"""What ``bench``, ``check-lossless`` and ``generate`` compare when no ``--methods`` is given."""
 
 
 def canonical_method(method: str) -> str:
-    """One spelling per method (``hf-svip`` -> ``hf-svip:h=0.3,gamma=0.15,max=40``); raises on unknown ones."""
-    if method == TARGET_ONLY:
-        return method
-    if is_eagle_method(method):
-        return EagleMethod.parse(method).spec
-    if is_cascade_method(method):
-        return CascadeMethod.parse(method).spec
-    hf, spec = split_method(method)
-    return (HF_PREFIX if hf else "") + make_policy(spec).spec
+    """One spelling per method (``hf-svip`` -> ``hf+svip:h=0.3,gamma=0.15,max=40``); raises on unknown ones."""
+    return registry.canonical(method)
+
+
+def record_method(name: str) -> str:
+    """A method name as stored by any earlier version, in today's spelling (unparseable names unchanged)."""
+    try:
+        return registry.canonical(name, warn=False)
+    except ValueError:
+        return name
 
 
 class MethodRunner:
-    """Runs any method on one prompt with shared models."""
+    """Runs any method on one prompt with shared models; each method object is built once."""
 
-    def __init__(self, target, draft, sampling: SamplingConfig, *, record_cross_entropy: bool = False, tokenizer=None) -> None:
+    def __init__(
+        self,
+        target,
+        draft,
+        sampling: SamplingConfig = SamplingConfig(),
+        *,
+        record_cross_entropy: bool = False,
+        tokenizer=None,
+    ) -> None:
         """``tokenizer`` is needed by cascade methods only (Max-Gram's bigram table is counted with it)."""
-        self.engine = SpeculativeEngine(target, draft, sampling=sampling, record_cross_entropy=record_cross_entropy)
-        self._target, self._draft, self._sampling = target, draft, sampling
-        self._assisted = None
-        self._eagle = None
-        self._tokenizer, self._maxgram = tokenizer, None
+        self.models = ModelSet(target, draft, tokenizer, sampling, record_cross_entropy)
+        self._methods: dict[str, SpeculativeMethod] = {}
 
     @classmethod
-    def around(cls, engine: SpeculativeEngine) -> "MethodRunner":
-        """Vanilla-engine methods only, on an engine the caller already built."""
+    def for_models(cls, models: ModelSet) -> "MethodRunner":
         runner = cls.__new__(cls)
-        runner.engine, runner._target, runner._draft, runner._sampling = engine, None, None, engine.sampling
-        runner._assisted = None
-        runner._eagle = None
-        runner._tokenizer, runner._maxgram = None, None
+        runner.models, runner._methods = models, {}
         return runner
 
     @classmethod
     def for_eagle(cls, generator) -> "MethodRunner":
         """``target-only`` and ``eagle2*`` methods, all on one ``EagleGenerator``."""
-        runner = cls.__new__(cls)
-        runner.engine, runner._target, runner._draft, runner._sampling = None, None, None, generator.sampling
-        runner._assisted, runner._eagle = None, generator
-        return runner
+        return cls.for_models(ModelSet(sampling=generator.sampling, eagle=generator))
 
-    def _cascade(self, method: str, prompt, *, max_new_tokens, stop_tokens, seed, reference) -> GenerationResult:
-        from svip.adapters.cascade.bigram import cached_bigram_table
-        from svip.adapters.cascade.proposer import CascadeProposer
-
-        from .models import cache_root
-
-        if self.engine is None or self.engine.draft is None:
-            raise ValueError("cascade methods need a draft model")
-        cascade = CascadeMethod.parse(method)
-        if cascade.policy is not None and cascade.policy.startswith("oracle") and not self.engine.sampling.greedy:
-            raise ValueError("the oracle policy is defined for greedy decoding only")
-        if self._maxgram is None:
-            if self._tokenizer is None:
-                raise ValueError("cascade methods need the tokenizer (MethodRunner(..., tokenizer=...)) for Max-Gram's bigram table")
-            self._maxgram = MaxGram(cached_bigram_table(self._tokenizer, self.engine.vocab_size, cache_root() / "bigram"))
-        proposer = CascadeProposer(self.engine.draft.model, self.engine.sampling, self._maxgram, cascade, self.engine.vocab_size)
-        policy = cascade.engine_policy(reference=list(reference or []))
-        return self.engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, proposer=proposer)
-
-    def _assisted_generator(self):
-        if self._assisted is None:
-            from svip.adapters.hf import AssistedGenerator
-
-            if self._draft is None:
-                raise ValueError("hf-* methods need the target and draft models (MethodRunner(target, draft, ...))")
-            self._assisted = AssistedGenerator(self._target, self._draft, self._sampling)
-        return self._assisted
+    def method(self, method: str) -> SpeculativeMethod:
+        if method not in self._methods:
+            self._methods[method] = registry.build(method, self.models)
+        return self._methods[method]
 
     def run(
         self,
@@ -112,22 +81,6 @@ class MethodRunner:
         reference: Sequence[int] | None = None,
     ) -> GenerationResult:
         """Decode ``prompt`` with ``method``; ``reference`` (target-only output) feeds the oracle."""
-        if self._eagle is not None:
-            if method != TARGET_ONLY and not is_eagle_method(method):
-                raise ValueError(f"this runner drives EAGLE only; {method!r} needs the vanilla engine (a run without --eagle-head)")
-            eagle = None if method == TARGET_ONLY else EagleMethod.parse(method)
-            return self._eagle.generate(prompt, eagle, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
-        if is_eagle_method(method):
-            raise ValueError(f"{method} runs on EAGLE's EaModel: give the run an EAGLE head (--eagle-head)")
-        if is_cascade_method(method):
-            return self._cascade(method, prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, reference=reference)
-        if method == TARGET_ONLY:
-            return self.engine.generate(prompt, policy=None, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
-        hf, spec = split_method(method)
-        policy = make_policy(spec, reference=list(reference or []))
-        if hf:
-            native = policy.name in HF_NATIVE
-            return self._assisted_generator().generate(
-                prompt, policy=policy, native=native, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed
-            )
-        return self.engine.generate(prompt, policy=policy, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
+        return self.method(method).generate(
+            prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, reference=reference
+        )

@@ -14,24 +14,35 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["HF_PREFIX", "TARGET_ONLY", "policy_name", "split_method", "GroupSpeed", "DraftSummary", "speedups", "draft_summary", "groups_in_order",
-           "methods_in_order", "draft_forwards", "target_forwards"]
+from svip.grammar import parse_method
+
+__all__ = [
+    "TARGET_ONLY",
+    "method_kind",
+    "policy_name",
+    "GroupSpeed",
+    "DraftSummary",
+    "speedups",
+    "draft_summary",
+    "groups_in_order",
+    "methods_in_order",
+    "draft_forwards",
+    "target_forwards",
+]
 
 TARGET_ONLY = "target-only"
-HF_PREFIX = "hf-"  # methods run in transformers' assisted-generation loop
 AVERAGE = "Avg."
 
 
-def split_method(method: str) -> tuple[bool, str]:
-    """(runs in transformers' loop, policy spec) of a method name like ``hf-svip:h=0.3``."""
-    if method.startswith(HF_PREFIX):
-        return True, method[len(HF_PREFIX) :]
-    return False, method
+def method_kind(method: str) -> str:
+    """Which kind ran a stored method: ``vanilla``, ``hf``, ``cascade``, ``eagle2``, ``target-only``, ..."""
+    return parse_method(method).kind
 
 
-def policy_name(method: str) -> str:
-    """``hf-svip:h=0.3`` -> ``svip``: the policy whatever loop runs it."""
-    return split_method(method)[1].partition(":")[0]
+def policy_name(method: str) -> str | None:
+    """``hf+svip:h=0.3`` -> ``svip``: the draft-length policy whatever runs it (None: the kind's own schedule)."""
+    policy = parse_method(method).policy
+    return policy.partition(":")[0] if policy else None
 
 
 def draft_forwards(record: dict) -> list[int]:
@@ -87,7 +98,11 @@ def _speed(pairs: list[tuple[dict, dict]]) -> GroupSpeed:
     time_m = sum(m["wall_time"] for m, _ in pairs)
     tokens_t = sum(t["new_tokens"] for _, t in pairs)
     time_t = sum(t["wall_time"] for _, t in pairs)
-    per_question = [(m["new_tokens"] / m["wall_time"]) / (t["new_tokens"] / t["wall_time"]) for m, t in pairs if m["wall_time"] > 0 and t["new_tokens"] > 0]
+    per_question = [
+        (m["new_tokens"] / m["wall_time"]) / (t["new_tokens"] / t["wall_time"])
+        for m, t in pairs
+        if m["wall_time"] > 0 and t["new_tokens"] > 0
+    ]
     return GroupSpeed(
         speedup=(tokens_m / time_m) / (tokens_t / time_t),
         mean_ratio=statistics.fmean(per_question),
@@ -99,7 +114,10 @@ def _speed(pairs: list[tuple[dict, dict]]) -> GroupSpeed:
 
 def speedups(records: list[dict]) -> dict[str, dict[str, GroupSpeed]]:
     """method -> group (and "Avg.") -> speedup over target-only."""
-    return {method: {group: _speed(pairs) for group, pairs in _paired(records, method).items()} for method in methods_in_order(records)}
+    return {
+        method: {group: _speed(pairs) for group, pairs in _paired(records, method).items()}
+        for method in methods_in_order(records)
+    }
 
 
 def draft_summary(records: list[dict], method: str) -> DraftSummary:

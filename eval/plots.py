@@ -46,7 +46,9 @@ def cross_entropy_ratios(records: list[dict]) -> tuple[str | None, list[float]]:
         if record["method"] != method:
             continue
         for entropies, crosses in zip(record["entropies"], record["cross_entropies"]):
-            ratios.extend(c / h for h, c in zip(entropies, crosses or []) if h > MIN_ENTROPY and c == c and c != float("inf"))
+            ratios.extend(
+                c / h for h, c in zip(entropies, crosses or []) if h > MIN_ENTROPY and c == c and c != float("inf")
+            )
     return method, ratios
 
 
@@ -124,7 +126,9 @@ def plot_cross_entropy_ratio(records: list[dict], out: Path) -> Path | None:
     ax.axvline(median, color="black", linestyle="--", label=f"median {median:.2f}")
     ax.set_xlabel("H(q, p) / H(q)   (draft q, target p; clipped at the 99th percentile)")
     ax.set_ylabel("drafted tokens")
-    ax.set_title(f"Cross-entropy over draft entropy, {method} ({len(ratios)} tokens with H(q) > {MIN_ENTROPY})", fontsize=8)
+    ax.set_title(
+        f"Cross-entropy over draft entropy, {method} ({len(ratios)} tokens with H(q) > {MIN_ENTROPY})", fontsize=8
+    )
     ax.legend()
     return _save(plt, fig, out)
 

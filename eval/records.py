@@ -4,6 +4,9 @@ One line per finished (method, question). Each line is written, flushed and
 fsynced before the next generation starts, so an interrupted run loses only
 the generation in flight. On reopening, a torn last line (a crash mid-write)
 is detected and cut off, and the finished keys are skipped.
+
+Method names are read in today's spelling (``hf-svip:...`` from an older
+version reads as ``hf+svip:...``), so old runs resume and report as new ones.
 """
 
 from __future__ import annotations
@@ -23,16 +26,23 @@ def read_records(path: Path | str) -> list[dict]:
 
 
 def _complete_lines(path: Path) -> tuple[list[dict], int]:
-    """(records, byte length of the valid prefix)."""
+    """(records, byte length of the valid prefix); method names respelled."""
+    from .methods import record_method
+
+    spelled: dict[str, str] = {}
     records, valid = [], 0
     with open(path, "rb") as handle:
         for raw in handle:
             if not raw.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(raw))
+                record = json.loads(raw)
             except json.JSONDecodeError:
                 break
+            if record.get("method") is not None:
+                name = record["method"]
+                record["method"] = spelled.setdefault(name, record_method(name))
+            records.append(record)
             valid += len(raw)
     return records, valid
 

@@ -15,19 +15,20 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from svip.adapters.vanilla import SamplingConfig
+from svip.adapters import registry
+from svip.adapters.kinds import ModelSet
+from svip.grammar import expand_grid
+from svip.sampling import SamplingConfig
 
-from .ablation import expand_grid
 from .datasets import Question, load_questions, per_category
 from .lossless import prefix_match
-from svip.adapters.eagle import is_eagle_method
-
-from .methods import MethodRunner, canonical_method
+from .methods import DEFAULT_METHODS, MethodRunner, canonical_method
 from .metrics import TARGET_ONLY, policy_name
 from .prompts import encode_prompt, stop_token_ids
 from .records import ResultLog
 
 __all__ = ["TARGET_ONLY", "BenchConfig", "RunDirError", "run_bench"]
+
 
 class RunDirError(ValueError):
     """A run directory whose stored settings differ from the requested ones."""
@@ -42,6 +43,8 @@ class BenchConfig:
     draft_layers: int | None = None
     dtype: str = "fp32"
     device: str = "cpu"
+    memory_first_gpu: float | None = None  # GiB for the target on GPU 0 (accelerate device map); placement only
+    memory_per_gpu: float | None = None  # GiB on every other GPU
     questions: str = "spec-bench"
     per_category: int | None = 2
     shortest: bool = False
@@ -54,7 +57,7 @@ class BenchConfig:
     multi_turn: bool = False  # run every turn (MT-Bench has 2), each on the method's own earlier answers
     cross_entropy: bool = True  # store H(q, p) per drafted token (Figure 3); timed apart, not in wall_time
     eagle_head: str | None = None  # EAGLE-1/2 head (dir or hub id): eagle2* methods on the patched upstream EaModel
-    methods: list[str] = field(default_factory=lambda: ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15"])
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
 
     def __post_init__(self) -> None:
         # Canonical spelling ("svip" -> "svip:h=0.3,gamma=0.15,max=40"): one key per method across reruns;
@@ -63,7 +66,7 @@ class BenchConfig:
         self.methods = list(dict.fromkeys(canonical_method(m) for m in expanded))
         if any(policy_name(m) == "oracle" for m in self.methods) and self.temperature > 0:
             raise ValueError("the oracle method is defined for greedy decoding only")
-        eagle = [m for m in self.methods if is_eagle_method(m)]
+        eagle = [m for m in self.methods if registry.kind_of(m).needs == "eagle"]
         if eagle and not self.eagle_head:
             raise ValueError(f"{eagle[0]} needs an EAGLE head (--eagle-head DIR_OR_HUB_ID)")
         if self.eagle_head and len(eagle) < len([m for m in self.methods if m != TARGET_ONLY]):
@@ -84,7 +87,8 @@ class BenchConfig:
         return {k: v for k, v in asdict(self).items() if k not in _SUBSET_KEYS}
 
 
-_SUBSET_KEYS = frozenset({"methods", "per_category", "shortest"})
+# May change between reruns: the method list and question subset grow, and placement moves weights without changing a generation.
+_SUBSET_KEYS = frozenset({"methods", "per_category", "shortest", "memory_first_gpu", "memory_per_gpu"})
 
 
 def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
@@ -123,11 +127,13 @@ def _environment() -> dict:
     }
 
 
-def _record(question: Question, method: str, prompts: list[list[int]], results: list, reference: list[list[int]] | None) -> dict:
+def _record(
+    question: Question, method: str, prompts: list[list[int]], results: list, reference: list[list[int]] | None
+) -> dict:
     """One JSONL line: totals over the question's turns, per-round lists concatenated."""
-    rounds = [r for result in results for r in result.rounds]
+    turns = [result.rounds_record() for result in results]
     turn_tokens = [result.tokens for result in results]
-    crosses = [r.cross_entropies for r in rounds]
+    crosses = [c for turn in turns for c in (turn["cross_entropies"] or [None] * turn["decoding_steps"])]
     record = {
         "question_id": question.question_id,
         "category": question.category,
@@ -139,17 +145,13 @@ def _record(question: Question, method: str, prompts: list[list[int]], results: 
         "wall_time": sum(result.wall_time for result in results),
         "draft_time": sum(result.draft_time for result in results),
         "verify_time": sum(result.verify_time for result in results),
-        "decoding_steps": len(rounds),
-        "accept_lengths": [r.emitted for r in rounds],
-        "drafted": [r.drafted for r in rounds],
-        "draft_forwards": [r.drafted if r.draft_forwards is None else r.draft_forwards for r in rounds],
-        "accepted": [r.accepted for r in rounds],
-        "entropies": [r.entropies for r in rounds],
+        **{key: [v for turn in turns for v in turn[key]] for key in _ROUND_LISTS},
+        "decoding_steps": sum(turn["decoding_steps"] for turn in turns),
         "cross_entropies": crosses if any(c is not None for c in crosses) else None,
         "tokens": [t for turn in turn_tokens for t in turn],
         "turn_tokens": turn_tokens,
         "turn_wall_times": [result.wall_time for result in results],
-        "turn_decoding_steps": [len(result.rounds) for result in results],
+        "turn_decoding_steps": [turn["decoding_steps"] for turn in turns],
         "stopped_by": results[-1].stopped_by,
     }
     if reference is not None:
@@ -158,36 +160,20 @@ def _record(question: Question, method: str, prompts: list[list[int]], results: 
     return record
 
 
+_ROUND_LISTS = ("accept_lengths", "drafted", "draft_forwards", "target_forwards", "accepted", "entropies")
+
+
 def _reference_turns(record: dict | None) -> list[list[int]] | None:
     if record is None:
         return None
     return record.get("turn_tokens") or [record["tokens"]]
 
 
-def _load_eagle(config: BenchConfig):
-    """(None, EagleGenerator, tokenizer): EAGLE runs decode target-only on EaModel's own base model."""
-    from svip.adapters.eagle.export import eagle_base
-    from svip.adapters.eagle.generator import EagleGenerator
-
-    from .loading import load_tokenizer
-
-    base = eagle_base(config.target)
-    sampling = SamplingConfig(config.temperature, config.top_p)
-    return None, EagleGenerator(base, config.eagle_head, dtype=config.dtype, device=config.device, sampling=sampling), load_tokenizer(base)
-
-
 def _load_models(config: BenchConfig):
-    from .loading import Placement, check_same_tokenizer, load_model, load_tokenizer
+    from .loading import ModelRequest, load_models
 
-    if config.eagle_head:
-        return _load_eagle(config)
-    tokenizer = load_tokenizer(config.target)
-    target = load_model(config.target, Placement(config.device, config.dtype))
-    draft = None
-    if config.draft:
-        check_same_tokenizer(tokenizer, load_tokenizer(config.draft))
-        draft = load_model(config.draft, Placement(config.device, config.dtype), layers=config.draft_layers)
-    return target, draft, tokenizer
+    sampling = SamplingConfig(config.temperature, config.top_p)
+    return load_models(ModelRequest.of(config), sampling, record_cross_entropy=config.cross_entropy)
 
 
 class _QuestionRunner:
@@ -198,7 +184,9 @@ class _QuestionRunner:
 
     def encode(self, question: Question, turn: int, history: list[tuple[str, str]]) -> list[int]:
         chat = not (question.raw or self.config.raw)
-        return encode_prompt(self.tokenizer, question.turns[turn], chat=chat, template=self.config.template, history=history)
+        return encode_prompt(
+            self.tokenizer, question.turns[turn], chat=chat, template=self.config.template, history=history
+        )
 
     def turns(self, question: Question) -> int:
         return len(question.turns) if self.config.multi_turn else 1
@@ -210,7 +198,12 @@ class _QuestionRunner:
             prompt = self.encode(question, turn, history)
             turn_reference = reference[turn] if reference and turn < len(reference) else None
             result = self.runner.run(
-                method, prompt, max_new_tokens=self.config.max_new_tokens, stop_tokens=self.stops, seed=self.config.seed, reference=turn_reference
+                method,
+                prompt,
+                max_new_tokens=self.config.max_new_tokens,
+                stop_tokens=self.stops,
+                seed=self.config.seed,
+                reference=turn_reference,
             )
             prompts.append(prompt)
             results.append(result)
@@ -219,7 +212,7 @@ class _QuestionRunner:
 
 
 def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, models=None) -> ResultLog:
-    """Run (or resume) a benchmark; ``models`` = (target, draft, tokenizer) skips loading."""
+    """Run (or resume) a benchmark; ``models`` (a ``ModelSet``, or (target, draft, tokenizer)) skips loading."""
     log = _open_run_dir(config, run_dir)
     questions = per_category(load_questions(config.questions), config.per_category, shortest=config.shortest)
     methods = config.all_methods
@@ -228,15 +221,16 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
     if not todo:
         return log
-    target, draft, tokenizer = models if models is not None else _load_models(config)
-    sampling = SamplingConfig(config.temperature, config.top_p)
-    if config.eagle_head:
-        runner = MethodRunner.for_eagle(draft)  # (None, generator, tokenizer) from _load_eagle
-    elif draft is None and len(methods) > 1:
+    if isinstance(models, tuple):
+        target, draft, tokenizer = models
+        models = ModelSet(
+            target, draft, tokenizer, SamplingConfig(config.temperature, config.top_p), config.cross_entropy
+        )
+    models = models if models is not None else _load_models(config)
+    if models.eagle is None and models.draft is None and len(methods) > 1:
         raise ValueError("speculative methods need a draft model")
-    else:
-        runner = MethodRunner(target, draft, sampling, record_cross_entropy=config.cross_entropy, tokenizer=tokenizer)
-    run_question = _QuestionRunner(runner, tokenizer, config, stop_token_ids(tokenizer, target))
+    runner = MethodRunner.for_models(models)
+    run_question = _QuestionRunner(runner, models.tokenizer, config, stop_token_ids(models.tokenizer, models.target))
     for question in questions:  # fail on a bad prompt (template, context) before any long run
         run_question.encode(question, 0, [])
 

@@ -2,38 +2,60 @@
 
 from __future__ import annotations
 
-from .metrics import AVERAGE, TARGET_ONLY, draft_forwards, draft_summary, groups_in_order, policy_name, speedups, split_method, target_forwards
+from svip.grammar import parse_method
 
-__all__ = ["speedup_table", "draft_table", "time_table", "length_table", "cross_entropy_summary", "eagle_table", "cost_table", "draft_cost_ratio"]
+from .metrics import (
+    AVERAGE,
+    TARGET_ONLY,
+    draft_forwards,
+    draft_summary,
+    groups_in_order,
+    method_kind,
+    policy_name,
+    speedups,
+    target_forwards,
+)
 
-_SHORT = {"mt-bench": "MT-Bench", "translation": "Trans.", "summarization": "Sum.", "qa": "QA", "math_reasoning": "Math", "rag": "RAG",
-          "h-eval": "H-Eval", "gsm8k": "GSM8K", "cnn/dm": "CNN/DM"}
+__all__ = [
+    "speedup_table",
+    "draft_table",
+    "time_table",
+    "length_table",
+    "cross_entropy_summary",
+    "eagle_table",
+    "cost_table",
+    "draft_cost_ratio",
+]
+
+_SHORT = {
+    "mt-bench": "MT-Bench",
+    "translation": "Trans.",
+    "summarization": "Sum.",
+    "qa": "QA",
+    "math_reasoning": "Math",
+    "rag": "RAG",
+    "h-eval": "H-Eval",
+    "gsm8k": "GSM8K",
+    "cnn/dm": "CNN/DM",
+}
 
 
 _OURS = ("svip", "oracle")  # not baselines: the method itself and its upper bound
 
 
 def _loop(method: str) -> str:
-    """Which loop (and drafter) ran the method: transformers' (``hf-``), the vanilla engine, or the cascade in it.
+    """Which loop (and drafter) ran the method: its kind (``hf``, ``vanilla``, ``cascade``, ...).
 
-    SVIP is compared with baselines of its own family only: a cascade is
+    SVIP is compared with baselines of its own kind only: a cascade is
     another drafter, not a draft-length baseline, so ``cascade:...+svip``
     is compared with plain ``cascade:...`` settings and plain ``svip`` with
     plain policies.
     """
-    from svip.adapters.cascade import is_cascade_method
-
-    return "hf" if split_method(method)[0] else "cascade" if is_cascade_method(method) else "vanilla"
+    return method_kind(method)
 
 
 def _stop_rule(method: str) -> str | None:
     """The draft-length policy a method runs (``cascade:...+svip:...`` -> ``svip``; plain cascade: None)."""
-    from svip.adapters.cascade import is_cascade_method
-    from svip.adapters.cascade.method import split_policy
-
-    if is_cascade_method(method):
-        policy = split_policy(method)[1]
-        return policy.partition(":")[0] if policy else None
     return policy_name(method)
 
 
@@ -48,7 +70,14 @@ def speedup_table(records: list[dict]) -> str:
     groups = groups_in_order(records) + [AVERAGE]
     methods = [m for m in table if m != TARGET_ONLY]
     best_baseline = {
-        loop: max((table[m][AVERAGE].speedup for m in methods if _loop(m) == loop and _stop_rule(m) not in _OURS and AVERAGE in table[m]), default=None)
+        loop: max(
+            (
+                table[m][AVERAGE].speedup
+                for m in methods
+                if _loop(m) == loop and _stop_rule(m) not in _OURS and AVERAGE in table[m]
+            ),
+            default=None,
+        )
         for loop in ("hf", "vanilla", "cascade")
     }
     width = max([len(m) for m in methods] + [12])
@@ -65,12 +94,16 @@ def speedup_table(records: list[dict]) -> str:
             line += f"  ({table[method][AVERAGE].speedup / best - 1:+.1%} vs best baseline)"
         lines.append(line)
     lines.append("")
-    lines.append("speedup = (method tokens / method time) / (target-only tokens / target-only time), totals per column;")
+    lines.append(
+        "speedup = (method tokens / method time) / (target-only tokens / target-only time), totals per column;"
+    )
     lines.append("Avg. over all questions. Mean of per-question ratios [min, max]:")
     for method in methods:
         cell = table[method].get(AVERAGE)
         if cell:
-            lines.append(f"  {method:{width}} {cell.mean_ratio:.2f} [{cell.low:.2f}, {cell.high:.2f}] over {cell.questions} questions")
+            lines.append(
+                f"  {method:{width}} {cell.mean_ratio:.2f} [{cell.low:.2f}, {cell.high:.2f}] over {cell.questions} questions"
+            )
     return "\n".join(lines)
 
 
@@ -78,10 +111,14 @@ def draft_table(records: list[dict]) -> str:
     """Figure 5 numbers: draft length, accepted length, acceptance rate (plus tau and token-match)."""
     methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY]
     width = max([len(m) for m in methods] + [12])
-    lines = [f"{'method':{width}} {'drafted/rnd':>11} {'accepted/rnd':>12} {'accept rate':>11} {'tokens/rnd':>10} {'token-match':>11}"]
+    lines = [
+        f"{'method':{width}} {'drafted/rnd':>11} {'accepted/rnd':>12} {'accept rate':>11} {'tokens/rnd':>10} {'token-match':>11}"
+    ]
     for method in methods:
         s = draft_summary(records, method)
-        lines.append(f"{method:{width}} {s.drafted_per_round:>11.2f} {s.accepted_per_round:>12.2f} {s.acceptance_rate:>11.1%} {s.tokens_per_round:>10.2f} {s.token_match:>11.4f}")
+        lines.append(
+            f"{method:{width}} {s.drafted_per_round:>11.2f} {s.accepted_per_round:>12.2f} {s.acceptance_rate:>11.1%} {s.tokens_per_round:>10.2f} {s.token_match:>11.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -94,7 +131,9 @@ def time_table(records: list[dict]) -> str:
     """
     methods = list(dict.fromkeys(r["method"] for r in records))
     width = max([len(m) for m in methods] + [12])
-    lines = [f"{'method':{width}} {'wall s':>8} {'draft s':>8} {'verify s':>8} {'other s':>8} {'other %':>7} {'ms/token':>8}"]
+    lines = [
+        f"{'method':{width}} {'wall s':>8} {'draft s':>8} {'verify s':>8} {'other s':>8} {'other %':>7} {'ms/token':>8}"
+    ]
     for method in methods:
         rows = [r for r in records if r["method"] == method]
         wall = sum(r["wall_time"] for r in rows)
@@ -102,7 +141,9 @@ def time_table(records: list[dict]) -> str:
         verify = sum(r.get("verify_time", 0.0) for r in rows)
         tokens = sum(r["new_tokens"] for r in rows)
         other = wall - draft - verify
-        lines.append(f"{method:{width}} {wall:>8.1f} {draft:>8.1f} {verify:>8.1f} {other:>8.1f} {other / wall:>7.1%} {1000 * wall / max(1, tokens):>8.1f}")
+        lines.append(
+            f"{method:{width}} {wall:>8.1f} {draft:>8.1f} {verify:>8.1f} {other:>8.1f} {other / wall:>7.1%} {1000 * wall / max(1, tokens):>8.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -115,7 +156,10 @@ def length_table(runs: list[tuple[int, list[dict]]]) -> str:
     header = f"{'method':{width}} " + " ".join(f"{length:>8}" for length, _ in tables)
     lines = ["Avg. speedup over target-only by max new tokens:", header, "-" * len(header)]
     for method in methods:
-        cells = [f"{table[method][AVERAGE].speedup:>8.2f}" if AVERAGE in table.get(method, {}) else f"{'-':>8}" for _, table in tables]
+        cells = [
+            f"{table[method][AVERAGE].speedup:>8.2f}" if AVERAGE in table.get(method, {}) else f"{'-':>8}"
+            for _, table in tables
+        ]
         lines.append(f"{method:{width}} " + " ".join(cells))
     return "\n".join(lines)
 
@@ -129,8 +173,10 @@ def cross_entropy_summary(records: list[dict]) -> str | None:
         return None
     ratios = sorted(ratios)
     pick = lambda q: ratios[int(q * (len(ratios) - 1))]  # noqa: E731
-    return (f"H(q,p)/H(q) over {len(ratios)} drafted tokens of {method} (H(q) > {MIN_ENTROPY} nats): "
-            f"median {pick(0.5):.2f}, 10-90% [{pick(0.1):.2f}, {pick(0.9):.2f}], 25-75% [{pick(0.25):.2f}, {pick(0.75):.2f}]")
+    return (
+        f"H(q,p)/H(q) over {len(ratios)} drafted tokens of {method} (H(q) > {MIN_ENTROPY} nats): "
+        f"median {pick(0.5):.2f}, 10-90% [{pick(0.1):.2f}, {pick(0.9):.2f}], 25-75% [{pick(0.25):.2f}, {pick(0.75):.2f}]"
+    )
 
 
 def eagle_table(records: list[dict]) -> str | None:
@@ -140,9 +186,7 @@ def eagle_table(records: list[dict]) -> str | None:
     ``eagle2-svip`` row is compared with the ``eagle2`` row of the same tree
     (total, depth, top_k), so the gain is SVIP's alone.
     """
-    from svip.adapters.eagle import EagleMethod, is_eagle_method
-
-    methods = [m for m in dict.fromkeys(r["method"] for r in records) if is_eagle_method(m)]
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if method_kind(m) == "eagle2"]
     if not methods:
         return None
     table = speedups(records)
@@ -150,11 +194,12 @@ def eagle_table(records: list[dict]) -> str | None:
     width = max(len(m) for m in methods)
     header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:11]:>11}" for g in groups)
     lines = ["EAGLE-2 (Table 4 layout): speedup (tau) per column", header, "-" * len(header)]
-    plain = {}
-    for method in methods:
-        parsed = EagleMethod.parse(method)
-        if not parsed.svip:
-            plain[(parsed.total, parsed.depth, parsed.top_k)] = method
+
+    def tree(method: str) -> tuple[str | None, ...]:
+        params = parse_method(method).params
+        return tuple(params.get(key) for key in ("total", "depth", "top_k"))
+
+    plain = {tree(m): m for m in methods if policy_name(m) is None}
     for method in methods:
         cells = []
         for group in groups:
@@ -164,10 +209,16 @@ def eagle_table(records: list[dict]) -> str | None:
             cell = table.get(method, {}).get(group)
             cells.append(f"{f'{cell.speedup:.2f} ({tau:.2f})' if cell else '-':>11}")
         line = f"{method:{width}} " + " ".join(cells)
-        parsed = EagleMethod.parse(method)
-        base = plain.get((parsed.total, parsed.depth, parsed.top_k))
-        if parsed.svip and base and AVERAGE in table.get(base, {}) and AVERAGE in table.get(method, {}):
-            line += f"  ({table[method][AVERAGE].speedup / table[base][AVERAGE].speedup - 1:+.1%} vs eagle2, same tree)"
+        base = plain.get(tree(method))
+        if (
+            policy_name(method) is not None
+            and base
+            and AVERAGE in table.get(base, {})
+            and AVERAGE in table.get(method, {})
+        ):
+            line += (
+                f"  ({table[method][AVERAGE].speedup / table[base][AVERAGE].speedup - 1:+.1%} vs eagle2, same tree)"
+            )
         lines.append(line)
     return "\n".join(lines)
 
@@ -178,11 +229,7 @@ def draft_cost_ratio(records: list[dict]) -> float | None:
     From methods that draft one token per forward (plain policies in the
     vanilla engine) against target-only's time per token; None without them.
     """
-    from svip.adapters.cascade import is_cascade_method
-    from svip.adapters.eagle import is_eagle_method
-
-    plain = [r for r in records if r["method"] != TARGET_ONLY and not split_method(r["method"])[0]
-             and not is_cascade_method(r["method"]) and not is_eagle_method(r["method"])]
+    plain = [r for r in records if method_kind(r["method"]) == "vanilla"]
     baseline = [r for r in records if r["method"] == TARGET_ONLY]
     forwards = sum(sum(draft_forwards(r)) for r in plain)
     tokens = sum(r["new_tokens"] for r in baseline)
@@ -204,9 +251,9 @@ def cost_table(records: list[dict], draft_cost: float | None = None) -> str | No
     GPU, not on a CPU, where the cascade's multi-token reviews cost more --
     hence both columns.
     """
-    from svip.adapters.eagle import is_eagle_method
-
-    methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY and not is_eagle_method(m)]
+    methods = [
+        m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY and method_kind(m) != "eagle2"
+    ]
     if not methods:
         return None
     c, source = (draft_cost, "given") if draft_cost is not None else (draft_cost_ratio(records), "measured here")
@@ -214,8 +261,10 @@ def cost_table(records: list[dict], draft_cost: float | None = None) -> str | No
         return "CS Drafting cost: no draft/target cost ratio c (no plain-policy and target-only runs to measure it from); pass --draft-cost C"
     table = speedups(records)
     width = max([len(m) for m in methods] + [12])
-    lines = [f"CS Drafting cost (target forward = 1, draft forward = c = {c:.3f}, {source}; Max-Gram = 0):",
-             f"{'method':{width}} {'wall spd':>8} {'tau':>6} {'tgt fwd':>8} {'draft fwd':>9} {'fwd/rnd':>7} {'cost spd':>8}"]
+    lines = [
+        f"CS Drafting cost (target forward = 1, draft forward = c = {c:.3f}, {source}; Max-Gram = 0):",
+        f"{'method':{width}} {'wall spd':>8} {'tau':>6} {'tgt fwd':>8} {'draft fwd':>9} {'fwd/rnd':>7} {'cost spd':>8}",
+    ]
     for method in methods:
         rows = [r for r in records if r["method"] == method]
         rounds = sum(len(r["drafted"]) for r in rows)
@@ -223,7 +272,11 @@ def cost_table(records: list[dict], draft_cost: float | None = None) -> str | No
         forwards = sum(sum(draft_forwards(r)) for r in rows)
         tokens = sum(r["new_tokens"] for r in rows)
         wall = table.get(method, {}).get(AVERAGE)
-        lines.append(f"{method:{width}} {wall.speedup if wall else float('nan'):>8.2f} {tokens / target:>6.2f} {target:>8d} {forwards:>9d} "
-                     f"{forwards / rounds:>7.2f} {tokens / (target + c * forwards):>8.2f}")
-    lines.append("tau = new tokens per target forward; fwd/rnd = draft-model forwards per round; cost spd = tokens / (tgt fwd + c x draft fwd)")
+        lines.append(
+            f"{method:{width}} {wall.speedup if wall else float('nan'):>8.2f} {tokens / target:>6.2f} {target:>8d} {forwards:>9d} "
+            f"{forwards / rounds:>7.2f} {tokens / (target + c * forwards):>8.2f}"
+        )
+    lines.append(
+        "tau = new tokens per target forward; fwd/rnd = draft-model forwards per round; cost spd = tokens / (tgt fwd + c x draft fwd)"
+    )
     return "\n".join(lines)

@@ -80,7 +80,10 @@ class DraftLengthPolicy:
     max_draft: int = DEFAULT_MAX_DRAFT
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.max_draft, int) and self.max_draft >= 1, f"{self.name}: max must be an integer >= 1, got {self.max_draft!r}")
+        _check(
+            isinstance(self.max_draft, int) and self.max_draft >= 1,
+            f"{self.name}: max must be an integer >= 1, got {self.max_draft!r}",
+        )
 
     def start_sequence(self) -> None:
         """Reset per-sequence state before a new prompt."""
@@ -117,7 +120,10 @@ class ConstantPolicy(DraftLengthPolicy):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(isinstance(self.k, int) and 1 <= self.k <= self.max_draft, f"constant: k must be an integer in [1, {self.max_draft}], got {self.k!r}")
+        _check(
+            isinstance(self.k, int) and 1 <= self.k <= self.max_draft,
+            f"constant: k must be an integer in [1, {self.max_draft}], got {self.k!r}",
+        )
 
     def round_budget(self) -> int:
         return self.k
@@ -140,7 +146,10 @@ class HeuristicPolicy(DraftLengthPolicy):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(isinstance(self.k0, int) and 1 <= self.k0 <= self.max_draft, f"heuristic: k0 must be an integer in [1, {self.max_draft}], got {self.k0!r}")
+        _check(
+            isinstance(self.k0, int) and 1 <= self.k0 <= self.max_draft,
+            f"heuristic: k0 must be an integer in [1, {self.max_draft}], got {self.k0!r}",
+        )
         self._k = self.k0
 
     def start_sequence(self) -> None:
@@ -171,7 +180,10 @@ class SvipPolicy(DraftLengthPolicy):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(math.isfinite(self.h) and self.h >= 0, f"svip: h must be a finite number >= 0, got {self.h!r}")
-        _check(math.isfinite(self.gamma) and self.gamma > 0, f"svip: gamma must be a finite number > 0, got {self.gamma!r}")
+        _check(
+            math.isfinite(self.gamma) and self.gamma > 0,
+            f"svip: gamma must be a finite number > 0, got {self.gamma!r}",
+        )
         # sqrt(gamma*H) > h  <=>  H > h^2/gamma: one comparison per token.
         self._entropy_threshold = self.h * self.h / self.gamma
 
@@ -192,7 +204,10 @@ class ConfidencePolicy(DraftLengthPolicy):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(math.isfinite(self.p_min) and 0 < self.p_min < 1, f"confidence: p_min must be in (0, 1), got {self.p_min!r}")
+        _check(
+            math.isfinite(self.p_min) and 0 < self.p_min < 1,
+            f"confidence: p_min must be in (0, 1), got {self.p_min!r}",
+        )
 
     def continue_drafting(self, step: DraftStep) -> bool:
         return step.token_prob >= self.p_min

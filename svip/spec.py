@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 from typing import Sequence
 
+from .grammar import parse_call
 from .policies import (
     ConfidencePolicy,
     ConstantPolicy,
@@ -74,8 +75,8 @@ def make_policy(spec: str, *, reference: Sequence[int] | None = None) -> DraftLe
 def _build(spec: str) -> DraftLengthPolicy:
     if not isinstance(spec, str) or not spec.strip():
         raise PolicySpecError("empty policy string; choose one of: " + policy_help())
-    name, _, params = spec.strip().partition(":")
-    name = name.strip().lower()
+    call = parse_call(spec, error=PolicySpecError)
+    name = call.name
     cls = POLICIES.get(name)
     if cls is None:
         close = difflib.get_close_matches(name, POLICIES, n=1)
@@ -83,17 +84,14 @@ def _build(spec: str) -> DraftLengthPolicy:
         raise PolicySpecError(f"unknown policy {name!r}{hint}; choose one of: {', '.join(POLICIES)}")
     fields = _parameters(cls)
     kwargs: dict[str, object] = {}
-    for item in filter(None, (p.strip() for p in params.split(","))):
-        key, eq, raw = item.partition("=")
-        key = _ALIASES.get(key.strip(), key.strip())
-        if not eq or not raw.strip():
-            raise PolicySpecError(f"{name}: expected key=value, got {item!r}")
+    for raw_key, raw in call.items:
+        key = _ALIASES.get(raw_key, raw_key)
         if key not in fields:
             valid = ", ".join("max" if k == "max_draft" else k for k in fields) or "none"
-            raise PolicySpecError(f"{name}: unknown parameter {key!r}; valid: {valid}")
+            raise PolicySpecError(f"{name}: unknown parameter {raw_key!r}; valid: {valid}")
         if key in kwargs:
             raise PolicySpecError(f"{name}: parameter {key!r} given twice")
-        kwargs[key] = _convert(name, key, raw.strip(), fields[key].default)
+        kwargs[key] = _convert(name, key, raw, fields[key].default)
     try:
         return cls(**kwargs)
     except ValueError as error:

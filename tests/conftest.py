@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-import torch
 
 from svip.eval.loading import load_model, load_tokenizer
 
@@ -41,23 +40,3 @@ def smol_shallow_draft():
 def smol_mid_draft():
     """The target's first 12 of 30 layers: acceptance in between, so draft lengths vary."""
     return load_model(REAL_MODEL, layers=12)
-
-
-def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
-    """A random 2-layer Llama for mechanics tests only (never for quality claims)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        bos_token_id=None,
-        eos_token_id=None,  # no EOS: generate(min_new_tokens=...) would otherwise mask a token
-        pad_token_id=None,
-    )
-    return LlamaForCausalLM(config).eval()

@@ -32,7 +32,9 @@ def test_kill_midway_then_resume(tmp_path):
     run_dir = tmp_path / "run"
     results = run_dir / "results.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([*BENCH, "--run-dir", str(run_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*BENCH, "--run-dir", str(run_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 600
     while len(_lines(results)) < 5 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -43,7 +45,9 @@ def test_kill_midway_then_resume(tmp_path):
     with open(results, "a") as handle:  # a crash in the middle of a write
         handle.write('{"question_id": "torn", "meth')
 
-    finished = subprocess.run([*BENCH, "--run-dir", str(run_dir)], env=env, capture_output=True, text=True, timeout=900)
+    finished = subprocess.run(
+        [*BENCH, "--run-dir", str(run_dir)], env=env, capture_output=True, text=True, timeout=900
+    )
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "cut a torn last line" in finished.stdout
     after = _lines(results)
@@ -53,7 +57,9 @@ def test_kill_midway_then_resume(tmp_path):
     assert len(keys) == len(set(keys)) == EXPECTED
     assert all(r["token_match"] == 1.0 for r in records if r["method"] != "target-only")  # greedy: lossless
 
-    report = subprocess.run([sys.executable, "-m", "svip.eval.cli", "report", str(run_dir)], capture_output=True, text=True, env=env)
+    report = subprocess.run(
+        [sys.executable, "-m", "svip.eval.cli", "report", str(run_dir)], capture_output=True, text=True, env=env
+    )
     assert report.returncode == 0, report.stderr
     for text in ("MT-Bench", "RAG", "Avg.", "svip:h=0.3,gamma=0.15,max=40", "accept rate"):
         assert text in report.stdout
@@ -86,7 +92,15 @@ def test_bad_method_fails_before_loading():
         BenchConfig(methods=["oracle"], temperature=1.0)
 
 
-SMOKE_METHODS = ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle", "hf-constant:k=5", "hf-svip"]
+SMOKE_METHODS = [
+    "constant:k=5",
+    "heuristic:k0=5",
+    "confidence:p_min=0.4",
+    "svip:h=0.3,gamma=0.15",
+    "oracle",
+    "hf+constant:k=5",
+    "hf+svip",
+]
 
 
 @pytest.mark.slow
@@ -125,7 +139,14 @@ def test_smoke_bench_smollm2_self_draft(tmp_path, smol_target, smol_self_draft, 
 def test_multi_turn_fschat_template_and_growing_subset(tmp_path, smol_target, smol_shallow_draft, smol_tokenizer):
     """MT-Bench's second turn runs after the method's own first answer; a rerun may widen the question subset."""
     models = (smol_target, smol_shallow_draft, smol_tokenizer)
-    base = dict(questions="eagle-mt_bench", shortest=True, max_new_tokens=8, methods=["svip"], multi_turn=True, template="vicuna_v1.1")
+    base = dict(
+        questions="eagle-mt_bench",
+        shortest=True,
+        max_new_tokens=8,
+        methods=["svip"],
+        multi_turn=True,
+        template="vicuna_v1.1",
+    )
     log = run_bench(BenchConfig(per_category=1, **base), tmp_path / "run", progress=False, models=models)
     first = read_records(log.path)
     assert len(first) == 2 and all(r["turns"] == 2 and len(r["turn_tokens"]) == 2 for r in first)
@@ -139,10 +160,18 @@ def test_grid_methods_expand():
     from svip.eval.ablation import expand_grid
 
     assert expand_grid("svip:h=0.2|0.3,gamma=0.1|0.15") == [
-        "svip:h=0.2,gamma=0.1", "svip:h=0.2,gamma=0.15", "svip:h=0.3,gamma=0.1", "svip:h=0.3,gamma=0.15"
+        "svip:h=0.2,gamma=0.1",
+        "svip:h=0.2,gamma=0.15",
+        "svip:h=0.3,gamma=0.1",
+        "svip:h=0.3,gamma=0.15",
     ]
     assert expand_grid("constant:k=5") == ["constant:k=5"]
     config = BenchConfig(methods=["constant:k=3|5", "svip:h=0.2|0.3"])
-    assert config.methods == ["constant:k=3", "constant:k=5", "svip:h=0.2,gamma=0.15,max=40", "svip:h=0.3,gamma=0.15,max=40"]
+    assert config.methods == [
+        "constant:k=3",
+        "constant:k=5",
+        "svip:h=0.2,gamma=0.15,max=40",
+        "svip:h=0.3,gamma=0.15,max=40",
+    ]
     with pytest.raises(ValueError):
         BenchConfig(methods=["svip:h=0.2|oops"])

@@ -16,14 +16,14 @@ import torch
 from svip.adapters.cascade import CascadeMethod, DraftLevelPolicy, MaxGram, is_cascade_method
 from svip.adapters.cascade.bigram import bigram_table, cached_bigram_table, stdlib_text
 from svip.adapters.cascade.maxgram import longest_suffix_match
-from svip.adapters.cascade.method import split_policy
 from svip.adapters.cascade.proposer import CascadeProposer
 from svip.adapters.vanilla import SamplingConfig, SpeculativeEngine
 from svip.adapters.vanilla.sampling import acceptance_probability, residual_distribution, to_probs, verify_sampled
 from svip.eval.methods import canonical_method
+from svip.grammar import parse_method
 from svip.policies import DraftLengthPolicy, HeuristicPolicy
 
-from conftest import tiny_llama
+from helpers import tiny_llama
 
 
 # -- method strings -------------------------------------------------------------------------------
@@ -33,14 +33,28 @@ def test_method_strings_round_trip_through_the_canonical_spec():
     svip = CascadeMethod.parse("cascade:k=8,mag=2+svip")
     assert (svip.k, svip.mag, svip.budget, svip.handoff, svip.policy) == (8, 2, 10, 1, "svip:h=0.3,gamma=0.15,max=40")
     assert svip.spec == "cascade:k=8,mag=2,sub=10,lenience=1,handoff=1+svip:h=0.3,gamma=0.15,max=40"
-    for method in ("cascade", "cascade:k=3,mag=0,sub=4,lenience=2.5", "cascade: sub=3 , k=2 +svip:gamma=0.1,h=0.2",
-                   "cascade:handoff=0+confidence:p_min=0.3", "cascade:lenience=1e+3+heuristic:k0=2"):
+    for method in (
+        "cascade",
+        "cascade:k=3,mag=0,sub=4,lenience=2.5",
+        "cascade: sub=3 , k=2 +svip:gamma=0.1,h=0.2",
+        "cascade:handoff=0+confidence:p_min=0.3",
+        "cascade:lenience=1e+3+heuristic:k0=2",
+    ):
         parsed = CascadeMethod.parse(method)
-        assert CascadeMethod.parse(parsed.spec) == parsed and parsed.spec == canonical_method(method) == canonical_method(parsed.spec)
+        assert CascadeMethod.parse(parsed.spec) == parsed and parsed.spec == canonical_method(
+            method
+        ) == canonical_method(parsed.spec)
     assert CascadeMethod.parse("cascade:lenience=1e+3").lenience == 1000.0  # a float's '+' is not a policy join
-    assert split_policy("cascade:k=2+svip:h=0.2") == ("cascade:k=2", "svip:h=0.2") and split_policy("cascade:k=2") == ("cascade:k=2", None)
-    assert is_cascade_method("cascade:k=2") and is_cascade_method("cascade+svip") and not is_cascade_method("constant:k=2")
-    assert not is_cascade_method("svip:h=0.3") and not is_cascade_method("hf-svip")
+    split = parse_method("cascade:k=2+svip:h=0.2")
+    assert (split.kind, str(split.call), split.policy) == ("cascade", "cascade:k=2", "svip:h=0.2") and parse_method(
+        "cascade:k=2"
+    ).policy is None
+    assert (
+        is_cascade_method("cascade:k=2")
+        and is_cascade_method("cascade+svip")
+        and not is_cascade_method("constant:k=2")
+    )
+    assert not is_cascade_method("svip:h=0.3") and not is_cascade_method("hf+svip")
 
 
 @pytest.mark.parametrize(
@@ -55,7 +69,10 @@ def test_method_strings_round_trip_through_the_canonical_spec():
         ("cascade:handoff=1", "handoff says what happens when a draft-level policy stops"),
         ("cascade:handoff=2+svip", "handoff must be 0 or 1"),
         ("cascade:depth=3", "unknown parameter 'depth'"),
-        ("cascade:h=0.3,gamma=0.15", "unknown parameter 'h'.*joined with '\\+'"),
+        (
+            "cascade:p_min=0.3",
+            "unknown parameter .p_min..*joined with .\\+.",
+        ),  # cascade:h=...,gamma=... is the old SVIP spelling (an alias)
         ("cascade:k=two", "k must be an integer, got 'two'"),
         ("cascade:k=2,k=3", "'k' given twice"),
         ("cascade:k", "expected key=value"),
@@ -219,7 +236,10 @@ def test_disagreeing_maxgram_costs_one_forward_per_token_then_the_tail_is_horizo
 
 def test_round_budget_clips_both_levels():
     draft, proposer = _proposer("cascade:k=4,mag=3,sub=2", step=1)
-    assert _propose(proposer, 2, DraftLengthPolicy(max_draft=7)).tokens == [46, 47]  # one review: offer 46, keep it + 47
+    assert _propose(proposer, 2, DraftLengthPolicy(max_draft=7)).tokens == [
+        46,
+        47,
+    ]  # one review: offer 46, keep it + 47
     assert draft.forwards == 1
 
 
@@ -271,7 +291,9 @@ def test_sampled_laws_lenient_and_maxgram_tokens_one_hot_the_draft_s_own_q():
     sampling = SamplingConfig(temperature=1.0)
     own = Counter()
     for seed in range(40):
-        draft, proposer = _proposer("cascade:k=3,mag=2,sub=2,lenience=6", step=2, sampling=sampling, second=6.5, rest=-50.0)
+        draft, proposer = _proposer(
+            "cascade:k=3,mag=2,sub=2,lenience=6", step=2, sampling=sampling, second=6.5, rest=-50.0
+        )
         proposal = _propose(proposer, 5, DraftLengthPolicy(max_draft=5), seed=seed)
         # one review: offers 47 49 (kept by rule), then the draft's own sample; Max-Gram's tail goes on by +2
         assert proposal.tokens[:2] == [47, 49] and proposal.tokens[2] in (50, 51) and proposal.draft_forwards == 1
@@ -291,10 +313,14 @@ def test_sampled_exact_review_carries_the_draft_s_q():
     for seed in range(60):
         draft, proposer = _proposer("cascade:k=1,mag=1,sub=3", step=2, sampling=sampling, second=6.5, rest=-50.0)
         proposal = _propose(proposer, 2, DraftLengthPolicy(max_draft=2), seed=seed)
-        assert len(proposal.tokens) == 2 and proposal.draft_forwards == 1  # one review: offer 47 (budget 2 leaves room for 1)
+        assert (
+            len(proposal.tokens) == 2 and proposal.draft_forwards == 1
+        )  # one review: offer 47 (budget 2 leaves room for 1)
         assert torch.allclose(proposal.probs[0], to_probs(_peaked(45, 6.5, -50.0), sampling))
         if proposal.tokens[0] == 47:  # kept: the same review's next row is the draft's own token, law q after 47
-            assert len(proposal.entropies) == 2 and torch.allclose(proposal.probs[1], to_probs(_peaked(47, 6.5, -50.0), sampling))
+            assert len(proposal.entropies) == 2 and torch.allclose(
+                proposal.probs[1], to_probs(_peaked(47, 6.5, -50.0), sampling)
+            )
         else:  # rejected and resampled (46): the level ends, Max-Gram's tail (48) carries one-hot
             assert proposal.tokens == [46, 48] and len(proposal.entropies) == 1
             assert float(proposal.probs[1].max()) == 1.0 and int(proposal.probs[1].argmax()) == 48
@@ -319,7 +345,9 @@ def test_one_hot_proposal_keeps_the_target_distribution_statistically():
     generator = torch.Generator().manual_seed(0)
     n, counts = 20000, Counter()
     for _ in range(n):
-        accepted, token = verify_sampled(rows, [3], [torch.tensor([0.0, 0.0, 0.0, 1.0])], SamplingConfig(temperature=1.0), generator)
+        accepted, token = verify_sampled(
+            rows, [3], [torch.tensor([0.0, 0.0, 0.0, 1.0])], SamplingConfig(temperature=1.0), generator
+        )
         counts[3 if accepted else token] += 1
     for token, p_t in enumerate(p.tolist()):
         assert abs(counts[token] / n - p_t) < 4 * (p_t * (1 - p_t) / n) ** 0.5, (token, counts)
@@ -338,11 +366,19 @@ def _run(engine, method, prompt, max_new_tokens, seed=None, proposer_class=Casca
     cascade = CascadeMethod.parse(method)
     maxgram = MaxGram(np.arange(1, engine.vocab_size + 1) % engine.vocab_size)  # bigram: t -> t+1
     proposer = proposer_class(engine.draft.model, engine.sampling, maxgram, cascade, engine.vocab_size)
-    return engine.generate(prompt, policy=cascade.engine_policy(), max_new_tokens=max_new_tokens, seed=seed, proposer=proposer)
+    return engine.generate(
+        prompt, policy=cascade.engine_policy(), max_new_tokens=max_new_tokens, seed=seed, proposer=proposer
+    )
 
 
-GREEDY_VARIANTS = ["cascade", "cascade:k=3,mag=4,sub=3,lenience=3", "cascade:k=6,mag=1,sub=2,handoff=1+svip:h=0.1",
-                   "cascade:k=6,mag=1,handoff=0+svip:h=0.1", "cascade:k=4,mag=4,sub=1+heuristic:k0=2", "cascade:k=2,mag=0,sub=5+confidence"]
+GREEDY_VARIANTS = [
+    "cascade",
+    "cascade:k=3,mag=4,sub=3,lenience=3",
+    "cascade:k=6,mag=1,sub=2,handoff=1+svip:h=0.1",
+    "cascade:k=6,mag=1,handoff=0+svip:h=0.1",
+    "cascade:k=4,mag=4,sub=1+heuristic:k0=2",
+    "cascade:k=2,mag=0,sub=5+confidence",
+]
 
 
 @pytest.mark.parametrize("method", GREEDY_VARIANTS)
@@ -396,7 +432,11 @@ def _chi_square(counts: Counter, law: dict, n: int) -> tuple[float, int]:
 
 
 # lenience 6 on 6 tokens keeps any offer the draft gives more than uniform mass: the one-hot fallback runs often
-SAMPLED_VARIANTS = ["cascade:k=2,mag=2,sub=2", "cascade:k=2,mag=0,sub=2,lenience=6", "cascade:k=3,mag=3,sub=2,handoff=1+svip:h=0.3"]
+SAMPLED_VARIANTS = [
+    "cascade:k=2,mag=2,sub=2",
+    "cascade:k=2,mag=0,sub=2,lenience=6",
+    "cascade:k=3,mag=3,sub=2,handoff=1+svip:h=0.3",
+]
 
 
 @pytest.mark.parametrize("method", SAMPLED_VARIANTS)
@@ -426,16 +466,30 @@ def test_the_two_token_check_detects_a_wrong_law():
     prompt = [1, 2, 3, 1, 2]
     law = _exact_two_token_law(engine, prompt)
     n = 2000
-    counts = Counter(tuple(_run(engine, "cascade:k=2,mag=0,sub=2,lenience=6", prompt, 2, seed=s, proposer_class=_LeakyProposer).tokens)
-                     for s in range(n))
+    counts = Counter(
+        tuple(
+            _run(engine, "cascade:k=2,mag=0,sub=2,lenience=6", prompt, 2, seed=s, proposer_class=_LeakyProposer).tokens
+        )
+        for s in range(n)
+    )
     stat, dof = _chi_square(counts, law, n)
     assert stat > dof + 6 * math.sqrt(2 * dof), (stat, dof)
 
 
 # -- the report's cost table ----------------------------------------------------------------------
 def _record(method, question, tokens, wall, drafted, **extra):
-    return {"method": method, "question_id": question, "group": "qa", "category": "qa", "new_tokens": tokens, "wall_time": wall,
-            "draft_time": extra.pop("draft_time", 0.0), "drafted": drafted, "accepted": [0] * len(drafted), **extra}
+    return {
+        "method": method,
+        "question_id": question,
+        "group": "qa",
+        "category": "qa",
+        "new_tokens": tokens,
+        "wall_time": wall,
+        "draft_time": extra.pop("draft_time", 0.0),
+        "drafted": drafted,
+        "accepted": [0] * len(drafted),
+        **extra,
+    }
 
 
 def test_cost_table_weights_forwards_and_fills_old_records():
@@ -443,10 +497,14 @@ def test_cost_table_weights_forwards_and_fills_old_records():
 
     records = [
         _record("target-only", "q1", 10, 10.0, [0] * 10),
-        _record("constant:k=2", "q1", 10, 8.0, [2] * 4, draft_time=1.0),  # no draft_forwards key: one per drafted token
+        _record(
+            "constant:k=2", "q1", 10, 8.0, [2] * 4, draft_time=1.0
+        ),  # no draft_forwards key: one per drafted token
         _record("cascade:k=5,mag=5,sub=10,lenience=1", "q1", 10, 5.0, [5, 5], draft_forwards=[1, 2]),
     ]
-    assert draft_cost_ratio(records) == pytest.approx((1.0 / 8) / 1.0)  # 1 s over 8 draft forwards / 1 s per target token
+    assert draft_cost_ratio(records) == pytest.approx(
+        (1.0 / 8) / 1.0
+    )  # 1 s over 8 draft forwards / 1 s per target token
     rows = {line.split()[0]: line.split()[1:] for line in cost_table(records).splitlines()[2:-1]}
     wall, tau, target, forwards, per_round, cost = rows["cascade:k=5,mag=5,sub=10,lenience=1"]
     assert (float(wall), float(tau), int(target), int(forwards), float(per_round)) == (2.0, 5.0, 2, 3, 1.5)
@@ -467,9 +525,14 @@ def test_speedup_table_compares_cascade_with_svip_to_plain_cascade_only():
         _record("constant:k=5", "q1", 10, 4.0, [5, 5]),  # 2.5x
         _record("svip:h=0.3,gamma=0.15,max=40", "q1", 10, 2.0, [5, 5]),  # 5x: +100% vs constant
         _record("cascade:k=5,mag=5,sub=10,lenience=1", "q1", 10, 1.0, [5, 5]),  # 10x: not SVIP's baseline
-        _record("cascade:k=5,mag=5,sub=10,lenience=1,handoff=1+svip:h=0.3,gamma=0.15,max=40", "q1", 10, 2.0, [5, 5]),  # 5x: -50%
+        _record(
+            "cascade:k=5,mag=5,sub=10,lenience=1,handoff=1+svip:h=0.3,gamma=0.15,max=40", "q1", 10, 2.0, [5, 5]
+        ),  # 5x: -50%
     ]
     lines = {line.split()[0]: line for line in speedup_table(records).splitlines()[2:6]}
     assert "(+100.0% vs best baseline)" in lines["svip:h=0.3,gamma=0.15,max=40"]
-    assert "(-50.0% vs best baseline)" in lines["cascade:k=5,mag=5,sub=10,lenience=1,handoff=1+svip:h=0.3,gamma=0.15,max=40"]
+    assert (
+        "(-50.0% vs best baseline)"
+        in lines["cascade:k=5,mag=5,sub=10,lenience=1,handoff=1+svip:h=0.3,gamma=0.15,max=40"]
+    )
     assert "vs best" not in lines["cascade:k=5,mag=5,sub=10,lenience=1"]

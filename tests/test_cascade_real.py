@@ -69,4 +69,6 @@ def test_sampled_cascade_runs_on_smollm2_with_consistent_counts(smol_target, smo
         assert sum(r.emitted for r in first.rounds) == 24
         assert all(r.accepted <= r.drafted and r.emitted == r.accepted + 1 for r in first.rounds[:-1])
         assert first.rounds[-1].emitted <= first.rounds[-1].accepted + 1  # the last round is clipped at 24
-        assert all(len(r.entropies) <= r.drafted for r in first.rounds)  # draft-level tokens come first, Max-Gram's after
+        assert all(
+            len(r.entropies) <= r.drafted for r in first.rounds
+        )  # draft-level tokens come first, Max-Gram's after

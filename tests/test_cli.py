@@ -18,7 +18,22 @@ def test_help_lists_policies(capsys):
 
 
 def test_generate_speculative_json(capsys):
-    code = main(["generate", "--draft", "smollm2-135m", "--draft-layers", "4", "--policy", "svip", "--prompt", "Hi!", "--max-new-tokens", "6", "--json"])
+    code = main(
+        [
+            "generate",
+            "--draft",
+            "smollm2-135m",
+            "--draft-layers",
+            "4",
+            "--policy",
+            "svip",
+            "--prompt",
+            "Hi!",
+            "--max-new-tokens",
+            "6",
+            "--json",
+        ]
+    )
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["new_tokens"] == len(record["tokens"]) <= 6

@@ -1,7 +1,7 @@
 """EAGLE-2 + SVIP: method strings, the base-model export, the pin and patch, the harness wiring,
 and -- where the patched checkout and its venv exist (``make eagle-setup``) -- real EAGLE runs.
 
-The integration tests run EAGLE in its own venv as a subprocess (``svip.adapters.eagle.check``)
+The integration tests run EAGLE in its own venv as a subprocess (``svip.eval.eagle.check``)
 and skip with the reason printed when the checkout or the venv is missing (e.g. in CI, which
 cannot reach GitHub).
 """
@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 
 from svip.adapters.eagle import EagleMethod, is_eagle_method
-from svip.adapters.eagle.export import export_base, safetensors_names
-from svip.adapters.eagle.train_prompts import build_prompts
 from svip.adapters.eagle.upstream import PATCH, read_pin
-from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
+from svip.adapters.vanilla import RoundStats, SamplingConfig
 from svip.eval.datasets import BUILTIN_SETS, EAGLE_SETS, load_questions
+from svip.eval.eagle.export import export_base, safetensors_names
+from svip.eval.eagle.train_prompts import build_prompts
 from svip.eval.methods import MethodRunner, canonical_method
 from svip.eval.prompts import encode_prompt
 from svip.eval.runner import BenchConfig
+from svip.method import Decoded
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGLE_DIR = Path(os.environ.get("SVIP_EAGLE_DIR", ROOT / "third_party" / "EAGLE"))
@@ -37,10 +38,17 @@ def test_method_strings_round_trip_and_default_to_upstream_tree():
     assert EagleMethod.parse("eagle2") == EagleMethod(total=60, depth=7, top_k=10, h=None)
     svip = EagleMethod.parse("eagle2-svip:variant=weighted,total=20")
     assert (svip.h, svip.gamma, svip.variant, svip.total) == (0.3, 0.15, "weighted", 20)
-    for method in ("eagle2", "eagle2:depth=3", "eagle2-svip", "eagle2-svip:h=0.2,gamma=0.1,variant=top,total=20,depth=4,top_k=5"):
+    for method in (
+        "eagle2",
+        "eagle2:depth=3",
+        "eagle2-svip",
+        "eagle2-svip:h=0.2,gamma=0.1,variant=top,total=20,depth=4,top_k=5",
+    ):
         parsed = EagleMethod.parse(method)
         assert EagleMethod.parse(parsed.spec) == parsed
-    assert canonical_method("eagle2-svip") == "eagle2-svip:h=0.3,gamma=0.15,variant=min,total=60,depth=7,top_k=10"
+    assert (
+        canonical_method("eagle2+svip") == "eagle2:total=60,depth=7,top_k=10,variant=min+svip:h=0.3,gamma=0.15,max=40"
+    )
     assert is_eagle_method("eagle2:total=20") and not is_eagle_method("svip") and not is_eagle_method("eagle3")
 
 
@@ -48,10 +56,10 @@ def test_method_strings_round_trip_and_default_to_upstream_tree():
     "method, message",
     [
         ("eagle2:h=0.3", "unknown parameter 'h'"),
-        ("eagle2-svip:variant=mean", "variant must be one of"),
+        ("eagle2:variant=mean+svip", "variant must be one of"),
         ("eagle2:total=ten", "total must be an integer"),
         ("eagle2:top_k=60", "top_k must be an integer in"),
-        ("eagle2-svip:gamma=0", "gamma > 0"),
+        ("eagle2+svip:gamma=0", "gamma must be a finite number > 0"),
         ("eagle2:depth", "expected key=value"),
     ],
 )
@@ -65,7 +73,9 @@ def test_bench_config_needs_a_head_and_keeps_eagle_runs_separate():
         BenchConfig(methods=["eagle2"])
     with pytest.raises(ValueError, match="only eagle2"):
         BenchConfig(methods=["eagle2", "svip"], eagle_head="head", draft=None)
-    config = BenchConfig(methods=["eagle2", "eagle2-svip:variant=top"], eagle_head="head", draft=None, questions="eagle")
+    config = BenchConfig(
+        methods=["eagle2", "eagle2-svip:variant=top"], eagle_head="head", draft=None, questions="eagle"
+    )
     assert config.all_methods[0] == "target-only" and len(config.methods) == 2
 
 
@@ -74,13 +84,19 @@ class _FakeEagle:
     """Stands in for EagleGenerator: records what the runner asked for."""
 
     sampling = SamplingConfig()
+    vocab_size = 100
 
     def __init__(self):
         self.calls = []
 
-    def generate(self, prompt, method, *, max_new_tokens, stop_tokens, seed):
-        self.calls.append((method, max_new_tokens))
-        return GenerationResult(len(prompt), [1] * max_new_tokens, [RoundStats(0, 0, max_new_tokens)], 0.1, "x", "max_new_tokens")
+    def decode(self, request, method):
+        self.calls.append((method, request.max_new_tokens))
+        return Decoded([1] * request.max_new_tokens, [RoundStats(0, 0, request.max_new_tokens)])
+
+    def target_only_method(self):
+        from svip.adapters.eagle.generator import EagleMethodRunner
+
+        return EagleMethodRunner(self, None)
 
 
 def test_runner_sends_target_only_and_eagle_methods_to_the_eagle_generator():
@@ -109,18 +125,48 @@ def test_export_writes_what_transformers_4_and_eagle_read(tmp_path):
 
     source = tmp_path / "prepared"
     source.mkdir()
-    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "dtype": "float32", "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "dtype": "float32",
+        "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"},
+    }
     (source / "config.json").write_text(json.dumps(config))
-    save_file({"model.embed_tokens.weight": torch.zeros(4, 2), "model.norm.weight": torch.ones(2)}, str(source / "model.safetensors"))
+    save_file(
+        {"model.embed_tokens.weight": torch.zeros(4, 2), "model.norm.weight": torch.ones(2)},
+        str(source / "model.safetensors"),
+    )
     vocab = {"a": 0, "b": 1, "ab": 2, "<|im_end|>": 3}
-    tokenizer = {"model": {"type": "BPE", "vocab": vocab, "merges": [["a", "b"]]}, "added_tokens": [{"id": 3, "content": "<|im_end|>", "lstrip": False, "rstrip": False, "normalized": False, "single_word": False, "special": True}]}
+    tokenizer = {
+        "model": {"type": "BPE", "vocab": vocab, "merges": [["a", "b"]]},
+        "added_tokens": [
+            {
+                "id": 3,
+                "content": "<|im_end|>",
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "single_word": False,
+                "special": True,
+            }
+        ],
+    }
     (source / "tokenizer.json").write_text(json.dumps(tokenizer))
-    (source / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>", "tokenizer_class": "TokenizersBackend"}))
+    (source / "tokenizer_config.json").write_text(
+        json.dumps({"eos_token": "<|im_end|>", "tokenizer_class": "TokenizersBackend"})
+    )
     out = export_base(source, tmp_path / "eagle")
     exported = json.loads((out / "config.json").read_text())
-    assert exported["rope_theta"] == 100000.0 and "rope_parameters" not in exported and exported["torch_dtype"] == "float32"
+    assert (
+        exported["rope_theta"] == 100000.0
+        and "rope_parameters" not in exported
+        and exported["torch_dtype"] == "float32"
+    )
     index = json.loads((out / "model.safetensors.index.json").read_text())
-    assert index["weight_map"] == {"model.embed_tokens.weight": "model.safetensors", "model.norm.weight": "model.safetensors"}
+    assert index["weight_map"] == {
+        "model.embed_tokens.weight": "model.safetensors",
+        "model.norm.weight": "model.safetensors",
+    }
     assert safetensors_names(out / "model.safetensors") == ["model.embed_tokens.weight", "model.norm.weight"]
     assert json.loads((out / "vocab.json").read_text()) == vocab
     assert (out / "merges.txt").read_text().splitlines() == ["#version: 0.2", "a b"]
@@ -172,9 +218,13 @@ def _pristine_clone(tmp_path: Path) -> Path:
 def test_patch_applies_to_the_pinned_commit_and_only_adds_lines(tmp_path):
     _require_checkout()
     clone = _pristine_clone(tmp_path)
-    check = subprocess.run(["git", "apply", "--check", "--verbose", str(PATCH)], cwd=clone, capture_output=True, text=True)
+    check = subprocess.run(
+        ["git", "apply", "--check", "--verbose", str(PATCH)], cwd=clone, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
-    stat = subprocess.run(["git", "apply", "--numstat", str(PATCH)], cwd=clone, capture_output=True, text=True, check=True).stdout.split()
+    stat = subprocess.run(
+        ["git", "apply", "--numstat", str(PATCH)], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert stat[1] == "0" and stat[2] == "eagle/model/cnets1.py"  # 0 deleted lines: upstream code is untouched
 
 
@@ -185,7 +235,13 @@ def _check(env_dir: Path, *args: str) -> list[dict]:
     if not HEAD.exists():
         pytest.skip(f"no EAGLE head at {HEAD}")
     env = {**os.environ, "SVIP_EAGLE_DIR": str(env_dir), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([str(EAGLE_PY), "-m", "svip.adapters.eagle.check", "--head", str(HEAD), *args], capture_output=True, text=True, env=env, cwd="/")
+    done = subprocess.run(
+        [str(EAGLE_PY), "-m", "svip.eval.eagle.check", "--head", str(HEAD), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
@@ -203,7 +259,13 @@ def test_patched_eagle_with_svip_off_matches_unpatched_upstream(tmp_path):
 @pytest.mark.slow
 def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_tokenizer):
     _require_checkout()
-    methods = ["target-only", "eagle2", "eagle2-svip", "eagle2-svip:variant=weighted", "eagle2-svip:variant=top,total=20,depth=4,top_k=5"]
+    methods = [
+        "target-only",
+        "eagle2",
+        "eagle2-svip",
+        "eagle2-svip:variant=weighted",
+        "eagle2-svip:variant=top,total=20,depth=4,top_k=5",
+    ]
     rows = _check(EAGLE_DIR, "--per-category", "1", "--max-new-tokens", "32", "--methods", *methods)
     by_question: dict[str, dict[str, dict]] = {}
     for row in rows:
@@ -243,8 +305,16 @@ def _tiny_tree_drafter(total: int = 20, depth: int = 4, top_k: int = 4):
     if not hasattr(Model, "set_svip"):
         pytest.skip(f"{EAGLE_DIR} is not patched (make eagle-setup)")
     torch.manual_seed(0)
-    config = EConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2,
-                     num_hidden_layers=1, max_position_embeddings=256, pad_token_id=0)
+    config = EConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_hidden_layers=1,
+        max_position_embeddings=256,
+        pad_token_id=0,
+    )
     config.rope_scaling = None  # transformers 5 fills in a RoPE dict that this 4.x-era class reads as scaling
     model = Model(config, total_tokens=total, depth=depth, top_k=top_k).eval()
     model.init_tree()

@@ -9,9 +9,17 @@ from svip import make_policy
 from svip.adapters.vanilla import InputError, SamplingConfig, SpeculativeEngine
 from svip.eval.lossless import check_greedy_lossless
 
-from conftest import tiny_llama
+from helpers import tiny_llama
 
-POLICIES = ["constant:k=1", "constant:k=4", "heuristic:k0=2", "svip:h=0.3,gamma=0.15", "svip:h=2.0,gamma=0.15,max=7", "confidence:p_min=0.05", "oracle"]
+POLICIES = [
+    "constant:k=1",
+    "constant:k=4",
+    "heuristic:k0=2",
+    "svip:h=0.3,gamma=0.15",
+    "svip:h=2.0,gamma=0.15,max=7",
+    "confidence:p_min=0.05",
+    "oracle",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,10 @@ def engine():
 @pytest.fixture(scope="module")
 def prompts():
     generator = torch.Generator().manual_seed(0)
-    return [(f"p{i}", torch.randint(0, 64, (length,), generator=generator).tolist()) for i, length in enumerate([1, 3, 9, 17])]
+    return [
+        (f"p{i}", torch.randint(0, 64, (length,), generator=generator).tolist())
+        for i, length in enumerate([1, 3, 9, 17])
+    ]
 
 
 def test_greedy_is_identical_to_target_only(engine, prompts):
@@ -35,7 +46,9 @@ def test_target_only_matches_transformers_generate(engine, prompts):
     target = engine.target.model.model
     for _, prompt in prompts:
         ids = torch.tensor([prompt])
-        expected = target.generate(ids, max_new_tokens=30, min_new_tokens=30, do_sample=False, attention_mask=torch.ones_like(ids))
+        expected = target.generate(
+            ids, max_new_tokens=30, min_new_tokens=30, do_sample=False, attention_mask=torch.ones_like(ids)
+        )
         assert engine.generate(prompt, max_new_tokens=30).tokens == expected[0, len(prompt) :].tolist()
 
 
@@ -77,7 +90,9 @@ def test_stop_token_ends_generation(engine, prompts):
 
 
 def test_sampling_is_reproducible_with_a_seed(engine, prompts):
-    sampler = SpeculativeEngine(engine.target.model.model, engine.draft.model.model, sampling=SamplingConfig(temperature=1.0, top_p=0.9))
+    sampler = SpeculativeEngine(
+        engine.target.model.model, engine.draft.model.model, sampling=SamplingConfig(temperature=1.0, top_p=0.9)
+    )
     policy = make_policy("svip:h=2.0")
     first = sampler.generate(prompts[1][1], policy=policy, max_new_tokens=25, seed=7).tokens
     assert sampler.generate(prompts[1][1], policy=policy, max_new_tokens=25, seed=7).tokens == first

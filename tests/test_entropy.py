@@ -117,6 +117,8 @@ def test_cross_entropy_equals_entropy_for_the_same_distribution_and_exceeds_it_o
     q_hand = torch.tensor([0.0, 0.0, -float("inf")])
     p_hand = torch.log(torch.tensor([0.25, 0.25, 0.5]))
     assert float(cross_entropy(q_hand, p_hand)) == pytest.approx(math.log(4), abs=1e-6)
-    assert float(cross_entropy(torch.zeros(3), p_hand.clone().index_fill_(0, torch.tensor([2]), -float("inf")))) == float("inf")
+    assert float(
+        cross_entropy(torch.zeros(3), p_hand.clone().index_fill_(0, torch.tensor([2]), -float("inf")))
+    ) == float("inf")
     with pytest.raises(ValueError, match="shape"):
         cross_entropy(torch.zeros(3), torch.zeros(4))

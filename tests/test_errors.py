@@ -29,7 +29,9 @@ def test_tokenizer_mismatch(smol_tokenizer):
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    other = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]")))
+    other = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel({"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]"))
+    )
     with pytest.raises(ModelLoadError, match="tokenizers differ"):
         check_same_tokenizer(smol_tokenizer, other)
     check_same_tokenizer(smol_tokenizer, smol_tokenizer)
@@ -94,7 +96,14 @@ def test_bad_question_files(tmp_path):
 def test_question_formats_and_groups():
     spec = load_questions("spec-bench")
     assert len(spec) == 480
-    assert sorted({q.group for q in spec}) == ["math_reasoning", "mt-bench", "qa", "rag", "summarization", "translation"]
+    assert sorted({q.group for q in spec}) == [
+        "math_reasoning",
+        "mt-bench",
+        "qa",
+        "rag",
+        "summarization",
+        "translation",
+    ]
     flat = load_questions("svip-spec-bench")
     assert len(flat) == 480 and all(q.raw for q in flat)
     gsm8k = load_questions("eagle-gsm8k")

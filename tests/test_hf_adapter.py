@@ -24,19 +24,23 @@ from svip.spec import PolicySpecError
 pytestmark = pytest.mark.slow
 
 NEW_TOKENS = 20
-HF_METHODS = ["hf-constant:k=5", "hf-heuristic:k0=5", "hf-confidence:p_min=0.4", "hf-svip:h=0.3,gamma=0.15"]
+HF_METHODS = ["hf+constant:k=5", "hf+heuristic:k0=5", "hf+confidence:p_min=0.4", "hf+svip:h=0.3,gamma=0.15"]
 
 
 @pytest.fixture(scope="module")
 def prompts(smol_tokenizer):
     """The shortest question of each Spec-Bench category, the four shortest of those (cheap prefills)."""
-    encoded = [encode_prompt(smol_tokenizer, q.turns[0]) for q in per_category(load_questions("spec-bench"), 1, shortest=True)]
+    encoded = [
+        encode_prompt(smol_tokenizer, q.turns[0]) for q in per_category(load_questions("spec-bench"), 1, shortest=True)
+    ]
     return sorted(encoded, key=len)[:4]
 
 
 def _plain_generate(target, prompt, config, **kwargs):
     ids = torch.tensor([prompt])
-    return target.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config, **kwargs)[0, len(prompt) :].tolist()
+    return target.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config, **kwargs)[
+        0, len(prompt) :
+    ].tolist()
 
 
 def test_greedy_equals_plain_generate(smol_target, smol_mid_draft, smol_tokenizer, prompts):
@@ -53,7 +57,7 @@ def test_greedy_equals_plain_generate(smol_target, smol_mid_draft, smol_tokenize
             assert all(0 <= r.accepted <= r.drafted for r in result.rounds), method
             drafted[method] += result.drafted
     assert all(drafted.values()), drafted  # every method really drafted
-    assert drafted["hf-svip:h=0.3,gamma=0.15"] != drafted["hf-constant:k=5"]
+    assert drafted["hf+svip:h=0.3,gamma=0.15"] != drafted["hf+constant:k=5"]
 
 
 def test_svip_stops_where_raw_entropy_crosses_threshold(smol_target, smol_mid_draft, smol_tokenizer, prompts):
@@ -72,7 +76,9 @@ def test_svip_stops_where_raw_entropy_crosses_threshold(smol_target, smol_mid_dr
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_entropy_is_measured_on_the_drafting_distribution(smol_target, smol_mid_draft, smol_tokenizer, prompts, temperature):
+def test_entropy_is_measured_on_the_drafting_distribution(
+    smol_target, smol_mid_draft, smol_tokenizer, prompts, temperature
+):
     """The adapter's entropies line up, token by token, with the distributions the draft sampled from.
 
     At T=1 the draft samples from softmax(raw logits): the same numbers. At T<1 transformers samples the
@@ -97,7 +103,9 @@ def test_entropy_is_measured_on_the_drafting_distribution(smol_target, smol_mid_
         original_configure = generator._configure
         generator._configure = lambda policy, native: hooks.append(original_configure(policy, native)) or hooks[-1]
         stops = stop_token_ids(smol_tokenizer, smol_target)
-        generator.generate(prompts[1], policy=make_policy("svip"), native=False, max_new_tokens=24, stop_tokens=stops, seed=0)
+        generator.generate(
+            prompts[1], policy=make_policy("svip"), native=False, max_new_tokens=24, stop_tokens=stops, seed=0
+        )
     finally:
         smol_mid_draft.__dict__.pop("generate", None)
     measured = [h for r in hooks[0].rounds for h in r.entropies]
@@ -106,14 +114,23 @@ def test_entropy_is_measured_on_the_drafting_distribution(smol_target, smol_mid_
         assert measured == pytest.approx([float(entropy(s, kind="logits")) for s in captured], rel=1e-3, abs=1e-3)
         return
     scales = [temperature, temperature**2]  # raw = scores * T (as documented) or * T^2 (what 5.23.0 does)
-    matching = [k for k in scales if measured == pytest.approx([float(entropy(s * k, kind="logits")) for s in captured], rel=1e-3, abs=1e-3)]
+    matching = [
+        k
+        for k in scales
+        if measured == pytest.approx([float(entropy(s * k, kind="logits")) for s in captured], rel=1e-3, abs=1e-3)
+    ]
     assert matching, "the measured entropies do not line up with the drafted distributions"
-    assert measured != pytest.approx([float(entropy(s, kind="logits")) for s in captured], rel=1e-3, abs=1e-3)  # raw, not scores
+    assert measured != pytest.approx(
+        [float(entropy(s, kind="logits")) for s in captured], rel=1e-3, abs=1e-3
+    )  # raw, not scores
 
 
 def test_disable_restores_the_draft_and_user_kwargs_pass_through(smol_target, smol_mid_draft, smol_tokenizer, prompts):
     draft = smol_mid_draft
-    before = {k: getattr(draft.generation_config, k) for k in ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")}
+    before = {
+        k: getattr(draft.generation_config, k)
+        for k in ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
+    }
     head_hooks = len(draft.get_output_embeddings()._forward_hooks)
     stops = stop_token_ids(smol_tokenizer, smol_target)
     config = AssistedGenerator(smol_target, draft).generation_config(16, stops)

@@ -7,7 +7,7 @@ import torch
 
 from svip.eval.loading import Placement, keep_first_layers
 
-from conftest import tiny_llama
+from helpers import tiny_llama
 
 
 def test_single_device_by_default():

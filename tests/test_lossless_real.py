@@ -15,6 +15,8 @@ from svip.eval.datasets import load_questions, per_category
 from svip.eval.lossless import check_greedy_lossless, format_report
 from svip.eval.prompts import encode_prompt, stop_token_ids
 
+pytestmark = pytest.mark.slow  # real weights
+
 POLICIES = ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle"]
 
 
@@ -25,14 +27,25 @@ def spec_bench_prompts(smol_tokenizer):
     return [(f"{q.group}/{q.question_id}", encode_prompt(smol_tokenizer, q.turns[0])) for q in questions]
 
 
-@pytest.mark.parametrize("draft_fixture, acceptance_range", [("smol_self_draft", (0.95, 1.0)), ("smol_shallow_draft", (0.0, 0.35))])
-def test_every_policy_is_lossless(request, smol_target, smol_tokenizer, spec_bench_prompts, draft_fixture, acceptance_range):
+@pytest.mark.parametrize(
+    "draft_fixture, acceptance_range", [("smol_self_draft", (0.95, 1.0)), ("smol_shallow_draft", (0.0, 0.35))]
+)
+def test_every_policy_is_lossless(
+    request, smol_target, smol_tokenizer, spec_bench_prompts, draft_fixture, acceptance_range
+):
     draft = request.getfixturevalue(draft_fixture)
     engine = SpeculativeEngine(smol_target, draft)
     rows = check_greedy_lossless(
-        engine, spec_bench_prompts, POLICIES, max_new_tokens=24, stop_tokens=stop_token_ids(smol_tokenizer, smol_target), progress=False
+        engine,
+        spec_bench_prompts,
+        POLICIES,
+        max_new_tokens=24,
+        stop_tokens=stop_token_ids(smol_tokenizer, smol_target),
+        progress=False,
     )
-    print(f"\n{draft_fixture}, {len(spec_bench_prompts)} Spec-Bench prompts, 24 new tokens, fp32\n{format_report(rows)}")
+    print(
+        f"\n{draft_fixture}, {len(spec_bench_prompts)} Spec-Bench prompts, 24 new tokens, fp32\n{format_report(rows)}"
+    )
     assert len(spec_bench_prompts) >= 20
     for row in rows:
         assert row.identical == row.prompts, f"{row.policy}: outputs differ on {row.mismatches}"

@@ -51,7 +51,14 @@ def test_entropy_acceptance_points_and_plots(tmp_path):
     from svip.eval.plots import entropy_acceptance_points, plot_all
 
     records = [dict(RECORDS[1], entropies=[[0.1, 0.2, 1.5], [0.3, 0.4, 0.5]])]
-    assert entropy_acceptance_points(records) == [(0.1, True), (0.2, True), (1.5, False), (0.3, True), (0.4, True), (0.5, True)]
+    assert entropy_acceptance_points(records) == [
+        (0.1, True),
+        (0.2, True),
+        (1.5, False),
+        (0.3, True),
+        (0.4, True),
+        (0.5, True),
+    ]
     pngs = plot_all([RECORDS[0], *records], tmp_path)
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
@@ -89,17 +96,17 @@ def test_svip_gain_is_against_baselines_of_the_same_loop():
         record("1", "qa", "target-only", 10, 1.0),
         record("1", "qa", SVIP, 10, 0.5, [2], [1]),  # 2.0x
         record("1", "qa", "constant:k=5", 10, 0.8, [5], [2]),  # 1.25x
-        record("1", "qa", "hf-" + SVIP, 10, 0.8, [2], [1]),  # 1.25x
-        record("1", "qa", "hf-constant:k=5", 10, 1.0, [5], [2]),  # 1.0x
+        record("1", "qa", "hf+" + SVIP, 10, 0.8, [2], [1]),  # 1.25x
+        record("1", "qa", "hf+constant:k=5", 10, 1.0, [5], [2]),  # 1.0x
     ]
     lines = speedup_table(rows).splitlines()
     assert "(+60.0% vs best baseline)" in next(l for l in lines if l.startswith(SVIP))
-    assert "(+25.0% vs best baseline)" in next(l for l in lines if l.startswith("hf-" + SVIP))
+    assert "(+25.0% vs best baseline)" in next(l for l in lines if l.startswith("hf+" + SVIP))
 
 
 def test_time_table_splits_wall_time():
     from svip.eval.tables import time_table
 
-    rows = [dict(record("1", "qa", "hf-" + SVIP, 10, 2.0, [2], [1]), draft_time=0.5, verify_time=1.0)]
+    rows = [dict(record("1", "qa", "hf+" + SVIP, 10, 2.0, [2], [1]), draft_time=0.5, verify_time=1.0)]
     line = time_table(rows).splitlines()[1].split()
     assert line[1:] == ["2.0", "0.5", "1.0", "0.5", "25.0%", "200.0"]

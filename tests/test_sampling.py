@@ -57,7 +57,9 @@ def test_exact_output_distribution_equals_target():
 
 
 def test_exact_check_catches_broken_residual():
-    worst = max(float((output_distribution(p, q, broken_residual) - p).abs().sum()) / 2 for p, q in random_pairs(50, 12, 1))
+    worst = max(
+        float((output_distribution(p, q, broken_residual) - p).abs().sum()) / 2 for p, q in random_pairs(50, 12, 1)
+    )
     assert worst > 0.05
 
 

@@ -20,6 +20,8 @@ from svip.adapters.vanilla.sampling import residual_distribution, to_probs, veri
 from svip.eval.loading import load_model
 from svip.eval.prompts import encode_prompt
 
+pytestmark = pytest.mark.slow  # real weights
+
 SAMPLES = 1500
 PROMPT = "Write a haiku about rain."
 BUCKETS = 8  # TV over p's top-8 tokens + "everything else": equal distributions stay equal, noise stays small
@@ -43,7 +45,9 @@ def first_token_tv(engine: SpeculativeEngine, prompt: list[int], p: torch.Tensor
         side.forward(prompt[:-1], 1)
     for seed in range(SAMPLES):
         generator = torch.Generator().manual_seed(seed)
-        proposal = engine.draft.propose(prompt, generated=0, budget=1, policy=policy, stop_tokens=(), generator=generator)
+        proposal = engine.draft.propose(
+            prompt, generated=0, budget=1, policy=policy, stop_tokens=(), generator=generator
+        )
         accepted, token, *_ = engine.target.verify(prompt, proposal, generator)
         counts[proposal.tokens[0] if accepted else token] += 1
         engine.target.model.crop(len(prompt) - 1)
@@ -109,7 +113,9 @@ def test_engine_samples_follow_the_target(setting, monkeypatch):
     good = first_token_tv(engine, prompt, p)
     monkeypatch.setattr(scorer_module, "verify_sampled", functools.partial(verify_sampled, residual=broken_residual))
     bad = first_token_tv(engine, prompt, p)
-    print(f"\nbucketed TV to p: real sampler {good:.3f}, broken sampler {bad:.3f} (exact {broken_exact:.3f}), noise scale {noise:.3f}")
+    print(
+        f"\nbucketed TV to p: real sampler {good:.3f}, broken sampler {bad:.3f} (exact {broken_exact:.3f}), noise scale {noise:.3f}"
+    )
     assert good < 1.5 * noise
     assert bad > 1.5 * noise
 

@@ -9,6 +9,7 @@ One module per job:
                   a draft-level policy such as SVIP with or without handoff to Max-Gram)
 - ``level``    -- ``DraftLevelPolicy``: the engine-facing policy that lets a draft-length policy
                   govern only the draft model's part of a round
+- ``kind``     -- the registry entry: parses ``cascade:`` strings and builds the method on shared models
 - ``proposer`` -- ``CascadeProposer``: the draft model reviews Max-Gram drafts (vertical cascade),
                   Max-Gram fills the tail of the round (horizontal cascade); lossless for greedy
                   and sampling (upstream CS Drafting is greedy-only)

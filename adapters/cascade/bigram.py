@@ -33,7 +33,9 @@ def stdlib_text(limit_chars: int = 4_000_000) -> str:
         if size >= limit_chars:
             break
     if not parts:
-        raise FileNotFoundError(f"no standard-library sources under {sysconfig.get_paths()['stdlib']} to count bigrams from")
+        raise FileNotFoundError(
+            f"no standard-library sources under {sysconfig.get_paths()['stdlib']} to count bigrams from"
+        )
     return "\n".join(parts)
 
 
@@ -59,7 +61,9 @@ def bigram_table(token_ids: Sequence[int], vocab_size: int) -> np.ndarray:
     return table
 
 
-def cached_bigram_table(tokenizer, vocab_size: int, cache_dir: Path | str | None, text: str | None = None) -> np.ndarray:
+def cached_bigram_table(
+    tokenizer, vocab_size: int, cache_dir: Path | str | None, text: str | None = None
+) -> np.ndarray:
     """The bigram table of ``text`` (default: ``stdlib_text()``) under ``tokenizer``, counted once per cache.
 
     The cache key hashes the vocabulary, ``vocab_size`` and the text itself,

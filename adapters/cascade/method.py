@@ -32,32 +32,25 @@ Max-Gram -- SVIP x cascade -- and ``handoff=0`` ends the round there (plain stop
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from svip import make_policy
+from svip.grammar import MethodSpec, parse_method
 from svip.policies import DraftLengthPolicy
 
 from .level import DraftLevelPolicy
 
-__all__ = ["CASCADE", "MAX_ROUND", "CascadeMethod", "is_cascade_method", "split_policy"]
+__all__ = ["CASCADE", "MAX_ROUND", "CascadeMethod", "is_cascade_method", "old_spelling"]
 
 CASCADE = "cascade"
 MAX_ROUND = 64  # tokens per round at most: bounds the target's verification width
 _KNOBS: dict[str, type] = {"k": int, "mag": int, "sub": int, "lenience": float, "handoff": int}
-_POLICY_JOIN = re.compile(r"\+(?=[A-Za-z]|\s*$)")  # "+svip" (or a dangling "+"), never the "+" of a float such as 1e+3
 _POLICY_HINT = "a draft-level policy is joined with '+', e.g. cascade:k=8,mag=2+svip:h=0.3,gamma=0.15"
 
 
-def split_policy(method: str) -> tuple[str, str | None]:
-    """``cascade:k=8+svip:h=0.3`` -> (``cascade:k=8``, ``svip:h=0.3``); no ``+``: (method, None)."""
-    parts = _POLICY_JOIN.split(method.strip(), maxsplit=1)
-    return parts[0].strip(), (parts[1].strip() if len(parts) == 2 else None)
-
-
 def is_cascade_method(method: str) -> bool:
-    return split_policy(method)[0].partition(":")[0].strip() == CASCADE
+    return parse_method(method).kind == CASCADE
 
 
 @dataclass(frozen=True)
@@ -77,7 +70,9 @@ class CascadeMethod:
         if self.k + self.mag > MAX_ROUND:
             raise ValueError(f"cascade: k + mag must be <= {MAX_ROUND} tokens per round, got {self.k + self.mag}")
         if not (isinstance(self.lenience, (int, float)) and math.isfinite(self.lenience) and self.lenience >= 1):
-            raise ValueError(f"cascade: lenience must be a finite number >= 1 (1 = exact review), got {self.lenience!r}")
+            raise ValueError(
+                f"cascade: lenience must be a finite number >= 1 (1 = exact review), got {self.lenience!r}"
+            )
         object.__setattr__(self, "lenience", float(self.lenience))
         if self.policy is None:
             if self.handoff is not None:
@@ -112,30 +107,39 @@ class CascadeMethod:
 
     @classmethod
     def parse(cls, method: str) -> "CascadeMethod":
-        cascade, policy = split_policy(method)
-        name, _, params = cascade.partition(":")
-        if name.strip() != CASCADE:
-            raise ValueError(f"not a cascade method: {method!r}")
-        if policy is not None and not policy:
-            raise ValueError(f"cascade: nothing after '+' in {method!r}; {_POLICY_HINT}")
+        return cls.from_spec(parse_method(method))
+
+    @classmethod
+    def from_spec(cls, spec: MethodSpec) -> "CascadeMethod":
+        if spec.kind != CASCADE:
+            raise ValueError(f"not a cascade method: {str(spec)!r}")
         values: dict = {}
-        for item in filter(None, (p.strip() for p in params.split(","))):
-            key, sep, raw = (part.strip() for part in item.partition("="))
-            if not sep or not raw:
-                raise ValueError(f"cascade: expected key=value, got {item!r}")
+        for key, raw in spec.call.items:
             if key not in _KNOBS:
                 hint = f"; {_POLICY_HINT}" if key in ("h", "gamma", "p_min", "policy") else ""
                 raise ValueError(f"cascade: unknown parameter {key!r} (allowed: {', '.join(_KNOBS)}){hint}")
-            if key in values:
-                raise ValueError(f"cascade: parameter {key!r} given twice")
             kind = _KNOBS[key]
             try:
                 values[key] = kind(raw)
             except ValueError:
-                raise ValueError(f"cascade: {key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
-        return cls(**values, policy=policy)
+                raise ValueError(
+                    f"cascade: {key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
+                ) from None
+        return cls(**values, policy=spec.policy)
 
     @property
     def spec(self) -> str:
         knobs = f"{CASCADE}:k={self.k},mag={self.mag},sub={self.sub},lenience={self.lenience:g}"
         return knobs if self.policy is None else f"{knobs},handoff={self.handoff}+{self.policy}"
+
+
+def old_spelling(text: str) -> str | None:
+    """``cascade:h=0.3,gamma=0.15,handoff=1,k=8,...`` (SVIP's keys among the knobs, before one grammar) -> the ``+svip`` form."""
+    if "+" in text or not text.startswith(CASCADE + ":"):
+        return None
+    items = [item.strip() for item in text.partition(":")[2].split(",") if item.strip()]
+    svip = [item for item in items if item.partition("=")[0].strip() in ("h", "gamma")]
+    if not svip:
+        return None
+    knobs = [item for item in items if item not in svip]
+    return f"{CASCADE}:{','.join(knobs)}+svip:{','.join(svip)}" if knobs else f"{CASCADE}+svip:{','.join(svip)}"

@@ -36,11 +36,12 @@ from typing import Collection, Sequence
 
 import torch
 
-from svip.adapters.vanilla.cached_model import CachedCausalLM
-from svip.adapters.vanilla.proposer import Proposal
-from svip.adapters.vanilla.sampling import SamplingConfig, residual_distribution, to_probs
+from svip.interfaces import Proposal, Proposer
 from svip.policies import DraftLengthPolicy, DraftStep
+from svip.sampling import SamplingConfig
 
+from ..vanilla.cached_model import CachedCausalLM
+from ..vanilla.sampling import residual_distribution, to_probs
 from .level import DraftLevelPolicy
 from .maxgram import MaxGram
 from .method import CascadeMethod
@@ -48,14 +49,16 @@ from .method import CascadeMethod
 __all__ = ["CascadeProposer"]
 
 
-class CascadeProposer:
+class CascadeProposer(Proposer):
     """Drop-in for ``DraftProposer`` (same ``propose`` contract, same draft model and cache).
 
     Give the engine ``method.engine_policy()`` with it, so the draft-level
     policy learns from draft-level counts and the round budget is ``k + mag``.
     """
 
-    def __init__(self, model: CachedCausalLM, sampling: SamplingConfig, maxgram: MaxGram, method: CascadeMethod, vocab_size: int) -> None:
+    def __init__(
+        self, model: CachedCausalLM, sampling: SamplingConfig, maxgram: MaxGram, method: CascadeMethod, vocab_size: int
+    ) -> None:
         self.model = model
         self.sampling = sampling
         self.maxgram = maxgram
@@ -74,24 +77,36 @@ class CascadeProposer:
         q[token] = 1.0
         return q
 
-    def _review(self, row: torch.Tensor, proposed: int | None, generator: torch.Generator | None) -> tuple[int, torch.Tensor | None, bool]:
+    def _review(
+        self, row: torch.Tensor, proposed: int | None, generator: torch.Generator | None
+    ) -> tuple[int, torch.Tensor | None, bool]:
         """(token, law it was drawn from, proposal kept?) for one position of a draft-level review."""
         lenient = self.method.lenience > 1
         if self.sampling.greedy:
             choice = int(row.argmax())
             if proposed is None:
                 return choice, None, False
-            if proposed == choice or (lenient and float(torch.softmax(row.float(), -1)[proposed]) > 1 / self.method.lenience):
+            if proposed == choice or (
+                lenient and float(torch.softmax(row.float(), -1)[proposed]) > 1 / self.method.lenience
+            ):
                 return proposed, None, True
             return choice, None, False
         q = to_probs(row, self.sampling)
         if proposed is None:
             return int(torch.multinomial(q, 1, generator=generator)), q, False
         if lenient and float(q[proposed]) > 1 / self.method.lenience:
-            return proposed, self._one_hot(proposed), True  # kept by rule, not by chance: deterministic given the context
+            return (
+                proposed,
+                self._one_hot(proposed),
+                True,
+            )  # kept by rule, not by chance: deterministic given the context
         if float(torch.rand((), generator=generator)) < float(q[proposed]):  # min(1, q(x) / 1)
             return proposed, q, True
-        return int(torch.multinomial(residual_distribution(q, self._one_hot(proposed)), 1, generator=generator)), q, False
+        return (
+            int(torch.multinomial(residual_distribution(q, self._one_hot(proposed)), 1, generator=generator)),
+            q,
+            False,
+        )
 
     def propose(
         self,

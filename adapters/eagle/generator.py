@@ -25,13 +25,14 @@ from typing import Collection, Sequence
 
 import torch
 
-from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
+from svip.method import Decoded, GenerationRequest, SpeculativeMethod, clip, finished
+from svip.results import GenerationResult, RoundStats
+from svip.runtime import DTYPES
+from svip.sampling import SamplingConfig
 
 from .method import EagleMethod
 
-__all__ = ["EagleSetupError", "EagleGenerator", "eagle_root", "hub_offline_for", "import_eagle"]
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["EagleSetupError", "EagleGenerator", "EagleMethodRunner", "eagle_root", "hub_offline_for", "import_eagle"]
 
 
 class EagleSetupError(RuntimeError):
@@ -39,9 +40,9 @@ class EagleSetupError(RuntimeError):
 
 
 def eagle_root() -> Path:
-    """``$SVIP_EAGLE_DIR``, else ``third_party/EAGLE`` of this checkout (where ``make eagle-setup`` clones)."""
+    """``$SVIP_EAGLE_DIR``, else ``third_party/EAGLE`` under the working directory (where ``make eagle-setup`` clones)."""
     configured = os.environ.get("SVIP_EAGLE_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "third_party" / "EAGLE"
+    return Path(configured) if configured else Path.cwd() / "third_party" / "EAGLE"
 
 
 def import_eagle(*, require_patch: bool = True):
@@ -90,7 +91,15 @@ def hub_offline_for(*paths: str):
 class EagleGenerator:
     """EAGLE-2 (optionally + SVIP) and plain decoding on one loaded ``EaModel``."""
 
-    def __init__(self, base_model: str, head: str, *, dtype: str = "fp32", device: str = "cpu", sampling: SamplingConfig = SamplingConfig()) -> None:
+    def __init__(
+        self,
+        base_model: str,
+        head: str,
+        *,
+        dtype: str = "fp32",
+        device: str = "cpu",
+        sampling: SamplingConfig = SamplingConfig(),
+    ) -> None:
         ea_model, kv_cache, self._utils = import_eagle()
         self._init_cache = kv_cache.initialize_past_key_values
         kwargs: dict = {"torch_dtype": DTYPES[dtype], "low_cpu_mem_usage": True}
@@ -99,8 +108,13 @@ class EagleGenerator:
         default = EagleMethod()
         with hub_offline_for(base_model, head):
             self.model = ea_model.EaModel.from_pretrained(
-                use_eagle3=False, base_model_path=base_model, ea_model_path=head,
-                total_token=default.total, depth=default.depth, top_k=default.top_k, **kwargs,
+                use_eagle3=False,
+                base_model_path=base_model,
+                ea_model_path=head,
+                total_token=default.total,
+                depth=default.depth,
+                top_k=default.top_k,
+                **kwargs,
             ).eval()
         self.sampling = sampling
         self.device = self.model.base_model.model.embed_tokens.weight.device
@@ -131,8 +145,8 @@ class EagleGenerator:
     def _cache(self, needed: int):
         if needed > self._cache_length:
             self._cache_length = max(2048, needed)
-            self.model.past_key_values, self.model.past_key_values_data, self.model.current_length_data = self._init_cache(
-                self.model.base_model, max_length=self._cache_length
+            self.model.past_key_values, self.model.past_key_values_data, self.model.current_length_data = (
+                self._init_cache(self.model.base_model, max_length=self._cache_length)
             )
         self.model.current_length_data.zero_()
         return self.model.past_key_values
@@ -140,13 +154,11 @@ class EagleGenerator:
     def _logits_processor(self):
         if self.sampling.greedy:
             return None
-        return self._utils.prepare_logits_processor(temperature=self.sampling.temperature, top_p=self.sampling.top_p if self.sampling.top_p < 1 else 0.0)
+        return self._utils.prepare_logits_processor(
+            temperature=self.sampling.temperature, top_p=self.sampling.top_p if self.sampling.top_p < 1 else 0.0
+        )
 
     def _start(self, prompt: Sequence[int], max_new_tokens: int, seed: int | None, tree_nodes: int):
-        if len(prompt) == 0:
-            raise ValueError("empty prompt: give at least one token")
-        if min(prompt) < 0 or max(prompt) >= self.vocab_size:
-            raise ValueError(f"prompt holds token ids outside the vocabulary [0, {self.vocab_size})")
         if seed is not None:
             torch.manual_seed(seed)  # upstream samples with torch's and Python's global generators
             random.seed(seed)
@@ -158,7 +170,6 @@ class EagleGenerator:
         return torch.tensor([list(prompt)], dtype=torch.long, device=self.device), past
 
     # -- decoding -----------------------------------------------------------
-    @torch.no_grad()
     def generate(
         self,
         prompt: Sequence[int],
@@ -169,7 +180,22 @@ class EagleGenerator:
         seed: int | None = None,
     ) -> GenerationResult:
         """EAGLE-2 tree decoding under ``method``; ``None`` decodes target-only on the same base model."""
-        stops = frozenset(int(t) for t in stop_tokens)
+        return EagleMethodRunner(self, method).generate(
+            prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed
+        )
+
+    def target_only_method(self) -> "EagleMethodRunner":
+        return EagleMethodRunner(self, None)
+
+    @torch.no_grad()
+    def decode(self, request: GenerationRequest, method: EagleMethod | None) -> Decoded:
+        """The rounds for a checked request (``method=None``: upstream's plain decoding loop)."""
+        prompt, max_new_tokens, stops, seed = (
+            list(request.prompt),
+            request.max_new_tokens,
+            request.stop_tokens,
+            request.seed,
+        )
         if method is None:
             return self._target_only(prompt, max_new_tokens, stops, seed)
         self._configure(method)
@@ -178,30 +204,59 @@ class EagleGenerator:
         processor = self._logits_processor()
         padding = torch.full((1, 1), -1, dtype=torch.long, device=self.device)
         start = time.perf_counter()
-        draft_tokens, retrieve_indices, tree_mask, tree_position_ids, _, _, token = u.initialize_tree(input_ids, self.model, past, processor)
+        draft_tokens, retrieve_indices, tree_mask, tree_position_ids, _, _, token = u.initialize_tree(
+            input_ids, self.model, past, processor
+        )
         tokens = [int(token)]
         prefill = time.perf_counter() - start
-        rounds = [RoundStats(drafted=0, accepted=0, emitted=1, draft_time=self._draft_seconds, verify_time=prefill - self._draft_seconds)]
+        rounds = [
+            RoundStats(
+                drafted=0,
+                accepted=0,
+                emitted=1,
+                draft_time=self._draft_seconds,
+                verify_time=prefill - self._draft_seconds,
+            )
+        ]
         new_token = 0
-        while not _finished(tokens, stops, max_new_tokens):
+        while not finished(tokens, stops, max_new_tokens):
             self._draft_seconds = 0.0
             verify_start = time.perf_counter()
             self.model.base_model.model.tree_mask = tree_mask
             drafted = int(draft_tokens.shape[1]) - 1
-            logits, hidden_state_new, _ = u.tree_decoding(self.model, draft_tokens.to(self.device), past, tree_position_ids, input_ids, retrieve_indices)
+            logits, hidden_state_new, _ = u.tree_decoding(
+                self.model, draft_tokens.to(self.device), past, tree_position_ids, input_ids, retrieve_indices
+            )
             candidates = torch.cat((draft_tokens, padding), dim=1)[0, retrieve_indices]
             best, accept_length, sample_p = u.evaluate_posterior(logits, candidates, processor)
             verify_seconds = time.perf_counter() - verify_start
             accepted = int(accept_length)
-            input_ids, draft_tokens, retrieve_indices, tree_mask, tree_position_ids, new_token, _, token = u.update_inference_inputs(
-                input_ids, candidates, best, accept_length, retrieve_indices, processor, new_token,
-                self.model.past_key_values_data, self.model.current_length_data, self.model, hidden_state_new, sample_p,
+            input_ids, draft_tokens, retrieve_indices, tree_mask, tree_position_ids, new_token, _, token = (
+                u.update_inference_inputs(
+                    input_ids,
+                    candidates,
+                    best,
+                    accept_length,
+                    retrieve_indices,
+                    processor,
+                    new_token,
+                    self.model.past_key_values_data,
+                    self.model.current_length_data,
+                    self.model,
+                    hidden_state_new,
+                    sample_p,
+                )
             )
-            emitted = _clip(input_ids[0, input_ids.shape[1] - accepted :].tolist() + [int(token)], stops, max_new_tokens - len(tokens))
+            emitted = clip(
+                input_ids[0, input_ids.shape[1] - accepted :].tolist() + [int(token)],
+                stops,
+                max_new_tokens - len(tokens),
+            )
             tokens.extend(emitted)
-            rounds.append(RoundStats(drafted, accepted, len(emitted), draft_time=self._draft_seconds, verify_time=verify_seconds))
-        wall = time.perf_counter() - start
-        return GenerationResult(len(prompt), tokens, rounds, wall, method.spec, _stopped_by(tokens, stops))
+            rounds.append(
+                RoundStats(drafted, accepted, len(emitted), draft_time=self._draft_seconds, verify_time=verify_seconds)
+            )
+        return Decoded(tokens, rounds)
 
     def _target_only(self, prompt, max_new_tokens, stops, seed) -> GenerationResult:
         """Upstream's ``naivegenerate``: one token per forward, same base model and cache."""
@@ -219,26 +274,22 @@ class EagleGenerator:
                 token = int(torch.multinomial(torch.softmax(processor(None, logits), dim=-1), 1))
             tokens.append(token)
             rounds.append(RoundStats(drafted=0, accepted=0, emitted=1))
-            if _finished(tokens, stops, max_new_tokens):
+            if finished(tokens, stops, max_new_tokens):
                 break
             outputs = base(torch.tensor([[token]], device=self.device), past_key_values=past, use_cache=True)
         wall = time.perf_counter() - start
         for r in rounds:
             r.verify_time = wall / len(rounds)
-        return GenerationResult(len(prompt), tokens, rounds, wall, "target-only", _stopped_by(tokens, stops))
+        return Decoded(tokens, rounds)
 
 
-def _finished(tokens: list[int], stops: frozenset[int], limit: int) -> bool:
-    return len(tokens) >= limit or (bool(tokens) and tokens[-1] in stops)
+class EagleMethodRunner(SpeculativeMethod):
+    """One EAGLE configuration (or target-only on EaModel's base model) behind the common interface."""
 
+    def __init__(self, generator: EagleGenerator, method: EagleMethod | None) -> None:
+        self.generator, self.method = generator, method
+        self.spec = method.spec if method is not None else "target-only"
+        self.vocab_size = generator.vocab_size
 
-def _stopped_by(tokens: list[int], stops: frozenset[int]) -> str:
-    return "eos" if tokens and tokens[-1] in stops else "max_new_tokens"
-
-
-def _clip(tokens: list[int], stops: frozenset[int], limit: int) -> list[int]:
-    """Cut after the first stop token and to at most ``limit`` tokens."""
-    for i, token in enumerate(tokens[:limit]):
-        if token in stops:
-            return tokens[: i + 1]
-    return tokens[:limit]
+    def _decode(self, request: GenerationRequest, reference: Sequence[int] | None) -> Decoded:
+        return self.generator.decode(request, self.method)

@@ -1,9 +1,10 @@
-"""Method strings for EAGLE-2 runs: ``eagle2`` and ``eagle2-svip`` with their knobs.
+"""Method strings for EAGLE-2 runs: ``eagle2[:tree]`` and ``eagle2[:tree,variant=..]+svip[:h=..,gamma=..]``.
 
 ``eagle2:total=60,depth=7,top_k=10`` is upstream EAGLE-2 (the defaults of
-``EaModel.from_pretrained``); ``eagle2-svip:h=0.3,gamma=0.15,variant=min``
+``EaModel.from_pretrained``); ``eagle2:total=60,depth=7,top_k=10,variant=min+svip:h=0.3,gamma=0.15``
 adds the entropy stop of ``patches/eagle2-svip.patch`` on top of the same
-tree. Parsing lives here, free of torch and of EAGLE, so the harness can
+tree (``variant``: which frontier node's entropy counts). The old spelling
+``eagle2-svip:h=0.3,variant=min,...`` is read as an alias. Parsing lives here, free of torch and of EAGLE, so the harness can
 validate a method before any model is loaded.
 """
 
@@ -11,14 +12,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EAGLE_PREFIX", "EagleMethod", "is_eagle_method"]
+from svip.grammar import MethodSpec, parse_method
+from svip.policies import DEFAULT_MAX_DRAFT, SvipPolicy
+from svip.spec import make_policy
+
+__all__ = ["EAGLE_PREFIX", "EagleMethod", "is_eagle_method", "respell"]
 
 EAGLE_PREFIX = "eagle2"
 _VARIANTS = ("min", "weighted", "top")
 
 
 def is_eagle_method(method: str) -> bool:
-    return method.split(":", 1)[0] in (EAGLE_PREFIX, EAGLE_PREFIX + "-svip")
+    try:
+        return parse_method(respell(method) or method).kind == EAGLE_PREFIX
+    except ValueError:
+        return False
+
+
+def respell(text: str) -> str | None:
+    """``eagle2-svip:h=0.3,variant=min,total=60`` (before one grammar) -> ``eagle2:variant=min,total=60+svip:h=0.3``."""
+    name, _, params = text.strip().partition(":")
+    if name.strip() != EAGLE_PREFIX + "-svip":
+        return None
+    items = [item.strip() for item in params.split(",") if item.strip()]
+    svip = [item for item in items if item.partition("=")[0].strip() in ("h", "gamma")]
+    tree = [item for item in items if item not in svip]
+    return EAGLE_PREFIX + (":" + ",".join(tree) if tree else "") + "+svip" + (":" + ",".join(svip) if svip else "")
 
 
 @dataclass(frozen=True)
@@ -50,23 +69,34 @@ class EagleMethod:
 
     @classmethod
     def parse(cls, method: str) -> "EagleMethod":
-        name, _, params = method.partition(":")
-        if name not in (EAGLE_PREFIX, EAGLE_PREFIX + "-svip"):
-            raise ValueError(f"not an EAGLE method: {method!r} (use eagle2[:...] or eagle2-svip[:...])")
-        values: dict = {"h": 0.3} if name.endswith("-svip") else {}
-        for item in filter(None, params.split(",")):
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise ValueError(f"{name}: expected key=value, got {item!r}")
+        return cls.from_spec(parse_method(respell(method) or method))
+
+    @classmethod
+    def from_spec(cls, spec: MethodSpec) -> "EagleMethod":
+        if spec.kind != EAGLE_PREFIX:
+            raise ValueError(
+                f"not an EAGLE method: {str(spec)!r} (use eagle2[:total=60,depth=7,top_k=10] or eagle2[:...]+svip)"
+            )
+        values: dict = {}
+        if spec.policy is not None:
+            policy = make_policy(spec.policy)
+            if not isinstance(policy, SvipPolicy):
+                raise ValueError(
+                    f"eagle2: the patched tree stops on SVIP's entropy rule only (+svip:h=..,gamma=..), got +{policy.spec}"
+                )
+            if policy.max_draft != DEFAULT_MAX_DRAFT:
+                raise ValueError(
+                    "eagle2: the tree's depth caps EAGLE's draft length; set depth=N instead of the policy's max"
+                )
+            values.update(h=policy.h, gamma=policy.gamma)
+        for key, raw in spec.call.items:
             if key in ("total", "depth", "top_k"):
-                values[key] = _number(name, key, raw, int)
-            elif key in ("h", "gamma") and name.endswith("-svip"):
-                values[key] = _number(name, key, raw, float)
-            elif key == "variant" and name.endswith("-svip"):
+                values[key] = _number(key, raw, int)
+            elif key == "variant" and spec.policy is not None:
                 values[key] = raw
             else:
-                allowed = "total, depth, top_k" + (", h, gamma, variant" if name.endswith("-svip") else "")
-                raise ValueError(f"{name}: unknown parameter {key!r} (allowed: {allowed})")
+                allowed = "total, depth, top_k" + (", variant" if spec.policy is not None else " (variant with +svip)")
+                raise ValueError(f"eagle2: unknown parameter {key!r} (allowed: {allowed})")
         return cls(**values)
 
     @property
@@ -74,11 +104,11 @@ class EagleMethod:
         tree = f"total={self.total},depth={self.depth},top_k={self.top_k}"
         if not self.svip:
             return f"{EAGLE_PREFIX}:{tree}"
-        return f"{EAGLE_PREFIX}-svip:h={self.h:g},gamma={self.gamma:g},variant={self.variant},{tree}"
+        return f"{EAGLE_PREFIX}:{tree},variant={self.variant}+{SvipPolicy(h=self.h, gamma=self.gamma).spec}"
 
 
-def _number(name: str, key: str, raw: str, kind: type):
+def _number(key: str, raw: str, kind: type):
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"{name}: {key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+        raise ValueError(f"eagle2: {key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["UpstreamError", "read_pin", "setup_eagle"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(os.environ.get("SVIP_REPO", Path.cwd()))  # the svip checkout (make runs from its root)
 PIN = ROOT / "third_party" / "EAGLE.pin"
 PATCH = ROOT / "patches" / "eagle2-svip.patch"
 SPARSE = ["/eagle/", "/requirements.txt", "/setup.py", "/LICENSE", "/README.md"]
@@ -70,7 +70,9 @@ def _apply_patch(dest: Path, patch: Path) -> str:
     if _git("apply", "--reverse", "--check", str(patch), cwd=dest, check=False).returncode == 0:
         return "already applied"
     detail = _git("apply", "--check", str(patch), cwd=dest, check=False).stderr.strip()
-    raise UpstreamError(f"{patch.name} does not apply to {dest} (local edits?): {detail}\nReset it with: git -C {dest} checkout -- .")
+    raise UpstreamError(
+        f"{patch.name} does not apply to {dest} (local edits?): {detail}\nReset it with: git -C {dest} checkout -- ."
+    )
 
 
 def setup_eagle(dest: Path, repo: str | None = None, patch: Path = PATCH) -> Path:
@@ -89,7 +91,11 @@ def setup_eagle(dest: Path, repo: str | None = None, patch: Path = PATCH) -> Pat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Clone EAGLE at the pin and apply the SVIP patch.")
-    parser.add_argument("--repo", default=os.environ.get("EAGLE_REPO") or None, help="clone source (default: the pin's URL; env EAGLE_REPO)")
+    parser.add_argument(
+        "--repo",
+        default=os.environ.get("EAGLE_REPO") or None,
+        help="clone source (default: the pin's URL; env EAGLE_REPO)",
+    )
     parser.add_argument("--dest", type=Path, default=ROOT / "third_party" / "EAGLE")
     args = parser.parse_args(argv)
     try:

@@ -20,9 +20,13 @@ from typing import Collection, Sequence
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from svip.adapters.vanilla import GenerationResult, RoundStats, SamplingConfig
+from svip.method import Decoded, GenerationRequest, check_request, stopped_by
 from svip.policies import ConfidencePolicy, ConstantPolicy, DraftLengthPolicy, HeuristicPolicy
+from svip.results import GenerationResult, RoundStats
+from svip.sampling import SamplingConfig
 
+from ..vanilla.cached_model import context_limit
+from ..vanilla.engine import vocab_size
 from .hook import SvipHook, disable, enable
 
 __all__ = ["AssistedGenerator", "sklearn_refit_available"]
@@ -59,10 +63,15 @@ class _ForwardClock:
 class AssistedGenerator:
     """transformers' assisted generation under a draft-length policy, measured."""
 
-    def __init__(self, target: PreTrainedModel, draft: PreTrainedModel, sampling: SamplingConfig = SamplingConfig()) -> None:
+    def __init__(
+        self, target: PreTrainedModel, draft: PreTrainedModel, sampling: SamplingConfig = SamplingConfig()
+    ) -> None:
         self.target = target.eval()
         self.draft = draft.eval()
         self.sampling = sampling
+        self.vocab_size = vocab_size(target)
+        limits = [limit for m in (target, draft) if (limit := context_limit(m))]
+        self.context_length = min(limits) if limits else None
 
     def _configure(self, policy: DraftLengthPolicy, native: bool) -> SvipHook:
         """transformers' own schedule for constant/heuristic/confidence when ``native``; else our policy."""
@@ -101,7 +110,6 @@ class AssistedGenerator:
             pad_token_id=eos[0] if eos else 0,
         )
 
-    @torch.inference_mode()
     def generate(
         self,
         prompt: Sequence[int],
@@ -112,29 +120,48 @@ class AssistedGenerator:
         stop_tokens: Collection[int] = (),
         seed: int | None = None,
     ) -> GenerationResult:
-        """One assisted ``generate`` call; ``native`` picks transformers' schedule over our policy."""
-        if len(prompt) == 0:
-            raise ValueError("empty prompt: give at least one token")
-        input_ids = torch.tensor([list(prompt)], dtype=torch.long, device=self.target.device)
-        config = self.generation_config(max_new_tokens, stop_tokens)
+        """One assisted ``generate`` call with a policy object; ``native`` picks transformers' schedule over our policy."""
+        request = check_request(
+            prompt,
+            max_new_tokens,
+            stop_tokens=stop_tokens,
+            seed=seed,
+            vocab_size=self.vocab_size,
+            context_length=self.context_length,
+        )
+        start = time.perf_counter()
+        decoded = self.decode(request, policy, native=native)
+        return GenerationResult(
+            len(request.prompt),
+            decoded.tokens,
+            decoded.rounds,
+            time.perf_counter() - start,
+            f"hf+{policy.spec}",
+            stopped_by(decoded.tokens, request.stop_tokens),
+        )
+
+    @torch.inference_mode()
+    def decode(self, request: GenerationRequest, policy: DraftLengthPolicy, *, native: bool) -> Decoded:
+        """The rounds of one assisted ``generate`` call for a checked request."""
+        prompt = list(request.prompt)
+        input_ids = torch.tensor([prompt], dtype=torch.long, device=self.target.device)
+        config = self.generation_config(request.max_new_tokens, request.stop_tokens)
         hook = self._configure(policy, native)
         clock = _ForwardClock(self.target)
         try:
-            if seed is not None:
-                torch.manual_seed(seed)
-            start = time.perf_counter()
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
             output = self.target.generate(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), assistant_model=self.draft, generation_config=config
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                assistant_model=self.draft,
+                generation_config=config,
             )
-            wall = time.perf_counter() - start
         finally:
             clock.remove()
             disable(self.draft)
         tokens = output[0, len(prompt) :].tolist()
-        rounds = _rounds(hook, len(prompt) + len(tokens), clock)
-        stopped_by = "eos" if tokens and tokens[-1] in set(stop_tokens) else "max_new_tokens"
-        name = f"hf-{policy.spec}"
-        return GenerationResult(len(prompt), tokens, rounds, wall, name, stopped_by)
+        return Decoded(tokens, _rounds(hook, len(prompt) + len(tokens), clock))
 
 
 def _rounds(hook: SvipHook, final_length: int, clock: _ForwardClock) -> list[RoundStats]:

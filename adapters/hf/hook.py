@@ -74,7 +74,9 @@ class _PolicyCriteria(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         index = input_ids.shape[-1] - self.round.start_length - 1
-        step = DraftStep(index=index, position=self.generated_before + index, token=int(input_ids[0, -1]), logits=self.tap.last[0])
+        step = DraftStep(
+            index=index, position=self.generated_before + index, token=int(input_ids[0, -1]), logits=self.tap.last[0]
+        )
         stop = not self.policy.continue_drafting(step)
         if "entropy" in step.__dict__:  # computed by the policy: log it for free
             self.round.entropies.append(step.entropy)
@@ -105,12 +107,16 @@ class SvipHook:
             return self._original_generate(*args, **kwargs)
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         if input_ids is None or input_ids.shape[0] != 1:
-            raise ValueError("svip's assisted-generation hook supports batch size 1 (as does transformers' assisted decoding)")
+            raise ValueError(
+                "svip's assisted-generation hook supports batch size 1 (as does transformers' assisted decoding)"
+            )
         length = input_ids.shape[-1]
         self._begin_round(length, first=kwargs.get("past_key_values") is None)
         round_ = self.rounds[-1]
         if self.policy is not None:
-            budget = max(1, min(int(kwargs.get("max_new_tokens") or self.policy.max_draft), self.policy.round_budget()))
+            budget = max(
+                1, min(int(kwargs.get("max_new_tokens") or self.policy.max_draft), self.policy.round_budget())
+            )
             kwargs["max_new_tokens"] = budget
             kwargs["min_new_tokens"] = min(int(kwargs.get("min_new_tokens") or 0), budget)
             criteria = _PolicyCriteria(self.policy, self._tap, round_, generated_before=length - self._prompt_length)

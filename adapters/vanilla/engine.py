@@ -11,25 +11,25 @@ measured against the same code path.
 from __future__ import annotations
 
 import time
-from typing import Collection, Sequence
+from typing import Callable, Collection, Optional, Sequence
 
 import torch
 from transformers import PreTrainedModel
 
 from svip.entropy import cross_entropy
+from svip.interfaces import Proposer
+from svip.method import Decoded, GenerationRequest, InputError, SpeculativeMethod, clip
 from svip.policies import DraftLengthPolicy
+from svip.results import GenerationResult, RoundStats
+from svip.sampling import SamplingConfig
 
 from .cached_model import CachedCausalLM, context_limit
 from .proposer import DraftProposer
-from .sampling import SamplingConfig
 from .scorer import TargetScorer
-from .stats import GenerationResult, RoundStats
 
-__all__ = ["InputError", "SpeculativeEngine", "vocab_size"]
+__all__ = ["EngineMethod", "InputError", "SpeculativeEngine", "vocab_size"]
 
-
-class InputError(ValueError):
-    """A prompt or request the engine cannot serve (raised before any decoding)."""
+PolicyFactory = Callable[[Optional[Sequence[int]]], DraftLengthPolicy]
 
 
 def vocab_size(model: PreTrainedModel) -> int:
@@ -38,7 +38,7 @@ def vocab_size(model: PreTrainedModel) -> int:
 
 
 class SpeculativeEngine:
-    """Target-only or speculative decoding with any ``DraftLengthPolicy``."""
+    """Target-only or speculative decoding with any ``DraftLengthPolicy`` and any ``Proposer``."""
 
     def __init__(
         self,
@@ -63,20 +63,6 @@ class SpeculativeEngine:
         limits = [limit for m in (target, draft) if m is not None and (limit := context_limit(m))]
         self.max_length = min(limits) if limits else None
 
-    def _check_request(self, prompt: Sequence[int], max_new_tokens: int) -> None:
-        if len(prompt) == 0:
-            raise InputError("empty prompt: give at least one token")
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if min(prompt) < 0 or max(prompt) >= self.vocab_size:
-            raise InputError(f"prompt holds token ids outside the vocabulary [0, {self.vocab_size})")
-        if self.max_length is not None and len(prompt) + max_new_tokens > self.max_length:
-            raise InputError(
-                f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
-                f"models' context of {self.max_length} tokens; shorten the prompt or lower max_new_tokens"
-            )
-
-    @torch.inference_mode()
     def generate(
         self,
         prompt: Sequence[int],
@@ -85,33 +71,39 @@ class SpeculativeEngine:
         max_new_tokens: int = 128,
         stop_tokens: Collection[int] = (),
         seed: int | None = None,
-        proposer=None,
+        proposer: Proposer | None = None,
     ) -> GenerationResult:
-        """Decode up to ``max_new_tokens`` after ``prompt`` (token ids), stopping at a stop token.
+        """Decode ``prompt`` once with a policy object already built (``None``: target-only).
 
-        Speculative when the engine has a draft model and a policy is given,
-        target-only otherwise. ``seed`` makes sampling reproducible.
         ``proposer`` replaces the plain draft loop with another drafter on the
         same draft cache (``CascadeProposer``); ``policy`` still bounds rounds.
+        The harness builds ``EngineMethod`` objects instead (one per method string).
         """
-        prompt = [int(t) for t in prompt]
-        self._check_request(prompt, max_new_tokens)
-        stop_tokens = frozenset(int(t) for t in stop_tokens)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        spec = "target-only" if policy is None or self.draft is None else getattr(proposer, "spec", policy.spec)
+        method = EngineMethod(
+            self, None if policy is None else (lambda _reference: policy), proposer=proposer, spec=spec
+        )
+        return method.generate(prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
+
+    @torch.inference_mode()
+    def decode(
+        self, request: GenerationRequest, policy: DraftLengthPolicy | None, proposer: Proposer | None = None
+    ) -> Decoded:
+        """The rounds for a checked request: speculative with a draft model and a policy, else target-only."""
+        generator = torch.Generator().manual_seed(request.seed) if request.seed is not None else None
         self.target.model.reset()
         self._diagnostic_seconds = 0.0
-        start = time.perf_counter()
         if self.draft is None or policy is None:
-            rounds, sequence = self._target_only(prompt, max_new_tokens, stop_tokens, generator)
-            method = "target-only"
+            rounds, sequence = self._target_only(
+                list(request.prompt), request.max_new_tokens, request.stop_tokens, generator
+            )
         else:
             self.draft.model.reset()
-            rounds, sequence = self._speculative(prompt, policy, max_new_tokens, stop_tokens, generator, proposer or self.draft)
-            method = getattr(proposer, "spec", policy.spec)
-        tokens = sequence[len(prompt) :]
-        stopped_by = "eos" if tokens and tokens[-1] in stop_tokens else "max_new_tokens"
-        wall_time = time.perf_counter() - start - self._diagnostic_seconds
-        return GenerationResult(len(prompt), tokens, rounds, wall_time, method, stopped_by)
+            drafter = proposer or self.draft
+            rounds, sequence = self._speculative(
+                list(request.prompt), policy, request.max_new_tokens, request.stop_tokens, generator, drafter
+            )
+        return Decoded(sequence[len(request.prompt) :], rounds, excluded_seconds=self._diagnostic_seconds)
 
     def _target_only(self, prompt, max_new_tokens, stop_tokens, generator):
         sequence, rounds = list(prompt), []
@@ -124,7 +116,7 @@ class SpeculativeEngine:
                 break
         return rounds, sequence
 
-    def _speculative(self, prompt, policy, max_new_tokens, stop_tokens, generator, drafter):
+    def _speculative(self, prompt, policy, max_new_tokens, stop_tokens, generator, drafter: Proposer):
         sequence, rounds = list(prompt), []
         policy.start_sequence()
         while (generated := len(sequence) - len(prompt)) < max_new_tokens:
@@ -139,12 +131,14 @@ class SpeculativeEngine:
             )
             accepted, token, verify_seconds, target_logits = self.target.verify(sequence, proposal, generator)
             policy.observe(len(proposal.tokens), accepted)
-            emitted = _clip(proposal.tokens[:accepted] + [token], stop_tokens, remaining)
+            emitted = clip(proposal.tokens[:accepted] + [token], stop_tokens, remaining)
             sequence.extend(emitted)
             # Both caches keep only committed tokens; the newest one is fed next round.
             self.target.model.crop(len(sequence) - 1)
             self.draft.model.crop(len(sequence) - 1)
-            stats = RoundStats(len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds)
+            stats = RoundStats(
+                len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds
+            )
             stats.draft_forwards = proposal.draft_forwards
             if self.record_cross_entropy:
                 stats.cross_entropies = self._cross_entropies(proposal.logits, target_logits)
@@ -152,7 +146,6 @@ class SpeculativeEngine:
             if emitted[-1] in stop_tokens:
                 break
         return rounds, sequence
-
 
     def _cross_entropies(self, draft_logits: list[torch.Tensor], target_logits: torch.Tensor) -> list[float]:
         if not draft_logits:  # a drafter without a neural model (Max-Gram tokens only)
@@ -163,9 +156,22 @@ class SpeculativeEngine:
         return values
 
 
-def _clip(tokens: list[int], stop_tokens: frozenset[int], limit: int) -> list[int]:
-    """Cut after the first stop token and to at most ``limit`` tokens."""
-    for i, token in enumerate(tokens[:limit]):
-        if token in stop_tokens:
-            return tokens[: i + 1]
-    return tokens[:limit]
+class EngineMethod(SpeculativeMethod):
+    """A method on the vanilla engine: target-only (``policy=None``) or a policy, optionally with another proposer.
+
+    ``policy`` builds a fresh policy per generation from the reference (the
+    oracle needs it; every other policy ignores it), so state never leaks
+    between prompts.
+    """
+
+    def __init__(
+        self, engine: SpeculativeEngine, policy: PolicyFactory | None, *, proposer: Proposer | None = None, spec: str
+    ) -> None:
+        if policy is not None and engine.draft is None:
+            raise InputError(f"{spec} needs a draft model")
+        self.engine, self.policy, self.proposer, self.spec = engine, policy, proposer, spec
+        self.vocab_size, self.context_length = engine.vocab_size, engine.max_length
+
+    def _decode(self, request: GenerationRequest, reference: Sequence[int] | None) -> Decoded:
+        policy = self.policy(reference) if self.policy is not None else None
+        return self.engine.decode(request, policy, self.proposer)

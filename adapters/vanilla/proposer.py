@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Collection, Sequence
 
 import torch
 
+from svip.interfaces import Proposal, Proposer
 from svip.policies import DraftLengthPolicy, DraftStep
+from svip.sampling import SamplingConfig
 
 from .cached_model import CachedCausalLM
-from .sampling import SamplingConfig, select_token
+from .sampling import select_token
 
 __all__ = ["Proposal", "DraftProposer"]
 
 
-@dataclass
-class Proposal:
-    tokens: list[int] = field(default_factory=list)
-    probs: list[torch.Tensor | None] = field(default_factory=list)  # q each token was drawn from (None: greedy)
-    entropies: list[float] = field(default_factory=list)
-    logits: list[torch.Tensor] = field(default_factory=list)  # raw draft logits per token (already computed; kept for diagnostics)
-    seconds: float = 0.0
-    draft_forwards: int = 0  # draft-model forward passes spent (CS Drafting's cost counts these)
-
-
-class DraftProposer:
-    """Autoregressive drafting with a small model; never sees the target."""
+class DraftProposer(Proposer):
+    """Autoregressive drafting with a small model (a ``svip.interfaces.Proposer``); never sees the target."""
 
     def __init__(self, model: CachedCausalLM, sampling: SamplingConfig) -> None:
         self.model = model

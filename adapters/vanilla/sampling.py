@@ -11,9 +11,9 @@ distribution the draft token was actually drawn from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+
+from svip.sampling import SamplingConfig
 
 __all__ = [
     "SamplingConfig",
@@ -24,24 +24,6 @@ __all__ = [
     "verify_greedy",
     "verify_sampled",
 ]
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """``temperature=0`` means greedy; otherwise softmax(logits/T), then top-p."""
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (self.temperature >= 0 and self.temperature == self.temperature):
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
 
 
 def to_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
@@ -58,7 +40,9 @@ def to_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
     return probs
 
 
-def select_token(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None) -> tuple[int, torch.Tensor | None]:
+def select_token(
+    logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None
+) -> tuple[int, torch.Tensor | None]:
     """Pick one token from a ``(vocab,)`` logit row; also return the distribution sampled from."""
     if config.greedy:
         return int(logits.argmax()), None

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 
+from svip.interfaces import Proposal, Verification
+from svip.sampling import SamplingConfig
+
 from .cached_model import CachedCausalLM
-from .proposer import Proposal
-from .sampling import SamplingConfig, select_token, verify_greedy, verify_sampled
+from .sampling import select_token, verify_greedy, verify_sampled
 
 __all__ = ["TargetScorer", "Verification"]
-
-
-class Verification(NamedTuple):
-    accepted: int  # leading draft tokens kept
-    token: int  # the correction (on rejection) or bonus token (all accepted)
-    seconds: float
-    logits: torch.Tensor  # target logits at the drafted positions + 1 (fp32), for diagnostics
 
 
 class TargetScorer:

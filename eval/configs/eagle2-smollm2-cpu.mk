@@ -6,4 +6,4 @@ EAGLE_BASE_MODEL := smollm2-135m
 EAGLE_HEAD       := adapters/eagle/heads/smollm2-135m
 EAGLE_RUN_DIR    := runs/eagle2-smollm2
 EAGLE_FLAGS      := --dtype fp32 --device cpu --per-category 2 --shortest --max-new-tokens 64
-EAGLE_METHODS    := eagle2 eagle2-svip eagle2-svip:h=0.5 eagle2:total=20,depth=4,top_k=5 eagle2-svip:total=20,depth=4,top_k=5
+EAGLE_METHODS    := eagle2 eagle2+svip eagle2+svip:h=0.5 eagle2:total=20,depth=4,top_k=5 eagle2:total=20,depth=4,top_k=5+svip

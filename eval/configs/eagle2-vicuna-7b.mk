@@ -6,4 +6,4 @@ EAGLE_BASE_MODEL := lmsys/vicuna-7b-v1.3
 EAGLE_HEAD       := yuhuili/EAGLE-Vicuna-7B-v1.3
 EAGLE_RUN_DIR    := runs/eagle2-vicuna-7b
 EAGLE_FLAGS      := --dtype fp16 --device cuda --template vicuna_v1.1 --max-new-tokens 1024 --per-category 80
-EAGLE_METHODS    := eagle2 eagle2-svip
+EAGLE_METHODS    := eagle2 eagle2+svip

@@ -1,10 +1,16 @@
-"""What one generation reports besides its tokens: per-round numbers and timings."""
+"""What one generation reports besides its tokens: per-round numbers and timings.
+
+Every method -- the vanilla engine, transformers' loop, the cascade, EAGLE --
+returns a ``GenerationResult``, and ``GenerationResult.rounds_record`` is the
+one place its rounds become the plain lists that result files store, so
+records, tables and plots treat all methods alike.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["RoundStats", "GenerationResult"]
+__all__ = ["GenerationResult", "RoundStats"]
 
 
 @dataclass
@@ -21,10 +27,14 @@ class RoundStats:
     draft_forwards: int | None = None  # draft-model forward passes this round (None: one per drafted token)
     target_forwards: int = 1  # target forward passes this round (verification, or a target-only step)
 
+    @property
+    def forwards_of_draft(self) -> int:
+        return self.drafted if self.draft_forwards is None else self.draft_forwards
+
 
 @dataclass
 class GenerationResult:
-    """Output of ``SpeculativeEngine.generate`` for one prompt."""
+    """Output of any method's ``generate`` for one prompt."""
 
     prompt_length: int
     tokens: list[int]  # new tokens only
@@ -48,7 +58,7 @@ class GenerationResult:
     @property
     def draft_forwards(self) -> int:
         """Draft-model forward passes (CS Drafting's cost counts these; Max-Gram tokens are free)."""
-        return sum(r.drafted if r.draft_forwards is None else r.draft_forwards for r in self.rounds)
+        return sum(r.forwards_of_draft for r in self.rounds)
 
     @property
     def target_forwards(self) -> int:
@@ -68,16 +78,28 @@ class GenerationResult:
         """Tokens emitted per target forward (the paper's and EAGLE's 'tau')."""
         return len(self.tokens) / len(self.rounds) if self.rounds else 0.0
 
+    def rounds_record(self) -> dict:
+        """The per-round lists a result file stores (keys shared by every writer and reader)."""
+        crosses = [r.cross_entropies for r in self.rounds]
+        return {
+            "decoding_steps": len(self.rounds),
+            "accept_lengths": [r.emitted for r in self.rounds],
+            "drafted": [r.drafted for r in self.rounds],
+            "draft_forwards": [r.forwards_of_draft for r in self.rounds],
+            "target_forwards": [r.target_forwards for r in self.rounds],
+            "accepted": [r.accepted for r in self.rounds],
+            "entropies": [r.entropies for r in self.rounds],
+            "cross_entropies": crosses if any(c is not None for c in crosses) else None,
+        }
+
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (with the derived totals) for answer files."""
+        """Plain JSON-ready dict: the fields, the derived totals and the per-round lists."""
         record = asdict(self)
         record.update(
             draft_time=self.draft_time,
             verify_time=self.verify_time,
-            drafted=self.drafted,
-            accepted=self.accepted,
             new_tokens=len(self.tokens),
-            decoding_steps=len(self.rounds),
-            accept_lengths=[r.emitted for r in self.rounds],
+            **self.rounds_record(),
         )
+        record["drafted_total"], record["accepted_total"] = self.drafted, self.accepted
         return record

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .generator import import_eagle
+from svip.adapters.eagle.generator import import_eagle
+
 from .train_prompts import build_prompts
 
 __all__ = ["generate_data", "train", "main"]
@@ -48,11 +49,19 @@ def generate_data(base, tokenizer, prompts: list[str], max_new_tokens: int, batc
     examples = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        encoded = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True) for p in chunk]
+        encoded = [
+            tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True) for p in chunk
+        ]
         width = max(map(len, encoded))
         ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(e)) + e for e in encoded])
         mask = (torch.arange(width)[None] >= torch.tensor([width - len(e) for e in encoded])[:, None]).long()
-        out = base.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        out = base.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         for prompt_ids, row in zip(encoded, out[:, width:].tolist()):
             answer = []
             for token in row:
@@ -92,7 +101,9 @@ def _loss(head, lm_head, hidden, tokens, target, mask, noise: float):
         hidden = hidden + (torch.rand_like(hidden) - 0.5) * noise
     predicted = head(hidden, input_ids=tokens)
     weights = mask[..., None]
-    feature_loss = (F.smooth_l1_loss(predicted, target, reduction="none") * weights).sum() / (weights.sum() * target.shape[-1] + 1e-6)
+    feature_loss = (F.smooth_l1_loss(predicted, target, reduction="none") * weights).sum() / (
+        weights.sum() * target.shape[-1] + 1e-6
+    )
     with torch.no_grad():
         target_p = torch.softmax(lm_head(target), dim=-1)
     log_q = torch.log_softmax(lm_head(predicted), dim=-1)
@@ -102,7 +113,9 @@ def _loss(head, lm_head, hidden, tokens, target, mask, noise: float):
     return feature_loss + 0.1 * token_loss, hits, mask.sum()
 
 
-def train(head, lm_head, examples, features, *, epochs: int, batch_size: int, lr: float, noise: float, seed: int) -> dict:
+def train(
+    head, lm_head, examples, features, *, epochs: int, batch_size: int, lr: float, noise: float, seed: int
+) -> dict:
     """AdamW with warm-up and cosine decay; returns held-out next-token accuracy per epoch."""
     rng = random.Random(seed)
     order = list(range(len(examples)))
@@ -112,14 +125,18 @@ def train(head, lm_head, examples, features, *, epochs: int, batch_size: int, lr
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
     steps = epochs * math.ceil(len(training) / batch_size)
     warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
     history = []
     for epoch in range(epochs):
         head.train()
         rng.shuffle(training)
         start = time.perf_counter()
         for step in range(0, len(training), batch_size):
-            loss, _, _ = _loss(head, lm_head, *_batch(examples, features, training[step : step + batch_size]), noise=noise)
+            loss, _, _ = _loss(
+                head, lm_head, *_batch(examples, features, training[step : step + batch_size]), noise=noise
+            )
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 0.5)
@@ -129,9 +146,18 @@ def train(head, lm_head, examples, features, *, epochs: int, batch_size: int, lr
         hits = total = 0.0
         with torch.no_grad():
             for step in range(0, len(held_out), batch_size):
-                _, h, n = _loss(head, lm_head, *_batch(examples, features, held_out[step : step + batch_size]), noise=0.0)
+                _, h, n = _loss(
+                    head, lm_head, *_batch(examples, features, held_out[step : step + batch_size]), noise=0.0
+                )
                 hits, total = hits + float(h), total + float(n)
-        history.append({"epoch": epoch + 1, "held_out_top1": hits / max(total, 1), "seconds": time.perf_counter() - start, "last_loss": float(loss.detach())})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "held_out_top1": hits / max(total, 1),
+                "seconds": time.perf_counter() - start,
+                "last_loss": float(loss.detach()),
+            }
+        )
         print(f"[train] {history[-1]}", flush=True)
     return {"held_out_examples": len(held_out), "train_examples": len(training), "epochs": history}
 
@@ -175,13 +201,36 @@ def main(argv: list[str] | None = None) -> int:
     head = Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
     head.gradient_checkpointing = False
     lm_head = base.lm_head.requires_grad_(False)
-    report = train(head, lm_head, examples, features, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, noise=args.noise, seed=args.seed)
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in head.state_dict().items() if not k.startswith("embed_tokens")}
+    report = train(
+        head,
+        lm_head,
+        examples,
+        features,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        noise=args.noise,
+        seed=args.seed,
+    )
+    state = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in head.state_dict().items()
+        if not k.startswith("embed_tokens")
+    }
     save_file(state, str(out / "model.safetensors"))
     report.update(
-        base=str(args.base), prompts=args.prompts, max_new_tokens=args.max_new_tokens, tokens=sum(len(e["prompt"]) + len(e["answer"]) for e in examples),
-        answer_tokens=sum(len(e["answer"]) for e in examples), data_seconds=data_seconds, total_cpu_seconds=time.perf_counter() - started,
-        torch_threads=torch.get_num_threads(), lr=args.lr, batch_size=args.batch_size, noise=args.noise, seed=args.seed,
+        base=str(args.base),
+        prompts=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        tokens=sum(len(e["prompt"]) + len(e["answer"]) for e in examples),
+        answer_tokens=sum(len(e["answer"]) for e in examples),
+        data_seconds=data_seconds,
+        total_cpu_seconds=time.perf_counter() - started,
+        torch_threads=torch.get_num_threads(),
+        lr=args.lr,
+        batch_size=args.batch_size,
+        noise=args.noise,
+        seed=args.seed,
     )
     (out / "training.json").write_text(json.dumps(report, indent=1))
     print(f"[done] wrote {out}/model.safetensors; {report['total_cpu_seconds']:.0f} s")

@@ -55,9 +55,21 @@ def _slow_tokenizer_files(source: Path, out: Path) -> None:
     shutil.copy(source / "tokenizer.json", out / "tokenizer.json")
     config = json.loads((source / "tokenizer_config.json").read_text())
     special = {k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token") if k in config}
-    added = {str(t["id"]): {k: t[k] for k in ("content", "lstrip", "rstrip", "normalized", "single_word", "special")} for t in tokenizer.get("added_tokens", [])}
+    added = {
+        str(t["id"]): {k: t[k] for k in ("content", "lstrip", "rstrip", "normalized", "single_word", "special")}
+        for t in tokenizer.get("added_tokens", [])
+    }
     (out / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False, "model_max_length": 8192, "added_tokens_decoder": added, **special}, indent=1)
+        json.dumps(
+            {
+                "tokenizer_class": "GPT2Tokenizer",
+                "add_prefix_space": False,
+                "model_max_length": 8192,
+                "added_tokens_decoder": added,
+                **special,
+            },
+            indent=1,
+        )
     )
     if (source / "chat_template.jinja").exists():
         shutil.copy(source / "chat_template.jinja", out / "chat_template.jinja")

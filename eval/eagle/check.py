@@ -20,12 +20,12 @@ import sys
 
 import torch
 
+from svip.adapters.eagle.generator import EagleGenerator, hub_offline_for, import_eagle
+from svip.adapters.eagle.method import EagleMethod
 from svip.eval.datasets import load_questions, per_category
 from svip.eval.prompts import encode_prompt
 
 from .export import eagle_base
-from .generator import EagleGenerator, hub_offline_for, import_eagle
-from .method import EagleMethod
 
 __all__ = ["main"]
 
@@ -38,10 +38,22 @@ def _prompts(tokenizer, questions: str, count: int) -> list[tuple[str, list[int]
 def _upstream(base: str, head: str, prompts, max_new_tokens: int) -> None:
     ea_model, _, _ = import_eagle(require_patch=False)
     with hub_offline_for(base, head):
-        model = ea_model.EaModel.from_pretrained(use_eagle3=False, base_model_path=base, ea_model_path=head, torch_dtype=torch.float32).eval()
+        model = ea_model.EaModel.from_pretrained(
+            use_eagle3=False, base_model_path=base, ea_model_path=head, torch_dtype=torch.float32
+        ).eval()
     for question_id, ids in prompts:
         output, new_tokens, rounds = model.eagenerate(torch.tensor([ids]), max_new_tokens=max_new_tokens, log=True)
-        print(json.dumps({"question_id": question_id, "method": "upstream-eagenerate", "tokens": output[0, len(ids):].tolist(), "rounds": int(rounds)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "question_id": question_id,
+                    "method": "upstream-eagenerate",
+                    "tokens": output[0, len(ids) :].tolist(),
+                    "rounds": int(rounds),
+                }
+            ),
+            flush=True,
+        )
 
 
 def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: int) -> None:
@@ -49,12 +61,24 @@ def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: 
     for question_id, ids in prompts:
         for method in methods:
             parsed = None if method == "target-only" else EagleMethod.parse(method)
-            result = generator.generate(ids, parsed, max_new_tokens=max_new_tokens, stop_tokens={generator.model.tokenizer.eos_token_id})
-            print(json.dumps({
-                "question_id": question_id, "method": method, "tokens": result.tokens,
-                "drafted": [r.drafted for r in result.rounds], "accepted": [r.accepted for r in result.rounds],
-                "emitted": [r.emitted for r in result.rounds], "levels": list(generator.levels),
-            }), flush=True)
+            result = generator.generate(
+                ids, parsed, max_new_tokens=max_new_tokens, stop_tokens={generator.model.tokenizer.eos_token_id}
+            )
+            rounds = result.rounds_record()
+            print(
+                json.dumps(
+                    {
+                        "question_id": question_id,
+                        "method": method,
+                        "tokens": result.tokens,
+                        "drafted": rounds["drafted"],
+                        "accepted": rounds["accepted"],
+                        "emitted": rounds["accept_lengths"],
+                        "levels": list(generator.levels),
+                    }
+                ),
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-category", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--upstream", action="store_true", help="run upstream's eagenerate instead of our loop")
-    parser.add_argument("--methods", nargs="+", default=["target-only", "eagle2", "eagle2-svip"])
+    parser.add_argument("--methods", nargs="+", default=["target-only", "eagle2", "eagle2+svip"])
     args = parser.parse_args(argv)
     base = eagle_base(args.base)
     from transformers import AutoTokenizer

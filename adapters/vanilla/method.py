@@ -1,0 +1,58 @@
+"""Registry kinds of the vanilla engine: ``target-only`` and any bare policy string (``svip:h=0.3``)."""
+
+from __future__ import annotations
+
+from svip.grammar import MethodSpec, MethodSpecError
+from svip.spec import make_policy
+
+from ..kinds import MethodKind, ModelSet
+from .engine import EngineMethod
+
+__all__ = ["TARGET_ONLY", "TARGET_ONLY_KIND", "VANILLA_KIND"]
+
+TARGET_ONLY = "target-only"
+
+
+def _target_only_canonical(spec: MethodSpec) -> str:
+    if spec.params or spec.policy:
+        raise MethodSpecError("target-only takes no parameters and no policy")
+    return TARGET_ONLY
+
+
+def _build_target_only(spec: MethodSpec, models: ModelSet) -> EngineMethod:
+    if models.eagle is not None:  # an EAGLE run decodes target-only on EaModel's own base model
+        return models.eagle.target_only_method()
+    return EngineMethod(models.engine(), None, spec=TARGET_ONLY)
+
+
+def _vanilla_canonical(spec: MethodSpec) -> str:
+    if spec.params:
+        raise MethodSpecError(
+            f"vanilla takes no parameters of its own, got {', '.join(spec.params)}; put them in the policy"
+        )
+    if not spec.policy:
+        raise MethodSpecError("vanilla needs a policy: vanilla+svip or just svip:h=0.3,gamma=0.15")
+    return make_policy(spec.policy).spec
+
+
+def _build_vanilla(spec: MethodSpec, models: ModelSet) -> EngineMethod:
+    policy = make_policy(spec.policy).spec
+    models.require_draft(policy)
+    return EngineMethod(
+        models.engine(), lambda reference: make_policy(policy, reference=list(reference or [])), spec=policy
+    )
+
+
+TARGET_ONLY_KIND = MethodKind(
+    TARGET_ONLY,
+    _target_only_canonical,
+    _build_target_only,
+    needs="target",
+    help="target-only: plain decoding on the same loop (the baseline of every speedup)",
+)
+VANILLA_KIND = MethodKind(
+    "vanilla",
+    _vanilla_canonical,
+    _build_vanilla,
+    help="<policy> (= vanilla+<policy>): the streamlined draft/verify loop, e.g. svip:h=0.3,gamma=0.15 or constant:k=5",
+)

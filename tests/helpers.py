@@ -1,0 +1,25 @@
+"""Helpers shared by test modules (imported as ``helpers``; fixtures stay in conftest)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
+    """A random 2-layer Llama for mechanics tests only (never for quality claims)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=None,
+        eos_token_id=None,  # no EOS: generate(min_new_tokens=...) would otherwise mask a token
+        pad_token_id=None,
+    )
+    return LlamaForCausalLM(config).eval()
