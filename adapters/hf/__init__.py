@@ -5,11 +5,23 @@
     target.generate(**inputs, assistant_model=draft, max_new_tokens=256)
     hf.disable(draft)                     # plain transformers again
 
-``AssistedGenerator`` runs the same thing for the eval harness and reports
-rounds and timings in the vanilla engine's ``GenerationResult`` format.
+``enable`` makes transformers build a ``PolicyCandidateGenerator`` (its own
+``AssistedCandidateGenerator``, subclassed) for that draft; ``AssistedGenerator``
+runs the same thing for the eval harness and reports rounds and timings in
+the common ``GenerationResult`` format.
 """
 
 from .assisted import AssistedGenerator, sklearn_refit_available
-from .hook import DraftRound, SvipHook, disable, enable, hook_of
+from .candidates import PolicyCandidateGenerator
+from .hook import SvipHook, disable, enable, hook_of, install_dispatch
 
-__all__ = ["AssistedGenerator", "DraftRound", "SvipHook", "disable", "enable", "hook_of", "sklearn_refit_available"]
+__all__ = [
+    "AssistedGenerator",
+    "PolicyCandidateGenerator",
+    "SvipHook",
+    "disable",
+    "enable",
+    "hook_of",
+    "install_dispatch",
+    "sklearn_refit_available",
+]

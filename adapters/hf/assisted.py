@@ -2,10 +2,10 @@
 
 The harness compares transformers' assisted generation with the vanilla
 engine, so this returns the same ``GenerationResult``: tokens, wall time,
-rounds (drafted / accepted / emitted per target forward), and the split of
-wall time into drafting (inside the draft's ``generate``), target forwards,
-and the rest (transformers' loop overhead: candidate bookkeeping, logits
-processing, cache cropping), which explains gaps between the two loops.
+and the rounds ``PolicyCandidateGenerator`` recorded (drafted, transformers'
+own ``num_matches``, emitted; drafting time, and verify time = the target
+forward plus transformers' acceptance test), so the rest of wall time is
+transformers' loop overhead, which explains gaps between the two loops.
 
 Methods: transformers' own schedules (``constant`` = fixed
 ``num_assistant_tokens``, ``heuristic`` = its +2/-1 schedule, ``confidence``
@@ -22,7 +22,7 @@ from transformers import GenerationConfig, PreTrainedModel
 
 from svip.method import Decoded, GenerationRequest, check_request, stopped_by
 from svip.policies import ConfidencePolicy, ConstantPolicy, DraftLengthPolicy, HeuristicPolicy
-from svip.results import GenerationResult, RoundStats
+from svip.results import GenerationResult
 from svip.sampling import SamplingConfig
 
 from ..vanilla.cached_model import context_limit
@@ -37,27 +37,6 @@ def sklearn_refit_available() -> bool:
     from transformers.utils import is_sklearn_available
 
     return bool(is_sklearn_available())
-
-
-class _ForwardClock:
-    """Counts and times the target's forward calls (one per assisted round)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.calls = 0
-        self.seconds = 0.0
-        self._start = 0.0
-        self._handles = [model.register_forward_pre_hook(self._before), model.register_forward_hook(self._after)]
-
-    def _before(self, module, args) -> None:
-        self._start = time.perf_counter()
-
-    def _after(self, module, args, output) -> None:
-        self.calls += 1
-        self.seconds += time.perf_counter() - self._start
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
 
 
 class AssistedGenerator:
@@ -147,7 +126,6 @@ class AssistedGenerator:
         input_ids = torch.tensor([prompt], dtype=torch.long, device=self.target.device)
         config = self.generation_config(request.max_new_tokens, request.stop_tokens)
         hook = self._configure(policy, native)
-        clock = _ForwardClock(self.target)
         try:
             if request.seed is not None:
                 torch.manual_seed(request.seed)
@@ -158,31 +136,5 @@ class AssistedGenerator:
                 generation_config=config,
             )
         finally:
-            clock.remove()
             disable(self.draft)
-        tokens = output[0, len(prompt) :].tolist()
-        return Decoded(tokens, _rounds(hook, len(prompt) + len(tokens), clock))
-
-
-def _rounds(hook: SvipHook, final_length: int, clock: _ForwardClock) -> list[RoundStats]:
-    """Per-round numbers from the draft calls' input lengths (accepted = growth - 1).
-
-    The target's forward time is spread evenly over rounds (one forward each);
-    a last round without a draft call (transformers skips drafting when one
-    token is left) counts as a target-only step.
-    """
-    per_forward = clock.seconds / clock.calls if clock.calls else 0.0
-    rounds = []
-    for i, r in enumerate(hook.rounds):
-        end = hook.rounds[i + 1].start_length if i + 1 < len(hook.rounds) else final_length
-        emitted = end - r.start_length
-        if i + 1 == len(hook.rounds) and clock.calls > len(hook.rounds):
-            emitted = min(emitted, r.drafted + 1)
-        accepted = max(0, min(r.drafted, emitted - 1))
-        rounds.append(RoundStats(r.drafted, accepted, emitted, list(r.entropies), r.seconds, per_forward))
-    prompt_length = hook.rounds[0].start_length if hook.rounds else final_length
-    remaining = final_length - prompt_length - sum(r.emitted for r in rounds)
-    for _ in range(max(0, clock.calls - len(hook.rounds))):  # target-only steps: one token each while any remain
-        rounds.append(RoundStats(0, 0, 1 if remaining > 0 else 0, verify_time=per_forward))
-        remaining -= rounds[-1].emitted
-    return rounds
+        return Decoded(output[0, len(prompt) :].tolist(), list(hook.rounds))

@@ -1,153 +1,130 @@
-"""Put a draft-length policy inside transformers' assisted generation.
+"""Put a draft-length policy inside transformers' assisted generation: ``enable(draft)`` / ``disable(draft)``.
 
-transformers drafts by calling ``assistant_model.generate(...)`` once per
-round from its ``AssistedCandidateGenerator``, with a generation config that
-has ``is_assistant=True``. ``enable(draft, ...)`` wraps that one method on the
-draft *instance* (nothing global, nothing on the class):
+``enable(draft, policy)`` attaches a ``SvipHook`` to the draft *instance*: the
+policy, an LM-head tap for raw logits, and the draft's assistant settings
+(saved, and set so that the policy alone decides). When
+``target.generate(..., assistant_model=draft)`` then builds its candidate
+generator, it gets a ``PolicyCandidateGenerator`` (transformers' own
+``AssistedCandidateGenerator``, subclassed) instead of the stock one; a draft
+without a hook, and every other kind of candidate generator (prompt lookup,
+early exit, different tokenizers), are left to transformers.
 
-- the round's token budget becomes ``min(transformers' budget, policy.round_budget())``;
-- a ``StoppingCriteria`` asks the policy after every drafted token whether to
-  go on; SVIP's entropy is taken from the draft's *raw* logits, captured by a
-  forward hook on its LM head (the ``scores`` transformers hands to stopping
-  criteria are already temperature/top-p processed);
-- how many drafted tokens the target accepted is read off the next round's
-  input length and fed to ``policy.observe``.
-
-The user's other ``generate`` kwargs pass through untouched, a direct
-``draft.generate(...)`` call (not as an assistant) is not affected, and
-``disable(draft)`` restores the draft's generation config and removes the
-wrapper and the hook. Verification stays transformers' own, so losslessness is
+The one private entry point is ``GenerationMixin._get_candidate_generator``,
+wrapped once (inert for drafts without a hook); ``tests/test_hf_adapter.py``
+pins its signature and its call in ``_assisted_decoding`` so that a
+transformers upgrade that moves it fails loudly instead of silently drafting
+without the policy. ``disable(draft)`` restores the draft's settings and
+removes the tap. Verification stays transformers' own, so losslessness is
 transformers'.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import functools
 from typing import Any
 
-import torch
-from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
+from transformers import PreTrainedModel
+from transformers.generation.utils import GenerationMixin
 
-from svip.policies import DraftLengthPolicy, DraftStep
-from svip.spec import make_policy
+from svip.grammar import Call, parse_call
+from svip.policies import DraftLengthPolicy
+from svip.results import RoundStats
+from svip.spec import PolicySpecError, make_policy
 
-__all__ = ["DraftRound", "SvipHook", "disable", "enable", "hook_of"]
+from .candidates import LogitsTap, PolicyCandidateGenerator
+
+__all__ = ["SvipHook", "disable", "enable", "hook_of", "install_dispatch"]
 
 _ATTRIBUTE = "_svip_hook"
 # The assistant options transformers reads from ``assistant_model.generation_config``.
 _ASSISTANT_FIELDS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 
 
-@dataclass
-class DraftRound:
-    """One call of the draft's ``generate`` inside assisted generation."""
-
-    start_length: int  # tokens in the sequence when the round began
-    drafted: int = 0
-    entropies: list[float] = field(default_factory=list)  # raw-logit entropies, when the policy computed them
-    seconds: float = 0.0
-
-
-class _LogitsTap:
-    """Forward hook on the LM head: keeps the raw logits of the last position."""
-
-    def __init__(self, head: torch.nn.Module) -> None:
-        self.last: torch.Tensor | None = None
-        self._handle = head.register_forward_hook(self._capture)
-
-    def _capture(self, module, inputs, output) -> None:
-        self.last = output[:, -1, :].detach()
-
-    def remove(self) -> None:
-        self._handle.remove()
-
-
-class _PolicyCriteria(StoppingCriteria):
-    """Asks the policy, after each drafted token, whether to draft another."""
-
-    def __init__(self, policy: DraftLengthPolicy, tap: _LogitsTap, round_: DraftRound, generated_before: int) -> None:
-        self.policy = policy
-        self.tap = tap
-        self.round = round_
-        self.generated_before = generated_before
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        index = input_ids.shape[-1] - self.round.start_length - 1
-        step = DraftStep(
-            index=index, position=self.generated_before + index, token=int(input_ids[0, -1]), logits=self.tap.last[0]
-        )
-        stop = not self.policy.continue_drafting(step)
-        if "entropy" in step.__dict__:  # computed by the policy: log it for free
-            self.round.entropies.append(step.entropy)
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-
 class SvipHook:
-    """The state ``enable`` attaches to a draft model (see module docstring)."""
+    """The state ``enable`` attaches to a draft model; ``rounds`` holds the last assisted call's rounds."""
 
     def __init__(self, draft: PreTrainedModel, policy: DraftLengthPolicy | None) -> None:
         self.draft = draft
         self.policy = policy
-        self.rounds: list[DraftRound] = []
-        self._prompt_length = 0
+        self.rounds: list[RoundStats] = []
         self._saved_config = {name: getattr(draft.generation_config, name, None) for name in _ASSISTANT_FIELDS}
-        self._original_generate = draft.generate  # bound method of the class
-        self._tap = _LogitsTap(draft.get_output_embeddings()) if policy is not None else None
+        self._tap = LogitsTap(draft.get_output_embeddings()) if policy is not None else None
         if policy is not None:
             # transformers' own schedules off: our policy decides, within its hard cap.
             draft.generation_config.num_assistant_tokens = policy.max_draft
             draft.generation_config.num_assistant_tokens_schedule = "constant"
             draft.generation_config.assistant_confidence_threshold = 0.0  # None would be refilled with 0.4
-        draft.generate = self._generate  # instance attribute shadows the class method
 
-    def _generate(self, *args: Any, **kwargs: Any):
-        config = kwargs.get("generation_config")
-        if config is None or not getattr(config, "is_assistant", False):
-            return self._original_generate(*args, **kwargs)
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        if input_ids is None or input_ids.shape[0] != 1:
-            raise ValueError(
-                "svip's assisted-generation hook supports batch size 1 (as does transformers' assisted decoding)"
-            )
-        length = input_ids.shape[-1]
-        self._begin_round(length, first=kwargs.get("past_key_values") is None)
-        round_ = self.rounds[-1]
-        if self.policy is not None:
-            budget = max(
-                1, min(int(kwargs.get("max_new_tokens") or self.policy.max_draft), self.policy.round_budget())
-            )
-            kwargs["max_new_tokens"] = budget
-            kwargs["min_new_tokens"] = min(int(kwargs.get("min_new_tokens") or 0), budget)
-            criteria = _PolicyCriteria(self.policy, self._tap, round_, generated_before=length - self._prompt_length)
-            kwargs["stopping_criteria"] = StoppingCriteriaList([*(kwargs.get("stopping_criteria") or []), criteria])
-        start = time.perf_counter()
-        output = self._original_generate(*args, **kwargs)
-        round_.seconds = time.perf_counter() - start
-        round_.drafted = output.sequences.shape[-1] - length
-        return output
-
-    def _begin_round(self, length: int, *, first: bool) -> None:
-        if first:  # a new assisted generate() call: the input is the prompt
-            self.rounds = []
-            self._prompt_length = length
-            if self.policy is not None:
-                self.policy.start_sequence()
-        elif self.rounds and self.policy is not None:
-            previous = self.rounds[-1]
-            accepted = max(0, min(previous.drafted, length - previous.start_length - 1))
-            self.policy.observe(previous.drafted, accepted)
-        self.rounds.append(DraftRound(start_length=length))
+    def candidate_generator(self, **kwargs: Any) -> PolicyCandidateGenerator:
+        """A fresh candidate generator for one assisted ``generate`` call (its rounds land in ``self.rounds``)."""
+        self.rounds = []
+        return PolicyCandidateGenerator(policy=self.policy, tap=self._tap, rounds=self.rounds, **kwargs)
 
     def remove(self) -> None:
         """Undo everything ``enable`` did to the draft model."""
-        if self.draft.__dict__.get("generate") == self._generate:
-            del self.draft.generate
         for name, value in self._saved_config.items():
             setattr(self.draft.generation_config, name, value)
         if self._tap is not None:
             self._tap.remove()
         self.draft.__dict__.pop(_ATTRIBUTE, None)
+
+
+_ORIGINAL = GenerationMixin._get_candidate_generator
+
+
+@functools.wraps(_ORIGINAL)
+def _get_candidate_generator(
+    self,
+    generation_config,
+    input_ids,
+    inputs_tensor,
+    logits_processor,
+    model_kwargs,
+    assistant_model=None,
+    target_tokenizer=None,
+    assistant_tokenizer=None,
+):
+    hook = hook_of(assistant_model) if assistant_model is not None else None
+    stock = (
+        hook is None
+        or generation_config.assistant_early_exit is not None
+        or generation_config.prompt_lookup_num_tokens is not None
+        or all(v is not None for v in (target_tokenizer, assistant_tokenizer))
+    )
+    if stock:
+        return _ORIGINAL(
+            self,
+            generation_config=generation_config,
+            input_ids=input_ids,
+            inputs_tensor=inputs_tensor,
+            logits_processor=logits_processor,
+            model_kwargs=model_kwargs,
+            assistant_model=assistant_model,
+            target_tokenizer=target_tokenizer,
+            assistant_tokenizer=assistant_tokenizer,
+        )
+    return hook.candidate_generator(
+        input_ids=input_ids,
+        assistant_model=assistant_model,
+        generation_config=generation_config,
+        model_kwargs=model_kwargs,
+        inputs_tensor=inputs_tensor,
+        logits_processor=logits_processor,
+    )
+
+
+def install_dispatch() -> None:
+    """Route assisted generation with a hooked draft to ``PolicyCandidateGenerator`` (idempotent)."""
+    if GenerationMixin._get_candidate_generator is not _get_candidate_generator:
+        GenerationMixin._get_candidate_generator = _get_candidate_generator
+
+
+def _with_overrides(policy: str, overrides: dict[str, object]) -> str:
+    """``("svip:h=0.3", {"h": 0.4})`` -> ``"svip:h=0.4"``, through the one grammar."""
+    call = parse_call(policy, error=PolicySpecError)
+    items = dict(call.items)
+    items.update({k: str(v) for k, v in overrides.items()})
+    return str(Call(call.name, tuple(items.items())))
 
 
 def enable(
@@ -163,18 +140,17 @@ def enable(
     ``enable(draft)`` is SVIP with the paper's defaults; ``enable(draft, h=0.4)``
     overrides them; any policy string or object works (``"constant:k=3"``).
     ``policy=None`` only records rounds and leaves transformers' own schedule
-    in charge (what the harness's ``hf-constant`` etc. use). Calling ``enable``
+    in charge (what the harness's ``hf+constant`` etc. use). Calling ``enable``
     again replaces the previous hook.
     """
     if hook_of(draft) is not None:
         disable(draft)
+    overrides = {k: v for k, v in {"h": h, "gamma": gamma, "max": max_draft}.items() if v is not None}
     if isinstance(policy, str):
-        overrides = {k: v for k, v in {"h": h, "gamma": gamma, "max": max_draft}.items() if v is not None}
-        name, _, params = policy.partition(":")
-        extra = ",".join(f"{k}={v}" for k, v in overrides.items())
-        policy = make_policy(name + ":" + ",".join(p for p in (params, extra) if p) if (params or extra) else name)
-    elif policy is not None and (h is not None or gamma is not None or max_draft is not None):
+        policy = make_policy(_with_overrides(policy, overrides))
+    elif policy is not None and overrides:
         raise ValueError("h/gamma/max_draft go with a policy name, not with a policy object")
+    install_dispatch()
     hook = SvipHook(draft, policy)
     draft.__dict__[_ATTRIBUTE] = hook
     return hook

@@ -1,0 +1,147 @@
+"""``PolicyCandidateGenerator``: transformers' ``AssistedCandidateGenerator`` under a draft-length policy.
+
+transformers' assisted generation asks a ``CandidateGenerator`` for each
+round's draft (``get_candidates``) and reports the verification back
+(``update_candidate_strategy(input_ids, scores, num_matches)``). This
+subclass keeps transformers' drafting (the assistant's own ``generate``, its
+cache handling, its logits processors) and changes two things:
+
+- the round's length: ``min(policy.round_budget(), ...)`` tokens at most,
+  and a ``StoppingCriteria`` that asks the policy after every drafted token
+  (SVIP's entropy is taken from the draft's *raw* logits, captured by a
+  forward hook on its LM head: the ``scores`` handed to stopping criteria are
+  already temperature/top-p processed);
+- the bookkeeping: each round's drafted count, ``num_matches`` as transformers
+  hands it over, and its own timings (drafting = ``get_candidates``; verify =
+  from there to ``update_candidate_strategy``: the target forward and the
+  acceptance test).
+
+With ``policy=None`` transformers' own schedule stays in charge (constant,
+heuristic, confidence threshold) and the rounds are only recorded. (Being a
+subclass, it skips transformers' online ROC re-fit of the confidence
+threshold, which runs only for the exact class and only with scikit-learn
+installed; the harness records whether scikit-learn is present.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.candidate_generator import AssistedCandidateGenerator
+
+from svip.policies import DraftLengthPolicy, DraftStep
+from svip.results import RoundStats
+
+__all__ = ["LogitsTap", "PolicyCandidateGenerator"]
+
+
+class LogitsTap:
+    """Forward hook on the LM head: keeps the raw logits of the last position."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        self.last: torch.Tensor | None = None
+        self._handle = head.register_forward_hook(self._capture)
+
+    def _capture(self, module, inputs, output) -> None:
+        self.last = output[:, -1, :].detach()
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+class _PolicyCriteria(StoppingCriteria):
+    """Asks the policy, after each drafted token, whether to draft another."""
+
+    def __init__(
+        self,
+        policy: DraftLengthPolicy,
+        tap: LogitsTap,
+        start_length: int,
+        generated_before: int,
+        entropies: list[float],
+    ):
+        self.policy, self.tap, self.start_length, self.generated_before, self.entropies = (
+            policy,
+            tap,
+            start_length,
+            generated_before,
+            entropies,
+        )
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        index = input_ids.shape[-1] - self.start_length - 1
+        step = DraftStep(
+            index=index, position=self.generated_before + index, token=int(input_ids[0, -1]), logits=self.tap.last[0]
+        )
+        stop = not self.policy.continue_drafting(step)
+        if "entropy" in step.__dict__:  # computed by the policy: log it for free
+            self.entropies.append(step.entropy)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class PolicyCandidateGenerator(AssistedCandidateGenerator):
+    """Drafts under ``policy`` (None: transformers' schedule) and appends one ``RoundStats`` per round to ``rounds``."""
+
+    def __init__(
+        self, *args, policy: DraftLengthPolicy | None, tap: LogitsTap | None, rounds: list[RoundStats], **kwargs
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None or input_ids.shape[0] != 1:
+            raise ValueError(
+                "svip's candidate generator supports batch size 1 (as does transformers' assisted decoding)"
+            )
+        self.policy, self.tap, self.rounds = policy, tap, rounds
+        self.prompt_length = input_ids.shape[-1]
+        if policy is not None:
+            if tap is None:
+                raise ValueError("a policy needs the LM-head tap for raw logits")
+            policy.start_sequence()
+        self._start_length = 0
+        self._entropies: list[float] = []
+        self._draft_seconds = 0.0
+        self._verify_start = 0.0
+        self._drafted = 0
+
+    def get_candidates(self, input_ids: torch.LongTensor, **kwargs):
+        start = time.perf_counter()
+        self._start_length = input_ids.shape[-1]
+        self._entropies = []
+        if self.policy is not None:
+            self.num_assistant_tokens = max(1, self.policy.round_budget())
+        candidate_ids, candidate_logits = super().get_candidates(input_ids, **kwargs)
+        self._drafted = candidate_ids.shape[-1] - input_ids.shape[-1]
+        self._verify_start = time.perf_counter()
+        self._draft_seconds = self._verify_start - start
+        return candidate_ids, candidate_logits
+
+    def _prepare_generation_args(self, input_ids: torch.LongTensor, min_new_tokens: int, max_new_tokens: int) -> dict:
+        args = super()._prepare_generation_args(input_ids, min_new_tokens, max_new_tokens)
+        if self.policy is not None:
+            criteria = _PolicyCriteria(
+                self.policy, self.tap, input_ids.shape[-1], input_ids.shape[-1] - self.prompt_length, self._entropies
+            )
+            args["stopping_criteria"] = StoppingCriteriaList([criteria])
+        return args
+
+    def update_candidate_strategy(self, input_ids: torch.LongTensor, scores: torch.Tensor, num_matches: int) -> None:
+        verify_seconds = time.perf_counter() - self._verify_start
+        # transformers cuts the round at EOS / the length limit and hands over num_matches after the cut,
+        # so emitted = num_matches + 1 is exact; accepted is exact except in such a cut last round.
+        accepted = min(int(num_matches), self._drafted)
+        self.rounds.append(
+            RoundStats(
+                self._drafted,
+                accepted,
+                int(num_matches) + 1,
+                list(self._entropies),
+                self._draft_seconds,
+                verify_seconds,
+            )
+        )
+        if self.policy is not None:
+            self.policy.observe(self._drafted, accepted)
+        else:
+            super().update_candidate_strategy(input_ids, scores, num_matches)
