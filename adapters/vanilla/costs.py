@@ -20,37 +20,41 @@ from .cached_model import CachedCausalLM
 __all__ = ["measure_cost_curve"]
 
 
-def _median_seconds(model: CachedCausalLM, base: int, tokens: list[int], repeats: int) -> float:
-    times = []
+def _seconds(model: CachedCausalLM, base: int, tokens: list[int]) -> float:
+    start = time.perf_counter()
+    model.forward(tokens, len(tokens))
+    seconds = time.perf_counter() - start
+    model.crop(base)
+    return seconds
+
+
+def _curve(model: CachedCausalLM, prompt: list[int], sizes: Sequence[int], repeats: int) -> dict[int, float]:
+    """Median seconds per forward of k tokens after ``prompt``, sizes interleaved so drift hits them alike."""
+    model.reset()
+    model.forward(prompt, 1)
+    base = model.cached_length
+    filler = prompt[-1]
+    for k in sizes:  # warm-up: allocator and kernels for every shape
+        _seconds(model, base, [filler] * k)
+    times: dict[int, list[float]] = {k: [] for k in sizes}
     for _ in range(repeats):
-        start = time.perf_counter()
-        model.forward(tokens, len(tokens))
-        times.append(time.perf_counter() - start)
-        model.crop(base)
-    return statistics.median(times)
+        for k in sizes:
+            times[k].append(_seconds(model, base, [filler] * k))
+    model.reset()
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 @torch.inference_mode()
 def measure_cost_curve(engine, prompt: Sequence[int], sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> dict:
     """Median seconds of a target step, verify(k)/step for ``sizes`` and draft step/target step.
 
-    ``engine`` is a ``SpeculativeEngine``; its caches are reset afterwards.
+    ``engine`` is a ``SpeculativeEngine``; its caches are left empty.
     """
     prompt = [int(t) for t in prompt]
-    filler = prompt[-1]
-    curve: dict = {"repeats": repeats, "prompt_tokens": len(prompt)}
-    target = engine.target.model
-    target.reset()
-    target.forward(prompt, 1)
-    base = target.cached_length
-    step = _median_seconds(target, base, [filler], repeats)
-    curve["target_step_s"] = step
-    curve["verify_over_step"] = {str(k): _median_seconds(target, base, [filler] * k, repeats) / step for k in sizes}
-    target.reset()
+    target = _curve(engine.target.model, prompt, (1, *sizes), repeats)
+    step = target[1]
+    curve: dict = {"repeats": repeats, "prompt_tokens": len(prompt), "target_step_s": step}
+    curve["verify_over_step"] = {str(k): target[k] / step for k in sizes}
     if engine.draft is not None:
-        draft = engine.draft.model
-        draft.reset()
-        draft.forward(prompt, 1)
-        curve["draft_over_step"] = _median_seconds(draft, draft.cached_length, [filler], repeats) / step
-        draft.reset()
+        curve["draft_over_step"] = _curve(engine.draft.model, prompt, (1,), repeats)[1] / step
     return curve
