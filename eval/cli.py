@@ -388,6 +388,20 @@ def _add_methods_arg(parser: argparse.ArgumentParser, default, *, old: str | Non
     parser.set_defaults(methods_given=False)
 
 
+def _add_question_args(parser: argparse.ArgumentParser, *, per_category: int, max_new_tokens: int) -> None:
+    group = parser.add_argument_group("questions")
+    group.add_argument(
+        "--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)"
+    )
+    group.add_argument(
+        "--per-category", type=int, default=per_category, help="questions per category (default: %(default)s)"
+    )
+    group.add_argument(
+        "--shortest", action="store_true", help="take the shortest questions of each category (cheap prefills on CPU)"
+    )
+    group.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="default: %(default)s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from svip.eval.methods import DEFAULT_METHODS
 
@@ -429,12 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Token-by-token comparison of speculative greedy output with target-only greedy output.",
     )
     _add_model_args(chk)
-    chk.add_argument("--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)")
-    chk.add_argument("--per-category", type=int, default=4)
-    chk.add_argument(
-        "--shortest", action="store_true", help="take the shortest questions of each category (cheap prefills on CPU)"
-    )
-    chk.add_argument("--max-new-tokens", type=int, default=32)
+    _add_question_args(chk, per_category=4, max_new_tokens=32)
     _add_prompt_args(chk)
     _add_methods_arg(chk, DEFAULT_METHODS, old="--policies")
     chk.set_defaults(func=cmd_check_lossless)
@@ -455,12 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(draft=DEFAULT_MODEL)
     bench.add_argument("--run-dir", required=True, help="where results.jsonl and config.json live")
     _add_methods_arg(bench, DEFAULT_METHODS, extra="target-only always runs. ")
-    bench.add_argument(
-        "--questions", default="spec-bench", help="built-in set or question file (default: %(default)s)"
-    )
-    bench.add_argument("--per-category", type=int, default=2)
-    bench.add_argument("--shortest", action="store_true")
-    bench.add_argument("--max-new-tokens", type=int, default=128)
+    _add_question_args(bench, per_category=2, max_new_tokens=128)
     bench.add_argument("--temperature", type=float, default=0.0)
     bench.add_argument("--top-p", type=float, default=1.0)
     bench.add_argument("--seed", type=int, default=0)

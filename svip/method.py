@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Collection, Sequence
+from typing import Callable, Collection, Sequence
 
 from .results import GenerationResult, RoundStats
 
@@ -144,3 +144,21 @@ class SpeculativeMethod(ABC):
     @abstractmethod
     def _decode(self, request: GenerationRequest, reference: Sequence[int] | None) -> Decoded:
         """Produce the new tokens and the rounds for a checked request."""
+
+
+class BoundDecode(SpeculativeMethod):
+    """A method made from a decode function: for calls that bring an already built policy object
+    (``SpeculativeEngine.generate(policy=...)``, ``AssistedGenerator.generate(policy=...)``)."""
+
+    def __init__(
+        self,
+        spec: str,
+        decode: Callable[[GenerationRequest], Decoded],
+        *,
+        vocab_size: int | None = None,
+        context_length: int | None = None,
+    ) -> None:
+        self.spec, self._bound, self.vocab_size, self.context_length = spec, decode, vocab_size, context_length
+
+    def _decode(self, request: GenerationRequest, reference: Sequence[int] | None) -> Decoded:
+        return self._bound(request)

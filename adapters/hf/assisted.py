@@ -14,13 +14,12 @@ Methods: transformers' own schedules (``constant`` = fixed
 
 from __future__ import annotations
 
-import time
 from typing import Collection, Sequence
 
 import torch
 from transformers import GenerationConfig, PreTrainedModel
 
-from svip.method import Decoded, GenerationRequest, check_request, stopped_by
+from svip.method import BoundDecode, Decoded, GenerationRequest
 from svip.policies import ConfidencePolicy, ConstantPolicy, DraftLengthPolicy, HeuristicPolicy
 from svip.results import GenerationResult
 from svip.sampling import SamplingConfig
@@ -100,24 +99,12 @@ class AssistedGenerator:
         seed: int | None = None,
     ) -> GenerationResult:
         """One assisted ``generate`` call with a policy object; ``native`` picks transformers' schedule over our policy."""
-        request = check_request(
-            prompt,
-            max_new_tokens,
-            stop_tokens=stop_tokens,
-            seed=seed,
+        return BoundDecode(
+            f"hf+{policy.spec}",
+            lambda request: self.decode(request, policy, native=native),
             vocab_size=self.vocab_size,
             context_length=self.context_length,
-        )
-        start = time.perf_counter()
-        decoded = self.decode(request, policy, native=native)
-        return GenerationResult(
-            len(request.prompt),
-            decoded.tokens,
-            decoded.rounds,
-            time.perf_counter() - start,
-            f"hf+{policy.spec}",
-            stopped_by(decoded.tokens, request.stop_tokens),
-        )
+        ).generate(prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
 
     @torch.inference_mode()
     def decode(self, request: GenerationRequest, policy: DraftLengthPolicy, *, native: bool) -> Decoded:

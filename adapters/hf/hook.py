@@ -92,17 +92,8 @@ def _get_candidate_generator(
         or all(v is not None for v in (target_tokenizer, assistant_tokenizer))
     )
     if stock:
-        return _ORIGINAL(
-            self,
-            generation_config=generation_config,
-            input_ids=input_ids,
-            inputs_tensor=inputs_tensor,
-            logits_processor=logits_processor,
-            model_kwargs=model_kwargs,
-            assistant_model=assistant_model,
-            target_tokenizer=target_tokenizer,
-            assistant_tokenizer=assistant_tokenizer,
-        )
+        return _ORIGINAL(self, generation_config, input_ids, inputs_tensor, logits_processor, model_kwargs,
+                         assistant_model, target_tokenizer, assistant_tokenizer)  # fmt: skip
     return hook.candidate_generator(
         input_ids=input_ids,
         assistant_model=assistant_model,
