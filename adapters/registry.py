@@ -123,5 +123,6 @@ def kind_of(text: str) -> MethodKind:
 def build(text: str, models: ModelSet) -> SpeculativeMethod:
     """A ready ``SpeculativeMethod`` for a method string, on already loaded models."""
     kind, spec = resolve(text)
-    kind.canonical(spec)  # validate before building
-    return kind.build(parse_method(kind.canonical(spec)), models)
+    return kind.build(
+        parse_method(kind.canonical(spec)), models
+    )  # canonical() validates, and the factory sees one spelling

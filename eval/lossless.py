@@ -68,12 +68,9 @@ def check_greedy_lossless(
     if isinstance(engine, MethodRunner):
         runner = engine
     else:  # an engine the caller built: its models and sampling, its KV caches
-        runner = MethodRunner.for_models(ModelSet(sampling=engine.sampling))
+        draft = engine.draft.model.model if engine.draft else None
+        runner = MethodRunner.for_models(ModelSet(engine.target.model.model, draft, sampling=engine.sampling))
         runner.models.shared("engine", lambda: engine)
-        runner.models.target, runner.models.draft = (
-            engine.target.model.model,
-            engine.draft.model.model if engine.draft else None,
-        )
     if not runner.models.sampling.greedy:
         raise ValueError("the losslessness check compares greedy outputs; use temperature 0")
     specs = list(policies)

@@ -102,16 +102,14 @@ def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
             changed = sorted(k for k in config.settings() if stored_settings.get(k) != config.settings()[k])
             raise RunDirError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use a new --run-dir")
     config_path.write_text(json.dumps(asdict(config), indent=1))
-    _write_environment(run_dir, _environment())
     return ResultLog(run_dir / "results.jsonl")
 
 
-def _write_environment(run_dir: Path, environment: dict, *, append: bool = True) -> None:
+def _write_environment(run_dir: Path, environment: dict) -> None:
     """``environment.json`` = this start's environment; ``environments.jsonl`` keeps every start (resumes included)."""
     (run_dir / "environment.json").write_text(json.dumps(environment, indent=1))
-    if append:
-        with open(run_dir / "environments.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(environment, separators=(",", ":")) + "\n")
+    with open(run_dir / "environments.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(environment, separators=(",", ":")) + "\n")
 
 
 def _environment() -> dict:
@@ -230,7 +228,9 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
     todo = [(q, m) for q in questions for m in methods if (m, q.question_id) not in log]
     if log.repaired:
         print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
+    environment = _environment()
     if not todo:
+        _write_environment(run_dir, environment)
         return log
     if isinstance(models, tuple):
         target, draft, tokenizer = models
@@ -249,9 +249,8 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
     if models.eagle is None and models.target is not None:  # the machine's cost curve, stored with the results
         from svip.adapters.vanilla.costs import measure_cost_curve
 
-        environment = json.loads((run_dir / "environment.json").read_text())
         environment["cost_curve"] = measure_cost_curve(models.engine(), warm_prompt)
-        _write_environment(run_dir, environment, append=False)
+    _write_environment(run_dir, environment)
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
         runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)
 

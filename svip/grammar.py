@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Collection
 
 __all__ = [
     "GRID_SEPARATOR",
@@ -28,6 +28,7 @@ __all__ = [
     "MethodSpec",
     "MethodSpecError",
     "expand_grid",
+    "move_keys_to_policy",
     "parse_call",
     "parse_method",
 ]
@@ -101,25 +102,39 @@ def _split(text: str) -> list[str]:
     return parts
 
 
-def parse_method(text: str, policies: Iterable[str] | None = None) -> MethodSpec:
+def parse_method(text: str) -> MethodSpec:
     """Split a method string into kind, kind parameters and policy (no validation of keys or values).
 
-    ``policies`` are the names that mean "a bare policy on the vanilla
-    engine" (default: the core's policies).
+    A string that starts with a policy name (the core's policies) is a bare policy on the vanilla engine.
     """
+    from .spec import POLICIES
+
     if not isinstance(text, str) or not text.strip():
         raise MethodSpecError("empty method string")
-    if policies is None:
-        from .spec import POLICIES
-
-        policies = POLICIES
     parts = _split(text)
     head = parse_call(parts[0])
     if len(parts) == 2:
         return MethodSpec(head.name, head, parts[1])
-    if head.name in set(policies):
+    if head.name in POLICIES:
         return MethodSpec(VANILLA, Call(VANILLA), parts[0])
     return MethodSpec(head.name, head, None)
+
+
+def move_keys_to_policy(kind: str, params: str, keys: Collection[str], policy: str) -> str:
+    """Rewrite ``kind:params`` whose ``keys`` belong to ``policy`` into the grammar's ``kind[:rest]+policy[:keys]``.
+
+    ``("cascade", "h=0.3,gamma=0.15,k=8", ("h", "gamma"), "svip")`` -> ``cascade:k=8+svip:h=0.3,gamma=0.15``:
+    how the spellings from before one grammar (``eagle2-svip:h=..``, ``cascade:h=..``) are read.
+    """
+    items = [item.strip() for item in params.split(",") if item.strip()]
+    moved = [item for item in items if item.partition("=")[0].strip() in keys]
+    kept = [item for item in items if item not in moved]
+    return (
+        str(Call(kind))
+        + (":" + ",".join(kept) if kept else "")
+        + f"+{policy}"
+        + (":" + ",".join(moved) if moved else "")
+    )
 
 
 def _expand_part(part: str) -> list[str]:

@@ -154,6 +154,11 @@ def test_multi_turn_fschat_template_and_growing_subset(tmp_path, smol_target, sm
     log = run_bench(BenchConfig(per_category=2, **base), tmp_path / "run", progress=False, models=models)
     grown = read_records(log.path)
     assert grown[:2] == first and len(grown) == 4  # one more question, both methods; nothing redone
+    starts = [json.loads(line) for line in (tmp_path / "run" / "environments.jsonl").read_text().splitlines()]
+    assert len(starts) == 2 and all(
+        s["machine"]["cores"] >= 1 and s["cost_curve"]["target_step_s"] > 0 for s in starts
+    )
+    assert json.loads((tmp_path / "run" / "environment.json").read_text()) == starts[-1]  # one environment per start
 
 
 def test_grid_methods_expand():

@@ -52,6 +52,14 @@ def test_target_only_matches_transformers_generate(engine, prompts):
         assert engine.generate(prompt, max_new_tokens=30).tokens == expected[0, len(prompt) :].tolist()
 
 
+def test_an_engine_without_a_draft_decodes_target_only_under_any_policy(engine, prompts):
+    alone = SpeculativeEngine(engine.target.model.model)
+    prompt = prompts[0][1]
+    result = alone.generate(prompt, policy=make_policy("svip"), max_new_tokens=12)
+    assert result.method == "target-only" and result.drafted == 0
+    assert result.tokens == engine.generate(prompt, max_new_tokens=12).tokens
+
+
 def test_round_statistics_add_up(engine, prompts):
     prompt = prompts[2][1]
     result = engine.generate(prompt, policy=make_policy("constant:k=4"), max_new_tokens=50)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from svip import make_policy
-from svip.grammar import MethodSpec, parse_method
+from svip.grammar import MethodSpec, move_keys_to_policy, parse_method
 from svip.policies import DraftLengthPolicy
 
 from .level import DraftLevelPolicy
@@ -46,6 +46,7 @@ __all__ = ["CASCADE", "MAX_ROUND", "CascadeMethod", "is_cascade_method", "old_sp
 CASCADE = "cascade"
 MAX_ROUND = 64  # tokens per round at most: bounds the target's verification width
 _KNOBS: dict[str, type] = {"k": int, "mag": int, "sub": int, "lenience": float, "handoff": int}
+_OLD_SVIP_KEYS = ("h", "gamma")  # SVIP's keys among the knobs, in the spelling before one grammar
 _POLICY_HINT = "a draft-level policy is joined with '+', e.g. cascade:k=8,mag=2+svip:h=0.3,gamma=0.15"
 
 
@@ -137,9 +138,7 @@ def old_spelling(text: str) -> str | None:
     """``cascade:h=0.3,gamma=0.15,handoff=1,k=8,...`` (SVIP's keys among the knobs, before one grammar) -> the ``+svip`` form."""
     if "+" in text or not text.startswith(CASCADE + ":"):
         return None
-    items = [item.strip() for item in text.partition(":")[2].split(",") if item.strip()]
-    svip = [item for item in items if item.partition("=")[0].strip() in ("h", "gamma")]
-    if not svip:
+    params = text.partition(":")[2]
+    if not any(item.partition("=")[0].strip() in _OLD_SVIP_KEYS for item in params.split(",")):
         return None
-    knobs = [item for item in items if item not in svip]
-    return f"{CASCADE}:{','.join(knobs)}+svip:{','.join(svip)}" if knobs else f"{CASCADE}+svip:{','.join(svip)}"
+    return move_keys_to_policy(CASCADE, params, _OLD_SVIP_KEYS, "svip")

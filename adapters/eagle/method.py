@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from svip.grammar import MethodSpec, parse_method
+from svip.grammar import MethodSpec, move_keys_to_policy, parse_method
 from svip.policies import DEFAULT_MAX_DRAFT, SvipPolicy
 from svip.spec import make_policy
 
@@ -34,10 +34,7 @@ def respell(text: str) -> str | None:
     name, _, params = text.strip().partition(":")
     if name.strip() != EAGLE_PREFIX + "-svip":
         return None
-    items = [item.strip() for item in params.split(",") if item.strip()]
-    svip = [item for item in items if item.partition("=")[0].strip() in ("h", "gamma")]
-    tree = [item for item in items if item not in svip]
-    return EAGLE_PREFIX + (":" + ",".join(tree) if tree else "") + "+svip" + (":" + ",".join(svip) if svip else "")
+    return move_keys_to_policy(EAGLE_PREFIX, params, ("h", "gamma"), "svip")
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,12 @@ class SpeculativeEngine:
         same draft cache (``CascadeProposer``); ``policy`` still bounds rounds.
         The harness builds ``EngineMethod`` objects instead (one per method string).
         """
-        spec = "target-only" if policy is None or self.draft is None else getattr(proposer, "spec", policy.spec)
-        method = EngineMethod(
-            self, None if policy is None else (lambda _reference: policy), proposer=proposer, spec=spec
-        )
+        if policy is None or self.draft is None:  # target-only, as the class promises
+            method = EngineMethod(self, None, spec="target-only")
+        else:
+            method = EngineMethod(
+                self, lambda _reference: policy, proposer=proposer, spec=getattr(proposer, "spec", policy.spec)
+            )
         return method.generate(prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed)
 
     @torch.inference_mode()
