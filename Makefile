@@ -6,7 +6,8 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
-	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report
+	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report \
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -57,6 +58,36 @@ bench-cascade: models  ## CS Drafting alone and with SVIP (handoff to Max-Gram v
 		--methods constant:k=5 svip:h=0.3,gamma=0.15 cascade:k=5,mag=5,sub=10 \
 		cascade:k=8,mag=2,sub=10,handoff=1+svip:h=0.3,gamma=0.15 cascade:k=8,mag=2,sub=10,handoff=0+svip:h=0.3,gamma=0.15
 	$(SVIP) report runs/qwen-cascade --no-paper
+
+# --- the cost-aware rule (svip-adaptive): every fixed rule, the oracle and the new rule in one interleaved run ---
+FIXED_RULES := 'constant:k=1|2|3|5' heuristic:k0=5 'confidence:p_min=0.4|0.8' 'svip:h=0.2|0.3|0.4,gamma=0.15' oracle
+ADAPTIVE_DIR ?= runs/qwen-adaptive
+
+calibrate: models  ## measure and store this machine's cost curve for the Qwen pair (bf16)
+	$(SVIP) calibrate $(QWEN)
+
+bench-adaptive: models  ## issue 12's main run: Qwen pair bf16, Spec-Bench 2/category, 64 tokens, fixed rules vs svip-adaptive
+	$(SVIP) bench --run-dir $(ADAPTIVE_DIR) $(QWEN) --per-category 2 --max-new-tokens 64 \
+		--methods $(FIXED_RULES) svip-adaptive
+	$(SVIP) report $(ADAPTIVE_DIR) --no-paper
+
+trace-qwen: models  ## the draft's view of the target's greedy output on the same questions (for svip simulate)
+	$(SVIP) trace $(QWEN) --per-category 2 --max-new-tokens 64 --out runs/traces/qwen-bf16.jsonl \
+		$(if $(wildcard $(ADAPTIVE_DIR)/results.jsonl),--run $(ADAPTIVE_DIR))
+
+simulate-qwen:  ## replay every rule over the trace: the run's own costs (vs measured), then a GPU-like curve
+	$(SVIP) simulate runs/traces/qwen-bf16.jsonl --methods $(FIXED_RULES) svip-adaptive \
+		$(if $(wildcard $(ADAPTIVE_DIR)/results.jsonl),--curve $(ADAPTIVE_DIR) --run $(ADAPTIVE_DIR))
+	$(SVIP) simulate runs/traces/qwen-bf16.jsonl --methods $(FIXED_RULES) svip-adaptive --costs draft=0.05,verify=flat
+
+bench-adaptive-regimes: models  ## the same comparison in other cost regimes: fp32, one thread, a 12-layer SmolLM2 self-draft
+	$(SVIP) bench --run-dir runs/adaptive-fp32 --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 \
+		--per-category 1 --shortest --max-new-tokens 64 --methods $(FIXED_RULES) svip-adaptive
+	OMP_NUM_THREADS=1 $(SVIP) bench --run-dir runs/adaptive-1thread $(QWEN) --per-category 1 --shortest \
+		--max-new-tokens 64 --methods 'constant:k=1|3|5' confidence:p_min=0.8 'svip:h=0.3|0.4,gamma=0.15' oracle svip-adaptive
+	$(SVIP) bench --run-dir runs/adaptive-smollm2-12l --target smollm2-135m --draft smollm2-135m --draft-layers 12 \
+		--per-category 2 --max-new-tokens 64 --methods $(FIXED_RULES) svip-adaptive
+	for dir in runs/adaptive-fp32 runs/adaptive-1thread runs/adaptive-smollm2-12l; do $(SVIP) report $$dir --no-paper; done
 
 ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
 	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \

@@ -45,6 +45,21 @@ class ModelSet:
         if self.target is None or self.draft is None:
             raise InputError(f"{method} needs a target and a draft model (--draft)")
 
+    def cost_curve(self) -> dict:
+        """This run's measured cost curve (target step, verify(n)/step, draft/step), measured once.
+
+        The bench runner measures it on its warm-up prompt before any method
+        runs (``shared("cost_curve", ...)``); otherwise it is measured here on
+        a filler prompt the first time a cost-aware policy asks.
+        """
+        from .vanilla.costs import measure_cost_curve
+
+        def measure() -> dict:
+            engine = self.engine()
+            return measure_cost_curve(engine, [t % engine.vocab_size for t in range(100, 164)])
+
+        return self.shared("cost_curve", measure)
+
     def engine(self):
         """The vanilla engine on these models (shared: one KV cache per model)."""
         from .vanilla.engine import SpeculativeEngine

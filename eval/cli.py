@@ -230,6 +230,85 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from svip.adapters.vanilla.costs import measure_cost_curve
+    from svip.eval.calibrate import store_curve
+    from svip.eval.datasets import load_questions, per_category
+    from svip.eval.machine import describe, machine_info
+    from svip.eval.prompts import encode_prompt
+
+    models = _load_models(args)
+    question = per_category(load_questions(args.questions), 1, shortest=True)[0]
+    prompt = encode_prompt(models.tokenizer, question.turns[0], chat=not args.raw, template=args.template)
+    curve = measure_cost_curve(models.engine(), prompt, repeats=args.repeats)
+    path = store_curve(curve, args.target, args.draft, args.dtype)
+    print(describe(machine_info(), curve))
+    print(f"stored: {path}")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    from pathlib import Path
+
+    from svip.eval.datasets import load_questions, per_category
+    from svip.eval.prompts import encode_prompt, stop_token_ids
+    from svip.eval.records import read_records
+    from svip.eval.trace import write_trace
+
+    if not args.draft:
+        raise ValueError("trace needs a --draft model")
+    models = _load_models(args)
+    questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
+    reference = None
+    if args.run:
+        records = read_records(Path(args.run) / "results.jsonl")
+        reference = {r["question_id"]: r["tokens"] for r in records if r["method"] == "target-only"}
+    settings = {
+        "target": args.target,
+        "draft": args.draft,
+        "draft_layers": args.draft_layers,
+        "dtype": args.dtype,
+        "questions": args.questions,
+        "per_category": args.per_category,
+        "shortest": args.shortest,
+        "max_new_tokens": args.max_new_tokens,
+        "raw": args.raw,
+        "template": args.template,
+    }
+
+    def encode(question):
+        return encode_prompt(
+            models.tokenizer, question.turns[0], chat=not (args.raw or question.raw), template=args.template
+        )
+
+    stops = stop_token_ids(models.tokenizer, models.target)
+    path = write_trace(
+        Path(args.out), models, questions, encode, settings, reference=reference, stops=stops, branch=args.branch
+    )
+    print(f"trace: {path}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from pathlib import Path
+
+    from svip.eval.calibrate import load_curve
+    from svip.eval.machine import describe
+    from svip.eval.simulate import parse_costs
+    from svip.eval.simulate_report import simulate_report
+    from svip.eval.trace import read_trace
+
+    header, rows = read_trace(Path(args.trace))
+    base = load_curve(args.curve) if args.curve else header["cost_curve"]
+    costs = parse_costs(args.costs or "", base)
+    print(
+        f"trace: {args.trace}, {len(rows)} questions; {header['settings']['target']} / {header['settings']['draft']}"
+    )
+    print(describe(header.get("machine"), costs.curve).splitlines()[-1] + ("" if costs.prefill else "; no prefill"))
+    print(simulate_report(header, rows, _expand(args.methods), costs, run_dir=args.run))
+    return 0
+
+
 def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
     """(records, config) of a run directory; no models are loaded."""
     from pathlib import Path
@@ -509,6 +588,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="CS Drafting cost table: cost of one draft forward in target forwards (default: measured in the run)",
     )
     report.set_defaults(func=cmd_report)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="measure this machine's cost curve for a model pair and store it",
+        description="Seconds of a target step, verify(n)/step and draft step/step on this machine, stored per machine "
+        "and model pair under $SVIP_CACHE/costs (svip simulate --curve reads it).",
+    )
+    _add_model_args(cal)
+    cal.add_argument("--questions", default="spec-bench", help="the shortest question's prompt fills the KV cache")
+    cal.add_argument(
+        "--repeats", type=int, default=7, help="timings per size; the median is kept (default: %(default)s)"
+    )
+    _add_prompt_args(cal)
+    cal.set_defaults(func=cmd_calibrate)
+
+    tr = sub.add_parser(
+        "trace",
+        help="record the draft's top token, top-1 probability and entropy along the target's greedy output",
+        description="Teacher-forced draft predictions at every position of the target's greedy output (plus rollouts "
+        "past each mismatch), one JSON line per question, resumable; svip simulate replays policies over it.",
+    )
+    _add_model_args(tr)
+    _add_question_args(tr, per_category=2, max_new_tokens=64)
+    _add_prompt_args(tr)
+    tr.add_argument("--out", required=True, help="trace file (JSON lines; appended, a rerun resumes)")
+    tr.add_argument("--run", default=None, metavar="RUN_DIR", help="reuse the target-only outputs of this bench run")
+    tr.add_argument(
+        "--branch", type=int, default=8, help="draft tokens rolled out past a mismatch (default: %(default)s)"
+    )
+    tr.set_defaults(func=cmd_trace)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="replay policies over a trace under a cost curve (measured, stored or by hand)",
+        description="Exact greedy replay of vanilla-loop policies over a trace: speedup per category, acceptance, "
+        "tokens per round and the share of the oracle's gain. --run compares with a real run's measured speedups.",
+    )
+    sim.add_argument("trace", help="a file written by svip trace")
+    _add_methods_arg(sim, ["constant:k=5", "svip", "svip-adaptive", "oracle"], extra="target-only always runs. ")
+    sim.add_argument(
+        "--curve", default=None, help="a calibrate file or a run directory (default: the trace's own curve)"
+    )
+    sim.add_argument(
+        "--costs",
+        default=None,
+        metavar="SPEC",
+        help="override parts of the curve: draft=0.1,verify=flat (GPU-like), verify=slope:0.05, verify=2:1.1/8:1.6, prefill=0",
+    )
+    sim.add_argument(
+        "--run", default=None, metavar="RUN_DIR", help="print the run's measured speedups beside (same questions)"
+    )
+    sim.set_defaults(func=cmd_simulate)
 
     mod = sub.add_parser("models", help="list or prepare the offline model zoo")
     mod.add_argument("action", choices=["list", "prepare"])

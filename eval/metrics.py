@@ -28,6 +28,7 @@ __all__ = [
     "methods_in_order",
     "draft_forwards",
     "target_forwards",
+    "oracle_share",
 ]
 
 TARGET_ONLY = "target-only"
@@ -71,6 +72,13 @@ class DraftSummary:
     acceptance_rate: float
     tokens_per_round: float  # tau: new tokens per target forward
     token_match: float  # mean prefix-match fraction vs target-only (1.0 = identical)
+
+
+def oracle_share(speedup: float, oracle: float | None) -> float | None:
+    """How much of the oracle's gain over target-only a method gets: (S - 1) / (S_oracle - 1)."""
+    if oracle is None or oracle <= 1.0:
+        return None
+    return (speedup - 1.0) / (oracle - 1.0)
 
 
 def groups_in_order(records: Iterable[dict]) -> list[str]:

@@ -169,7 +169,16 @@ def _record(
     return record
 
 
-_ROUND_LISTS = ("accept_lengths", "drafted", "draft_forwards", "target_forwards", "accepted", "entropies")
+_ROUND_LISTS = (
+    "accept_lengths",
+    "drafted",
+    "draft_forwards",
+    "target_forwards",
+    "accepted",
+    "entropies",
+    "draft_times",
+    "verify_times",
+)
 
 
 def _reference_turns(record: dict | None) -> list[list[int]] | None:
@@ -249,7 +258,10 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
     if models.eagle is None and models.target is not None:  # the machine's cost curve, stored with the results
         from svip.adapters.vanilla.costs import measure_cost_curve
 
-        environment["cost_curve"] = measure_cost_curve(models.engine(), warm_prompt)
+        # Shared with the methods: a cost-aware policy (svip-adaptive) starts from this curve.
+        environment["cost_curve"] = models.shared(
+            "cost_curve", lambda: measure_cost_curve(models.engine(), warm_prompt)
+        )
     _write_environment(run_dir, environment)
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
         runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)

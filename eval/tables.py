@@ -11,6 +11,7 @@ from .metrics import (
     draft_summary,
     groups_in_order,
     method_kind,
+    oracle_share,
     policy_name,
     speedups,
     target_forwards,
@@ -41,7 +42,7 @@ _SHORT = {
 }
 
 
-_OURS = ("svip", "oracle")  # not baselines: the method itself and its upper bound
+_OURS = ("svip", "svip-adaptive", "oracle")  # not baselines: the method itself and its upper bound
 
 
 def _loop(method: str) -> str:
@@ -91,9 +92,10 @@ def speedup_table(records: list[dict]) -> str:
             cells.append(f"{cell.speedup:>9.2f}" if cell else f"{'-':>9}")
         line = f"{method:{width}} " + " ".join(cells)
         best = best_baseline[_loop(method)]
-        if _stop_rule(method) == "svip" and best and AVERAGE in table[method]:
+        if _stop_rule(method) in ("svip", "svip-adaptive") and best and AVERAGE in table[method]:
             line += f"  ({table[method][AVERAGE].speedup / best - 1:+.1%} vs best baseline)"
         lines.append(line)
+    lines.extend(_oracle_lines(table, methods))
     lines.append("")
     lines.append(
         "speedup = (method tokens / method time) / (target-only tokens / target-only time), totals per column;"
@@ -106,6 +108,33 @@ def speedup_table(records: list[dict]) -> str:
                 f"  {method:{width}} {cell.mean_ratio:.2f} [{cell.low:.2f}, {cell.high:.2f}] over {cell.questions} questions"
             )
     return "\n".join(lines)
+
+
+def _oracle_lines(table: dict, methods: list[str]) -> list[str]:
+    """Per loop with an oracle: each method's share of the oracle's gain; the adaptive rule vs the best fixed one."""
+    lines = []
+    for loop in ("vanilla", "hf", "cascade"):
+        ours = [m for m in methods if _loop(m) == loop and AVERAGE in table[m]]
+        oracle = next((table[m][AVERAGE].speedup for m in ours if _stop_rule(m) == "oracle"), None)
+        if oracle is None:
+            continue
+        shares = []
+        for m in ours:
+            share = oracle_share(table[m][AVERAGE].speedup, oracle)
+            if share is not None and _stop_rule(m) != "oracle":
+                shares.append(f"{m} {share:.0%}")
+        lines.append(f"share of the oracle's gain ({loop}, Avg.): " + ", ".join(shares))
+        fixed = [m for m in ours if _stop_rule(m) not in ("oracle", "svip-adaptive")]
+        adaptive = [m for m in ours if _stop_rule(m) == "svip-adaptive"]
+        if fixed and adaptive:
+            best = max(fixed, key=lambda m: table[m][AVERAGE].speedup)
+            for m in adaptive:
+                worst = min((c.speedup, g) for g, c in table[m].items() if g != AVERAGE)
+                lines.append(
+                    f"{m}: {table[m][AVERAGE].speedup / table[best][AVERAGE].speedup - 1:+.1%} vs the best fixed rule "
+                    f"in hindsight ({best}, {table[best][AVERAGE].speedup:.2f}x); lowest category {worst[1]} {worst[0]:.2f}x"
+                )
+    return lines
 
 
 def draft_table(records: list[dict]) -> str:

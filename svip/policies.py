@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 import torch
 
 from .entropy import DEFAULT_GAMMA, DEFAULT_H, entropy
+
+if TYPE_CHECKING:
+    from .costs import RoundTiming
 
 __all__ = [
     "DEFAULT_MAX_DRAFT",
@@ -77,6 +80,7 @@ class DraftLengthPolicy:
     """Base class: a fixed budget and no early stop (subclasses refine)."""
 
     name: ClassVar[str] = "base"
+    learns_across_prompts: ClassVar[bool] = False  # True: one instance serves a whole run (it learns)
     max_draft: int = DEFAULT_MAX_DRAFT
 
     def __post_init__(self) -> None:
@@ -89,7 +93,7 @@ class DraftLengthPolicy:
         """Reset per-sequence state before a new prompt."""
 
     def round_budget(self) -> int:
-        """Most tokens this round may draft (the engine also clips to what is left)."""
+        """Most tokens this round may draft (the engine also clips to what is left; 0: a target-only step)."""
         return self.max_draft
 
     def continue_drafting(self, step: DraftStep) -> bool:
@@ -97,7 +101,13 @@ class DraftLengthPolicy:
         return True
 
     def observe(self, drafted: int, accepted: int) -> None:
-        """Called after verification with this round's counts."""
+        """Called after verification with this round's counts (``drafted == 0``: a target-only step)."""
+
+    def observe_timing(self, timing: "RoundTiming") -> None:
+        """Called after each round with the seconds it took (policies that price tokens use it)."""
+
+    def seed_costs(self, curve: Mapping) -> None:
+        """A cost curve measured before the run (``svip calibrate``'s format); ignored by fixed rules."""
 
     @property
     def spec(self) -> str:

@@ -89,6 +89,8 @@ class GenerationResult:
             "target_forwards": [r.target_forwards for r in self.rounds],
             "accepted": [r.accepted for r in self.rounds],
             "entropies": [r.entropies for r in self.rounds],
+            "draft_times": [r.draft_time for r in self.rounds],
+            "verify_times": [r.verify_time for r in self.rounds],
             "cross_entropies": crosses if any(c is not None for c in crosses) else None,
         }
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
+from .adaptive import AdaptiveSvipPolicy
 from .grammar import parse_call
 from .policies import (
     ConfidencePolicy,
@@ -20,11 +21,15 @@ from .policies import (
     SvipPolicy,
 )
 
-__all__ = ["POLICIES", "PolicySpecError", "make_policy", "policy_help"]
+__all__ = ["POLICIES", "PolicyFactory", "PolicySpecError", "make_policy", "policy_factory", "policy_help"]
 
 POLICIES: dict[str, type[DraftLengthPolicy]] = {
-    cls.name: cls for cls in (ConstantPolicy, HeuristicPolicy, SvipPolicy, ConfidencePolicy, OraclePolicy)
+    cls.name: cls
+    for cls in (ConstantPolicy, HeuristicPolicy, SvipPolicy, AdaptiveSvipPolicy, ConfidencePolicy, OraclePolicy)
 }
+
+PolicyFactory = Callable[[Optional[Sequence[int]]], DraftLengthPolicy]
+"""reference (the target's greedy output, or None) -> the policy for one generation."""
 
 # Short, user-facing aliases for fields whose attribute name is longer.
 _ALIASES = {"max": "max_draft"}
@@ -70,6 +75,24 @@ def make_policy(spec: str, *, reference: Sequence[int] | None = None) -> DraftLe
     if reference is not None and isinstance(policy, OraclePolicy):
         policy.set_reference(reference)
     return policy
+
+
+def policy_factory(spec: str, *, costs: Callable[[], Mapping | None] | None = None) -> PolicyFactory:
+    """The policy per generation: a fresh one for fixed rules, one learning instance for a whole run.
+
+    A policy that ``learns_across_prompts`` (``svip-adaptive``) is built once,
+    seeded with ``costs()`` (a measured cost curve; asked for only then), and
+    returned for every prompt, so what it learned carries over; every other
+    policy is rebuilt so no state leaks between prompts.
+    """
+    make_policy(spec)  # fail on a bad string now, not at the first prompt
+    if not POLICIES[parse_call(spec, error=PolicySpecError).name].learns_across_prompts:
+        return lambda reference: make_policy(spec, reference=list(reference or []))
+    policy = make_policy(spec)
+    curve = costs() if costs is not None else None
+    if curve:
+        policy.seed_costs(curve)
+    return lambda reference: policy
 
 
 def _build(spec: str) -> DraftLengthPolicy:

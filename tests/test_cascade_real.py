@@ -16,6 +16,7 @@ GREEDY_METHODS = [
     "cascade:k=8,mag=2,handoff=0+svip:h=0.3,gamma=0.15",  # SVIP x cascade, plain stop
     "cascade:k=6,mag=2,sub=4+heuristic:k0=2",  # a policy with a changing budget
     "cascade:k=8,mag=2+oracle",  # the oracle needs the reference handed through
+    "cascade:k=8,mag=2+svip-adaptive",  # the cost-aware rule on the draft level (budget 0: Max-Gram only)
 ]
 
 

@@ -18,6 +18,8 @@ POLICIES = [
     "svip:h=0.3,gamma=0.15",
     "svip:h=2.0,gamma=0.15,max=7",
     "confidence:p_min=0.05",
+    "svip-adaptive",
+    "svip-adaptive:probe=2,max=5",
     "oracle",
 ]
 

@@ -24,7 +24,13 @@ from svip.spec import PolicySpecError
 pytestmark = pytest.mark.slow
 
 NEW_TOKENS = 20
-HF_METHODS = ["hf+constant:k=5", "hf+heuristic:k0=5", "hf+confidence:p_min=0.4", "hf+svip:h=0.3,gamma=0.15"]
+HF_METHODS = [
+    "hf+constant:k=5",
+    "hf+heuristic:k0=5",
+    "hf+confidence:p_min=0.4",
+    "hf+svip:h=0.3,gamma=0.15",
+    "hf+svip-adaptive",
+]
 
 
 @pytest.fixture(scope="module")

@@ -119,3 +119,22 @@ def test_a_draft_without_a_hook_gets_transformers_own_generator(pair, monkeypatc
     finally:
         hf.disable(draft)
     assert built == [1]
+
+
+@pytest.mark.parametrize("draft_cost", [0.2, 5.0], ids=["drafting", "fallback"])
+def test_adaptive_policy_skips_drafting_inside_transformers_loop_losslessly(pair, draft_cost):
+    """svip-adaptive's budget 0 becomes a round without candidates (a plain target step in transformers' loop)."""
+    target, draft = pair
+    policy = make_policy("svip-adaptive:probe=3")
+    policy.seed_costs({"target_step_s": 1.0, "verify_over_step": {"2": 1.1, "4": 1.3}, "draft_over_step": draft_cost})
+    generator = AssistedGenerator(target, draft, SamplingConfig())
+    rounds = []
+    for prompt in ([3, 9, 27, 17, 51], [5], [8, 1, 2, 60, 33, 7, 7, 12]):
+        result = generator.generate(prompt, policy=policy, native=False, max_new_tokens=30)
+        assert result.tokens == _plain(target, prompt, 30)
+        assert sum(r.emitted for r in result.rounds) == 30
+        rounds += result.rounds
+    assert any(r.drafted > 0 for r in rounds)
+    if draft_cost > 1:
+        assert not policy.drafting_pays and any(r.drafted == 0 for r in rounds)
+    assert policy.meter.verify_points() and policy.first_evidence > 0

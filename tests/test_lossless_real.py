@@ -17,7 +17,14 @@ from svip.eval.prompts import encode_prompt, stop_token_ids
 
 pytestmark = pytest.mark.slow  # real weights
 
-POLICIES = ["constant:k=5", "heuristic:k0=5", "confidence:p_min=0.4", "svip:h=0.3,gamma=0.15", "oracle"]
+POLICIES = [
+    "constant:k=5",
+    "heuristic:k0=5",
+    "confidence:p_min=0.4",
+    "svip:h=0.3,gamma=0.15",
+    "svip-adaptive",
+    "oracle",
+]
 
 
 @pytest.fixture(scope="module")

@@ -129,3 +129,6 @@ def test_generate_samples_whole_sequences(setting):
     outputs = {tuple(engine.generate(prompt, policy=policy, max_new_tokens=12, seed=s).tokens) for s in range(2, 6)}
     assert len(outputs) > 1
     assert first.drafted > 0 and 0 < first.accepted <= first.drafted
+    adaptive = make_policy("svip-adaptive")
+    once = engine.generate(prompt, policy=adaptive, max_new_tokens=12, seed=1)
+    assert len(once.tokens) == 12 and once.drafted > 0

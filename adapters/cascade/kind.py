@@ -5,6 +5,7 @@ from __future__ import annotations
 from svip.grammar import MethodSpec
 from svip.method import InputError
 from svip.runtime import cache_root
+from svip.spec import policy_factory
 
 from ..kinds import MethodKind, ModelSet
 from ..vanilla.engine import EngineMethod
@@ -33,11 +34,12 @@ def _build(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     if cascade.policy is not None and cascade.policy.startswith("oracle") and not models.sampling.greedy:
         raise InputError("the oracle policy is defined for greedy decoding only")
     engine = models.engine()
+    inner = policy_factory(cascade.policy, costs=models.cost_curve) if cascade.policy is not None else None
     maxgram = models.shared("maxgram", lambda: _maxgram(models))
     proposer = CascadeProposer(engine.draft.model, engine.sampling, maxgram, cascade, engine.vocab_size)
     return EngineMethod(
         engine,
-        lambda reference: cascade.engine_policy(reference=list(reference or [])),
+        lambda reference: cascade.engine_policy(reference=list(reference or []), inner=inner),
         proposer=proposer,
         spec=cascade.spec,
     )

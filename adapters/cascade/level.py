@@ -12,8 +12,9 @@ translation; ``CascadeProposer`` tells it how many tokens the level drafted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
+from svip.costs import RoundTiming
 from svip.policies import DraftLengthPolicy, DraftStep
 
 __all__ = ["DraftLevelPolicy"]
@@ -38,6 +39,14 @@ class DraftLevelPolicy(DraftLengthPolicy):
 
     def continue_drafting(self, step: DraftStep) -> bool:
         return self.inner.continue_drafting(step) if self.inner is not None else True
+
+    def observe_timing(self, timing: RoundTiming) -> None:
+        if self.inner is not None:  # the level's draft steps and the round's verify forward
+            self.inner.observe_timing(timing)
+
+    def seed_costs(self, curve: Mapping) -> None:
+        if self.inner is not None:
+            self.inner.seed_costs(curve)
 
     def observe(self, drafted: int, accepted: int) -> None:
         # The target accepts a prefix, and the level's tokens come first in the round.

@@ -38,6 +38,7 @@ from typing import Sequence
 from svip import make_policy
 from svip.grammar import MethodSpec, move_keys_to_policy, parse_method
 from svip.policies import DraftLengthPolicy
+from svip.spec import PolicyFactory
 
 from .level import DraftLevelPolicy
 
@@ -102,9 +103,16 @@ class CascadeMethod:
         """A fresh instance of the draft-level policy (``reference`` feeds an oracle)."""
         return make_policy(self.policy, reference=reference) if self.policy is not None else None
 
-    def engine_policy(self, reference: Sequence[int] | None = None) -> DraftLevelPolicy:
-        """The policy to hand ``SpeculativeEngine.generate`` together with a ``CascadeProposer``."""
-        return DraftLevelPolicy(max_draft=self.budget, inner=self.draft_policy(reference))
+    def engine_policy(
+        self, reference: Sequence[int] | None = None, *, inner: PolicyFactory | None = None
+    ) -> DraftLevelPolicy:
+        """The policy to hand ``SpeculativeEngine.generate`` together with a ``CascadeProposer``.
+
+        ``inner`` (from ``policy_factory``) supplies the draft-level policy when
+        one instance should learn across prompts; else a fresh one is made.
+        """
+        level = inner(reference) if inner is not None and self.policy is not None else self.draft_policy(reference)
+        return DraftLevelPolicy(max_draft=self.budget, inner=level)
 
     @classmethod
     def parse(cls, method: str) -> "CascadeMethod":

@@ -31,6 +31,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.candidate_generator import AssistedCandidateGenerator
 
+from svip.costs import RoundTiming
 from svip.policies import DraftLengthPolicy, DraftStep
 from svip.results import RoundStats
 
@@ -104,18 +105,54 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
         self._draft_seconds = 0.0
         self._verify_start = 0.0
         self._drafted = 0
+        self._round = 0
+        self._draft_in_step = False  # did the previous round draft (so the assistant's cache is current)?
 
     def get_candidates(self, input_ids: torch.LongTensor, **kwargs):
         start = time.perf_counter()
         self._start_length = input_ids.shape[-1]
         self._entropies = []
+        self._draft_clean = self._draft_in_step  # a first round or a catch-up after target-only steps: not a step
         if self.policy is not None:
-            self.num_assistant_tokens = max(1, self.policy.round_budget())
+            budget = self.policy.round_budget()
+            if budget <= 0:  # the policy judged drafting does not pay: transformers runs a plain target step
+                self._drafted, self._draft_in_step = 0, False
+                self._verify_start = time.perf_counter()
+                self._draft_seconds = self._verify_start - start
+                return input_ids, None
+            self.num_assistant_tokens = budget
+            if not self._draft_in_step:
+                self._catch_up(input_ids)
         candidate_ids, candidate_logits = super().get_candidates(input_ids, **kwargs)
+        self._draft_in_step = True
         self._drafted = candidate_ids.shape[-1] - input_ids.shape[-1]
         self._verify_start = time.perf_counter()
         self._draft_seconds = self._verify_start - start
         return candidate_ids, candidate_logits
+
+    def _catch_up(self, input_ids: torch.LongTensor) -> None:
+        """Feed the assistant the tokens decoded while it sat out (target-only rounds).
+
+        transformers expects the assistant's cache to lag the input by the
+        round's last tokens only, and its masks to match; after rounds without
+        drafting both are stale and transformers would misplace positions.
+        """
+        cache = self.assistant_kwargs.get("past_key_values")
+        if cache is None:  # it never drafted in this generation: its masks still describe the prompt
+            if self.assistant_kwargs.get("position_ids") is not None:
+                self.assistant_kwargs["position_ids"] = torch.arange(input_ids.shape[-1], device=input_ids.device)[
+                    None
+                ]
+            if self.assistant_kwargs.get("attention_mask") is not None:
+                self.assistant_kwargs["attention_mask"] = torch.ones_like(input_ids)
+            return
+        have, want = cache.get_seq_length(), input_ids.shape[-1] - 2
+        if have < want:
+            self.assistant_model(
+                input_ids=input_ids[:, have:want].to(self.assistant_model.device),
+                past_key_values=cache,
+                use_cache=True,
+            )
 
     def _prepare_generation_args(self, input_ids: torch.LongTensor, min_new_tokens: int, max_new_tokens: int) -> dict:
         args = super()._prepare_generation_args(input_ids, min_new_tokens, max_new_tokens)
@@ -143,5 +180,14 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
         )
         if self.policy is not None:
             self.policy.observe(self._drafted, accepted)
+            self.policy.observe_timing(
+                RoundTiming(
+                    self._drafted,
+                    self._draft_seconds if self._draft_clean and self._drafted else None,
+                    self._drafted + 1,
+                    verify_seconds if self._round > 0 else None,  # round 0 verifies the whole prompt
+                )
+            )
+            self._round += 1
         else:
             super().update_candidate_strategy(input_ids, scores, num_matches)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from svip.grammar import MethodSpec, MethodSpecError
 from svip.method import Decoded, GenerationRequest, SpeculativeMethod
-from svip.spec import make_policy
+from svip.spec import PolicyFactory, make_policy, policy_factory
 
 from ..kinds import MethodKind, ModelSet
 from .assisted import AssistedGenerator
@@ -28,16 +28,15 @@ _OLD_PREFIX = "hf-"
 class HfMethod(SpeculativeMethod):
     """One policy inside ``target.generate(assistant_model=draft)``."""
 
-    def __init__(self, generator: AssistedGenerator, policy: str) -> None:
+    def __init__(self, generator: AssistedGenerator, policy: str, factory: PolicyFactory | None = None) -> None:
         self.generator, self.policy = generator, policy
+        self.factory = factory or policy_factory(policy)
         self.native = policy.partition(":")[0] in HF_NATIVE
         self.spec = f"{HF}+{policy}"
         self.vocab_size, self.context_length = generator.vocab_size, generator.context_length
 
     def _decode(self, request: GenerationRequest, reference: Sequence[int] | None) -> Decoded:
-        return self.generator.decode(
-            request, make_policy(self.policy, reference=list(reference or [])), native=self.native
-        )
+        return self.generator.decode(request, self.factory(reference), native=self.native)
 
 
 def _canonical(spec: MethodSpec) -> str:
@@ -55,7 +54,8 @@ def _canonical(spec: MethodSpec) -> str:
 def _build(spec: MethodSpec, models: ModelSet) -> HfMethod:
     models.require_draft(str(spec))
     generator = models.shared("hf-assisted", lambda: AssistedGenerator(models.target, models.draft, models.sampling))
-    return HfMethod(generator, make_policy(spec.policy).spec)
+    policy = make_policy(spec.policy).spec
+    return HfMethod(generator, policy, policy_factory(policy, costs=models.cost_curve))
 
 
 def _alias(text: str) -> str | None:

@@ -45,7 +45,9 @@ def _curve(model: CachedCausalLM, prompt: list[int], sizes: Sequence[int], repea
 
 
 @torch.inference_mode()
-def measure_cost_curve(engine, prompt: Sequence[int], sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> dict:
+def measure_cost_curve(
+    engine, prompt: Sequence[int], sizes: Sequence[int] = (2, 3, 4, 6, 8, 12, 16), repeats: int = 5
+) -> dict:
     """Median seconds of a target step, verify(k)/step for ``sizes`` and draft step/target step.
 
     ``engine`` is a ``SpeculativeEngine``; its caches are left empty.

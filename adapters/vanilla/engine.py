@@ -11,25 +11,25 @@ measured against the same code path.
 from __future__ import annotations
 
 import time
-from typing import Callable, Collection, Optional, Sequence
+from typing import Collection, Sequence
 
 import torch
 from transformers import PreTrainedModel
 
+from svip.costs import RoundTiming
 from svip.entropy import cross_entropy
 from svip.interfaces import Proposer
 from svip.method import Decoded, GenerationRequest, InputError, SpeculativeMethod, clip
 from svip.policies import DraftLengthPolicy
 from svip.results import GenerationResult, RoundStats
 from svip.sampling import SamplingConfig
+from svip.spec import PolicyFactory
 
 from .cached_model import CachedCausalLM, context_limit
 from .proposer import DraftProposer
 from .scorer import TargetScorer
 
 __all__ = ["EngineMethod", "InputError", "SpeculativeEngine", "vocab_size"]
-
-PolicyFactory = Callable[[Optional[Sequence[int]]], DraftLengthPolicy]
 
 
 def vocab_size(model: PreTrainedModel) -> int:
@@ -123,31 +123,53 @@ class SpeculativeEngine:
         policy.start_sequence()
         while (generated := len(sequence) - len(prompt)) < max_new_tokens:
             remaining = max_new_tokens - generated
-            proposal = drafter.propose(
-                sequence,
-                generated=generated,
-                budget=max(1, min(policy.round_budget(), remaining)),
-                policy=policy,
-                stop_tokens=stop_tokens,
-                generator=generator,
-            )
-            accepted, token, verify_seconds, target_logits = self.target.verify(sequence, proposal, generator)
-            policy.observe(len(proposal.tokens), accepted)
-            emitted = clip(proposal.tokens[:accepted] + [token], stop_tokens, remaining)
-            sequence.extend(emitted)
-            # Both caches keep only committed tokens; the newest one is fed next round.
-            self.target.model.crop(len(sequence) - 1)
-            self.draft.model.crop(len(sequence) - 1)
-            stats = RoundStats(
-                len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds
-            )
-            stats.draft_forwards = proposal.draft_forwards
-            if self.record_cross_entropy:
-                stats.cross_entropies = self._cross_entropies(proposal.logits, target_logits)
+            budget = min(policy.round_budget(), remaining)
+            if budget <= 0:  # the policy judged that drafting does not pay: one target-only step
+                stats = self._target_step(sequence, policy, generator, prefill=generated == 0)
+            else:
+                stats = self._round(sequence, policy, budget, remaining, stop_tokens, generator, drafter, generated)
             rounds.append(stats)
-            if emitted[-1] in stop_tokens:
+            if sequence[-1] in stop_tokens:
                 break
         return rounds, sequence
+
+    def _target_step(self, sequence, policy, generator, *, prefill: bool) -> RoundStats:
+        start = time.perf_counter()
+        sequence.append(self.target.next_token(sequence, generator))
+        seconds = time.perf_counter() - start
+        policy.observe(0, 0)
+        policy.observe_timing(RoundTiming(0, None, 1, None if prefill else seconds))
+        return RoundStats(drafted=0, accepted=0, emitted=1, verify_time=seconds)
+
+    def _round(self, sequence, policy, budget, remaining, stop_tokens, generator, drafter, generated) -> RoundStats:
+        """Draft, verify, commit: one speculative round; ``sequence`` grows by the emitted tokens."""
+        draft_behind = len(sequence) - self.draft.model.cached_length  # > 2: a prefill or a catch-up
+        proposal = drafter.propose(
+            sequence, generated=generated, budget=budget, policy=policy, stop_tokens=stop_tokens, generator=generator
+        )
+        target_prefill = self.target.model.cached_length == 0
+        accepted, token, verify_seconds, target_logits = self.target.verify(sequence, proposal, generator)
+        policy.observe(len(proposal.tokens), accepted)
+        policy.observe_timing(
+            RoundTiming(
+                proposal.draft_forwards,
+                None if draft_behind > 2 else proposal.seconds,
+                len(proposal.tokens) + 1,
+                None if target_prefill else verify_seconds,
+            )
+        )
+        emitted = clip(proposal.tokens[:accepted] + [token], stop_tokens, remaining)
+        sequence.extend(emitted)
+        # Both caches keep only committed tokens; the newest one is fed next round.
+        self.target.model.crop(len(sequence) - 1)
+        self.draft.model.crop(len(sequence) - 1)
+        stats = RoundStats(
+            len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds
+        )
+        stats.draft_forwards = proposal.draft_forwards
+        if self.record_cross_entropy:
+            stats.cross_entropies = self._cross_entropies(proposal.logits, target_logits)
+        return stats
 
     def _cross_entropies(self, draft_logits: list[torch.Tensor], target_logits: torch.Tensor) -> list[float]:
         if not draft_logits:  # a drafter without a neural model (Max-Gram tokens only)

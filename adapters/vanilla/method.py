@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from svip.grammar import MethodSpec, MethodSpecError
-from svip.spec import make_policy
+from svip.spec import make_policy, policy_factory
 
 from ..kinds import MethodKind, ModelSet
 from .engine import EngineMethod
@@ -38,9 +38,7 @@ def _vanilla_canonical(spec: MethodSpec) -> str:
 def _build_vanilla(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     policy = make_policy(spec.policy).spec
     models.require_draft(policy)
-    return EngineMethod(
-        models.engine(), lambda reference: make_policy(policy, reference=list(reference or [])), spec=policy
-    )
+    return EngineMethod(models.engine(), policy_factory(policy, costs=models.cost_curve), spec=policy)
 
 
 TARGET_ONLY_KIND = MethodKind(
