@@ -2,7 +2,7 @@
 
 A curve is stored per machine (CPU model + the ISA flags that change matmul
 speed + torch threads, or the GPU names) and per model pair/dtype, under
-``$SVIP_CACHE/costs/``. ``svip simulate`` reads it; every bench run measures
+``$SVIP_HOME/costs/`` (or where ``--out`` says). ``svip simulate`` reads it; every bench run measures
 its own curve at start (absolute seconds are never carried across sessions)
 and stores it with its results.
 """
@@ -39,9 +39,10 @@ def curve_path(target: str, draft: str | None, dtype: str, machine: dict | None 
     return cache_root() / "costs" / machine_key(machine) / f"{pair}.json"
 
 
-def store_curve(curve: dict, target: str, draft: str | None, dtype: str) -> Path:
+def store_curve(curve: dict, target: str, draft: str | None, dtype: str, path: Path | None = None) -> Path:
+    """Write the curve with its machine and models (``path``: else the per-machine, per-pair cache file)."""
     machine = machine_info()
-    path = curve_path(target, draft, dtype, machine)
+    path = Path(path) if path is not None else curve_path(target, draft, dtype, machine)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"target": target, "draft": draft, "dtype": dtype, "machine": machine, "cost_curve": curve}
     path.write_text(json.dumps(record, indent=1) + "\n")
@@ -51,7 +52,8 @@ def store_curve(curve: dict, target: str, draft: str | None, dtype: str) -> Path
 def curve_from_records(records: list[dict]) -> dict | None:
     """The curve a run actually paid, from its per-round times (None: a run from before they were stored).
 
-    Medians over rounds that are not a question's first (the prefill):
+    Means (speedups are ratios of total times, so slow outliers count) over
+    rounds that are not a question's first (the prefill):
     target-only steps give the step, rounds of k drafts give verify(k+1), and
     draft seconds per draft forward give the draft step -- overheads of the
     loop included, which a bare forward timing leaves out.
@@ -72,11 +74,11 @@ def curve_from_records(records: list[dict]) -> dict | None:
                     draft.append(record["draft_times"][index] / forwards[index])
     if not steps:
         return None
-    step = statistics.median(steps)
+    step = statistics.fmean(steps)
     curve = {"target_step_s": step, "source": "rounds of the run"}
-    curve["verify_over_step"] = {str(n): statistics.median(v) / step for n, v in sorted(verify.items()) if len(v) >= 3}
+    curve["verify_over_step"] = {str(n): statistics.fmean(v) / step for n, v in sorted(verify.items()) if len(v) >= 3}
     if draft:
-        curve["draft_over_step"] = statistics.median(draft) / step
+        curve["draft_over_step"] = statistics.fmean(draft) / step
     return curve
 
 
@@ -92,7 +94,7 @@ def load_curve(path_or_pair: str | Path) -> dict:
             return curve
         path = path / "environment.json"
     if not path.exists():
-        raise FileNotFoundError(f"no cost curve at {path}; measure one with: svip calibrate --target ... --draft ...")
+        raise ValueError(f"no cost curve at {path}; measure one with: svip calibrate --target ... --draft ...")
     text = path.read_text()
     record = json.loads(text.splitlines()[0]) if path.suffix == ".jsonl" else json.loads(text)
     curve = record.get("cost_curve")

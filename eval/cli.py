@@ -241,7 +241,7 @@ def cmd_calibrate(args) -> int:
     question = per_category(load_questions(args.questions), 1, shortest=True)[0]
     prompt = encode_prompt(models.tokenizer, question.turns[0], chat=not args.raw, template=args.template)
     curve = measure_cost_curve(models.engine(), prompt, repeats=args.repeats)
-    path = store_curve(curve, args.target, args.draft, args.dtype)
+    path = store_curve(curve, args.target, args.draft, args.dtype, args.out)
     print(describe(machine_info(), curve))
     print(f"stored: {path}")
     return 0
@@ -593,13 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="measure this machine's cost curve for a model pair and store it",
         description="Seconds of a target step, verify(n)/step and draft step/step on this machine, stored per machine "
-        "and model pair under $SVIP_CACHE/costs (svip simulate --curve reads it).",
+        "and model pair under $SVIP_HOME/costs (svip simulate --curve reads it).",
     )
     _add_model_args(cal)
     cal.add_argument("--questions", default="spec-bench", help="the shortest question's prompt fills the KV cache")
     cal.add_argument(
         "--repeats", type=int, default=7, help="timings per size; the median is kept (default: %(default)s)"
     )
+    cal.add_argument("--out", default=None, help="where to store it (default: $SVIP_HOME/costs/<machine>/<pair>.json)")
     _add_prompt_args(cal)
     cal.set_defaults(func=cmd_calibrate)
 

@@ -14,9 +14,15 @@ __all__ = ["simulate_report"]
 def _measured(run_dir: str, methods: Sequence[str]) -> dict[str, dict[str, float]]:
     from .records import read_records
 
+    from .methods import canonical_method
+
     records = read_records(Path(run_dir) / "results.jsonl")
     table = speedups(records)
-    return {m: {g: cell.speedup for g, cell in table[m].items()} for m in methods if m in table}
+    return {
+        m: {g: c.speedup for g, c in table[canonical_method(m)].items()}
+        for m in methods
+        if canonical_method(m) in table
+    }
 
 
 def simulate_report(

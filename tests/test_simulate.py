@@ -99,3 +99,62 @@ def test_replay_matches_the_real_engine_round_for_round(pair, policy):
     )
     assert 0 < real.accepted < real.drafted  # a regime with both outcomes
     assert (simulated.rounds, simulated.drafted, simulated.accepted) == (len(real.rounds), real.drafted, real.accepted)
+
+
+@pytest.mark.slow
+def test_calibrate_trace_and_simulate_from_the_command_line(tmp_path, capsys):
+    """The three commands on the bundled SmolLM2 (12-layer self-draft), end to end; a rerun of trace resumes."""
+    from svip.eval.cli import main
+    from svip.eval.trace import read_trace
+
+    models = ["--draft", "smollm2-135m", "--draft-layers", "12"]
+    assert main(["calibrate", *models, "--repeats", "2", "--out", str(tmp_path / "curve.json")]) == 0
+    stored = capsys.readouterr().out
+    assert "cost curve: target step" in stored and "stored:" in stored
+    curve_file = stored.split("stored: ")[1].strip()
+    trace = tmp_path / "trace.jsonl"
+    args = ["trace", *models, "--per-category", "1", "--shortest", "--max-new-tokens", "12", "--out", str(trace)]
+    assert main(args) == 0
+    header, rows = read_trace(trace)
+    assert len(rows) == 6 and header["cost_curve"]["target_step_s"] > 0
+    assert all(len(r["draft_entropy"]) == len(r["tokens"]) for r in rows)
+    assert any(r["branches"] for r in rows)  # a 12-layer draft disagrees somewhere
+    assert main(args) == 0 and len(read_trace(trace)[1]) == 6  # resumed: nothing redone, nothing lost
+    capsys.readouterr()
+    methods = ["--methods", "constant:k=3", "svip", "svip-adaptive", "oracle"]
+    assert main(["simulate", str(trace), *methods, "--curve", curve_file]) == 0
+    out = capsys.readouterr().out
+    assert "oracle" in out and "100%" in out and "best fixed rule in hindsight" in out
+    assert main(["simulate", str(trace), *methods, "--costs", "draft=0.05,verify=flat"]) == 0
+    assert main(["simulate", str(trace), "--methods", "hf+svip"]) == 2  # the replay covers the vanilla loop only
+
+
+def test_a_runs_curve_comes_from_its_rounds_not_its_prefills(tmp_path):
+    import json
+
+    from svip.eval.calibrate import curve_from_records, load_curve
+
+    target_only = {
+        "method": "target-only",
+        "drafted": [0] * 4,
+        "verify_times": [5.0, 1.0, 1.2, 0.8],
+        "draft_times": [0] * 4,
+    }
+    speculative = {
+        "method": "constant:k=2",
+        "drafted": [2] * 4,
+        "draft_forwards": [2] * 4,
+        "verify_times": [9.0, 1.2, 1.1, 1.3],
+        "draft_times": [4.0, 0.6, 0.5, 0.7],
+    }
+    curve = curve_from_records([target_only, speculative])
+    assert curve["target_step_s"] == pytest.approx(1.0)
+    assert curve["verify_over_step"] == {"3": pytest.approx(1.2)}
+    assert curve["draft_over_step"] == pytest.approx(0.3)
+    assert curve_from_records([{"method": "target-only", "drafted": [0]}]) is None  # a run from before per-round times
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (target_only, speculative)))
+    assert load_curve(run)["draft_over_step"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="no cost curve"):
+        load_curve(tmp_path / "nothing.json")
