@@ -80,14 +80,16 @@ simulate-qwen:  ## replay every rule over the trace: the run's own costs (vs mea
 		$(if $(wildcard $(ADAPTIVE_DIR)/results.jsonl),--curve $(ADAPTIVE_DIR) --run $(ADAPTIVE_DIR))
 	$(SVIP) simulate runs/traces/qwen-bf16.jsonl --methods $(FIXED_RULES) svip-adaptive --costs draft=0.05,verify=flat
 
+REGIME_RULES := 'constant:k=1|3' confidence:p_min=0.8 'svip:h=0.3|0.4,gamma=0.15' oracle svip-adaptive
+
 bench-adaptive-regimes: models  ## the same comparison in other cost regimes: fp32, one thread, a 12-layer SmolLM2 self-draft
-	$(SVIP) bench --run-dir runs/adaptive-fp32 --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 \
-		--per-category 1 --shortest --max-new-tokens 64 --methods $(FIXED_RULES) svip-adaptive
-	OMP_NUM_THREADS=1 $(SVIP) bench --run-dir runs/adaptive-1thread $(QWEN) --per-category 1 --shortest \
-		--max-new-tokens 64 --methods 'constant:k=1|3|5' confidence:p_min=0.8 'svip:h=0.3|0.4,gamma=0.15' oracle svip-adaptive
 	$(SVIP) bench --run-dir runs/adaptive-smollm2-12l --target smollm2-135m --draft smollm2-135m --draft-layers 12 \
-		--per-category 2 --max-new-tokens 64 --methods $(FIXED_RULES) svip-adaptive
-	for dir in runs/adaptive-fp32 runs/adaptive-1thread runs/adaptive-smollm2-12l; do $(SVIP) report $$dir --no-paper; done
+		--per-category 1 --shortest --max-new-tokens 64 --methods $(REGIME_RULES)
+	OMP_NUM_THREADS=1 $(SVIP) bench --run-dir runs/adaptive-1thread $(QWEN) --per-category 1 --shortest \
+		--max-new-tokens 48 --methods $(REGIME_RULES)
+	$(SVIP) bench --run-dir runs/adaptive-fp32 --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 \
+		--per-category 1 --shortest --max-new-tokens 48 --methods $(REGIME_RULES)
+	for dir in runs/adaptive-smollm2-12l runs/adaptive-1thread runs/adaptive-fp32; do $(SVIP) report $$dir --no-paper; done
 
 ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
 	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \
