@@ -12,9 +12,8 @@ __all__ = ["simulate_report"]
 
 
 def _measured(run_dir: str, methods: Sequence[str]) -> dict[str, dict[str, float]]:
-    from .records import read_records
-
     from .methods import canonical_method
+    from .records import read_records
 
     records = read_records(Path(run_dir) / "results.jsonl")
     table = speedups(records)
