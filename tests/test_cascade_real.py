@@ -53,7 +53,10 @@ def test_greedy_cascade_variants_equal_target_only_on_smollm2(runner, smol_token
             result = runner.run(method, prompt, max_new_tokens=20, stop_tokens=stops, seed=0, reference=reference)
             assert result.tokens == reference, (question.question_id, method)
             assert sum(r.emitted for r in result.rounds) == len(result.tokens)
-            assert all(r.accepted <= r.drafted and r.draft_forwards >= 1 for r in result.rounds)
+            assert all(r.accepted <= r.drafted for r in result.rounds)
+            # every round runs the draft model, except when svip-adaptive gives the draft level a budget of 0
+            # (a 12-layer SmolLM2 draft does not pay on this CPU): then Max-Gram drafts alone
+            assert all(r.draft_forwards >= 1 for r in result.rounds) or "svip-adaptive" in method
             assert result.target_forwards == len(result.rounds)
 
 
