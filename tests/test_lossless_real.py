@@ -23,7 +23,6 @@ POLICIES = [
     "confidence:p_min=0.4",
     "svip:h=0.3,gamma=0.15",
     "svip-adaptive",
-    "hf+svip-adaptive",  # transformers' loop, budget-0 rounds included
     "oracle",
 ]
 
