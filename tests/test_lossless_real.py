@@ -22,7 +22,6 @@ POLICIES = [
     "heuristic:k0=5",
     "confidence:p_min=0.4",
     "svip:h=0.3,gamma=0.15",
-    "svip-adaptive",
     "oracle",
 ]
 
