@@ -22,9 +22,7 @@ the fixed threshold by a price comparison:
 
 If even the first draft token does not pay (expected ``1 + a1`` tokens for
 ``draft + verify(2)`` seconds below one token per ``verify(1)``, ``a1`` the
-measured acceptance of first tokens), or the speculative rounds of late
-(a decayed sum of their tokens over their priced seconds) fall short of
-target-only, the round budget drops to 0: the engine decodes target-only
+measured acceptance of first tokens), the round budget drops to 0: the engine decodes target-only
 and probes with one speculative round after ``probe`` steps, waiting twice as
 long after every probe that does not change the verdict (up to 16x; the
 count runs across prompts, since a probe on a new prompt also pays the
@@ -54,8 +52,6 @@ _NEXT_PRIOR_MEAN = 0.75
 _FIRST_DECAY = 0.95  # first-token acceptance forgets with a horizon of ~20 rounds (regimes drift)
 _MIN_FIRST_EVIDENCE = 4.0  # judged first tokens before the policy may stop drafting altogether
 _RECENT_ROUNDS = 64
-_SPECULATIVE_DECAY = 0.95  # realized throughput of speculative rounds, horizon ~20 rounds
-_MIN_SPECULATIVE_ROUNDS = 8
 _MAX_BACKOFF = 16
 
 
@@ -91,8 +87,6 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
         self.first_judged = self.prior
         self.first_evidence = 0.0
         self.drafting_pays = True
-        self.speculative_tokens = 0.0  # decayed sums over speculative rounds: tokens and priced seconds
-        self.speculative_seconds = 0.0
         self._backoff = 1
         self._recent: deque[tuple[int, int]] = deque(maxlen=_RECENT_ROUNDS)  # (tokens emitted, drafted) per round
         self._fallback_entropy = DEFAULT_H * DEFAULT_H / DEFAULT_GAMMA  # plain SVIP until costs are known
@@ -123,10 +117,7 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
     def _drafting_pays(self) -> bool:
         if self.first_evidence < _MIN_FIRST_EVIDENCE:
             return True
-        floor = 1 / self.meter.step()
-        if (1 + self.first_token_acceptance()) / self.meter.round_cost(1) < floor:
-            return False
-        return True
+        return (1 + self.first_token_acceptance()) / self.meter.round_cost(1) >= 1 / self.meter.step()
 
     # -- the engine's calls -------------------------------------------------
     def _start_round(self) -> None:
@@ -172,8 +163,6 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
         self.first_evidence += 1.0
         self._recent.append((accepted + 1, drafted))
         if self.meter.known:
-            self.speculative_tokens = self.speculative_tokens * _SPECULATIVE_DECAY + accepted + 1
-            self.speculative_seconds = self.speculative_seconds * _SPECULATIVE_DECAY + self.meter.round_cost(drafted)
             self.drafting_pays = self._drafting_pays()
             if self.drafting_pays:
                 self._backoff = 1
