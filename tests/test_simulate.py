@@ -124,7 +124,11 @@ def test_calibrate_trace_and_simulate_from_the_command_line(tmp_path, capsys):
     methods = ["--methods", "constant:k=3", "svip", "svip-adaptive", "oracle"]
     assert main(["simulate", str(trace), *methods, "--curve", curve_file]) == 0
     out = capsys.readouterr().out
-    assert "oracle" in out and "100%" in out and "best fixed rule in hindsight" in out
+    assert "best fixed rule in hindsight" in out
+    oracle_row = next(line.split("  (")[0].split() for line in out.splitlines() if line.startswith("oracle"))
+    # the oracle's share of its own gain is 100% where it gains; where drafting cannot pay on this
+    # machine's curve (oracle <= 1.0x) no share is defined and the column says so
+    assert oracle_row[-1] == ("100%" if float(oracle_row[-4]) > 1.0 else "-"), oracle_row
     assert main(["simulate", str(trace), *methods, "--costs", "draft=0.05,verify=flat"]) == 0
     assert main(["simulate", str(trace), "--methods", "hf+svip"]) == 2  # the replay covers the vanilla loop only
 
