@@ -262,6 +262,8 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         environment["cost_curve"] = models.shared(
             "cost_curve", lambda: measure_cost_curve(models.engine(), warm_prompt)
         )
+    elif models.eagle is not None:  # the verify curve on EAGLE's base model and cache (svip-adaptive starts from it)
+        environment["cost_curve"] = models.eagle.cost_curve(warm_prompt)
     _write_environment(run_dir, environment)
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
         runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)

@@ -80,7 +80,7 @@ def speedup_table(records: list[dict]) -> str:
             ),
             default=None,
         )
-        for loop in ("hf", "vanilla", "cascade")
+        for loop in {_loop(m) for m in methods}
     }
     width = max([len(m) for m in methods] + [12])
     header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:9]:>9}" for g in groups)

@@ -31,6 +31,10 @@ few percent.
 
 One instance learns across the prompts of a run (``learns_across_prompts``);
 ``start_sequence`` resets only the round in progress.
+
+A tree drafter (EAGLE-2) prices a *level* instead of a token: it sets
+``verify_tokens`` (drafted levels -> tokens the target scores), and the same
+comparison decides the tree's depth.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import Callable, ClassVar, Mapping
 
 from .acceptance import AcceptanceModel, judged_outcomes
 from .costs import CostMeter, RoundTiming
@@ -91,6 +95,7 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
         self._recent: deque[tuple[int, int]] = deque(maxlen=_RECENT_ROUNDS)  # (tokens emitted, drafted) per round
         self._fallback_entropy = DEFAULT_H * DEFAULT_H / DEFAULT_GAMMA  # plain SVIP until costs are known
         self._steps_since_probe = 0
+        self.verify_tokens: Callable[[int], int] = _one_per_token  # drafted -> tokens scored by the verify forward
         self._start_round()
 
     # -- costs --------------------------------------------------------------
@@ -104,7 +109,7 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
         """Tokens per second to beat: recent rounds at the meter's prices, never below target-only."""
         floor = 1.0 / self.meter.step()
         tokens = sum(t for t, _ in self._recent)
-        seconds = sum(self.meter.round_cost(drafted) for _, drafted in self._recent)
+        seconds = sum(self.round_cost(drafted) for _, drafted in self._recent)
         return max(floor, tokens / seconds) if seconds > 0 else floor
 
     def next_token_acceptance(self) -> float:
@@ -117,7 +122,11 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
     def _drafting_pays(self) -> bool:
         if self.first_evidence < _MIN_FIRST_EVIDENCE:
             return True
-        return (1 + self.first_token_acceptance()) / self.meter.round_cost(1) >= 1 / self.meter.step()
+        return (1 + self.first_token_acceptance()) / self.round_cost(1) >= 1 / self.meter.step()
+
+    def round_cost(self, drafted: int) -> float:
+        """Seconds of a round that drafts ``drafted`` tokens (levels, for a tree); 0: a target-only step."""
+        return drafted * self.meter.draft() + self.meter.verify(self.verify_tokens(drafted))
 
     # -- the engine's calls -------------------------------------------------
     def _start_round(self) -> None:
@@ -145,7 +154,10 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
             return entropy <= self._fallback_entropy
         drafted = len(self._entropies)
         value = self._all_accepted * self.next_token_acceptance()
-        price = self.meter.draft() + self.meter.verify(drafted + 2) - self.meter.verify(drafted + 1)
+        marginal_verify = self.meter.verify(self.verify_tokens(drafted + 1)) - self.meter.verify(
+            self.verify_tokens(drafted)
+        )
+        price = self.meter.draft() + marginal_verify
         return value >= self.throughput() * max(price, 1e-12)
 
     def observe(self, drafted: int, accepted: int) -> None:
@@ -167,3 +179,8 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
             if self.drafting_pays:
                 self._backoff = 1
         self._start_round()
+
+
+def _one_per_token(drafted: int) -> int:
+    """A chain: the drafted tokens plus the last verified one."""
+    return drafted + 1

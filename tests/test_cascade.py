@@ -536,3 +536,18 @@ def test_speedup_table_compares_cascade_with_svip_to_plain_cascade_only():
         in lines["cascade:k=5,mag=5,sub=10,lenience=1,handoff=1+svip:h=0.3,gamma=0.15,max=40"]
     )
     assert "vs best" not in lines["cascade:k=5,mag=5,sub=10,lenience=1"]
+
+
+def test_speedup_table_compares_eagle_rules_with_the_plain_eagle_tree():
+    """An EAGLE run (no vanilla, hf or cascade rows) prints, each rule against plain EAGLE-2."""
+    from svip.eval.tables import speedup_table
+
+    records = [
+        _record("target-only", "q1", 10, 10.0, [0] * 10),
+        _record("eagle2:total=60,depth=7,top_k=10", "q1", 10, 5.0, [5, 5]),  # 2x
+        _record("eagle2:total=60,depth=7,top_k=10,variant=min+svip:h=0.3,gamma=0.15,max=40", "q1", 10, 4.0, [5, 5]),
+        _record("eagle2:total=60,depth=7,top_k=10,variant=min+svip-adaptive", "q1", 10, 10.0, [5, 5]),
+    ]
+    lines = speedup_table(records).splitlines()[2:5]
+    assert "vs best" not in lines[0]
+    assert "(+25.0% vs best baseline)" in lines[1] and "(-50.0% vs best baseline)" in lines[2]

@@ -43,9 +43,13 @@ def test_method_strings_round_trip_and_default_to_upstream_tree():
         "eagle2:depth=3",
         "eagle2-svip",
         "eagle2-svip:h=0.2,gamma=0.1,variant=top,total=20,depth=4,top_k=5",
+        "eagle2+svip-adaptive",
+        "eagle2:total=30,variant=top+svip-adaptive:prior=2",
     ):
         parsed = EagleMethod.parse(method)
         assert EagleMethod.parse(parsed.spec) == parsed
+    adaptive = EagleMethod.parse("eagle2+svip-adaptive")
+    assert adaptive.svip and adaptive.h is None and adaptive.adaptive.startswith("svip-adaptive:")
     assert (
         canonical_method("eagle2+svip") == "eagle2:total=60,depth=7,top_k=10,variant=min+svip:h=0.3,gamma=0.15,max=40"
     )
@@ -61,6 +65,8 @@ def test_method_strings_round_trip_and_default_to_upstream_tree():
         ("eagle2:top_k=60", "top_k must be an integer in"),
         ("eagle2+svip:gamma=0", "gamma must be a finite number > 0"),
         ("eagle2:depth", "expected key=value"),
+        ("eagle2+svip-adaptive:max=5", "set depth=N"),
+        ("eagle2+constant:k=3", "got \\+constant"),
     ],
 )
 def test_bad_method_strings_are_refused_with_the_reason(method, message):
@@ -265,6 +271,8 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
         "eagle2-svip",
         "eagle2-svip:variant=weighted",
         "eagle2-svip:variant=top,total=20,depth=4,top_k=5",
+        "eagle2+svip-adaptive",  # depth by the cost-aware rule, tree size by the measured verify curve
+        "eagle2:total=20,depth=4,top_k=5,variant=top+svip-adaptive",
     ]
     rows = _check(EAGLE_DIR, "--per-category", "1", "--max-new-tokens", "32", "--methods", *methods)
     by_question: dict[str, dict[str, dict]] = {}
@@ -283,6 +291,8 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
             assert sum(run["emitted"]) == len(run["tokens"])
             assert all(0 <= a <= d for a, d in zip(run["accepted"], run["drafted"]))
         assert all(level == 8 for level in runs["eagle2"]["levels"])  # upstream tree: root + depth 7, every round
+        assert all(size == 59 for size in runs["eagle2"]["sizes"])
+        assert all(1 <= size <= 59 for size in runs["eagle2+svip-adaptive"]["sizes"])
         cut |= any(level < 8 for level in runs["eagle2-svip"]["levels"])
         question = next(q for q in load_questions("eagle") if q.question_id == question_id)
         prompt = encode_prompt(smol_tokenizer, question.turns[0])
@@ -344,6 +354,51 @@ def test_patched_tree_is_upstream_sized_with_svip_off_and_cut_by_the_entropy_bou
     assert _grow(model, head)[:2] == (20, 5)
     with pytest.raises(ValueError, match="variant"):
         model.set_svip(0.3, variant="mean")
+
+
+class _StubRule:
+    """A rule with fixed answers: grow to ``levels`` levels, verify ``size`` nodes."""
+
+    def __init__(self, levels: int, size: int) -> None:
+        self.levels, self.size, self.asked = levels, size, []
+
+    def grow_deeper(self, entropy: float, levels: int) -> bool:
+        self.asked.append(levels)
+        return levels < self.levels
+
+    def tree_size(self, path_log_probs) -> int:
+        self.offered = path_log_probs
+        return self.size
+
+
+def test_a_rule_sets_the_patched_trees_depth_and_size():
+    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4)
+    rule = _StubRule(levels=2, size=3)
+    model.set_svip(None, rule=rule)
+    nodes, levels, deepest = _grow(model, head)
+    assert (nodes, levels) == (4, 2) and rule.asked == [1, 2]  # root + 3 nodes; asked after levels 1 and 2
+    assert 1 <= deepest <= 2 and rule.offered.numel() == 19  # the 19 best of 4 + 16 scored nodes, best first
+    assert bool((rule.offered[:-1] >= rule.offered[1:]).all())
+    with pytest.raises(ValueError, match="not both"):
+        model.set_svip(0.3, rule=rule)
+    model.set_svip(None)
+    assert _grow(model, head)[:2] == (20, 5)  # rule removed: upstream again
+
+
+def test_the_adaptive_tree_rule_cuts_only_between_distinct_scores():
+    import torch
+
+    from svip.adapters.eagle.adaptive import AdaptiveTreeRule
+    from svip.adaptive import AdaptiveSvipPolicy
+
+    policy = AdaptiveSvipPolicy()
+    policy.seed_costs({"target_step_s": 1.0, "verify_over_step": {"2": 2.0, "64": 64.0}})  # one node pays best
+    rule = AdaptiveTreeRule(policy, top_k=4, total=20)
+    rule.start_draft()
+    assert rule.tree_size(torch.log(torch.tensor([0.5, 0.3, 0.2]))) == 1
+    tied = torch.log(torch.tensor([0.5, 0.5, 0.5, 0.1]))  # a child with its parent's score may come first
+    assert rule.tree_size(tied) == 3
+    assert policy.verify_tokens == rule.verify_tokens and rule.verify_tokens(1) == 5 and rule.verify_tokens(30) == 20
 
 
 def test_tree_stop_variants_read_the_frontier_as_documented():

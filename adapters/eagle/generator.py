@@ -29,7 +29,9 @@ from svip.method import Decoded, GenerationRequest, SpeculativeMethod, clip, fin
 from svip.results import GenerationResult, RoundStats
 from svip.runtime import DTYPES
 from svip.sampling import SamplingConfig
+from svip.spec import make_policy
 
+from .adaptive import AdaptiveTreeRule, measure_tree_curve
 from .method import EagleMethod
 
 __all__ = ["EagleSetupError", "EagleGenerator", "EagleMethodRunner", "eagle_root", "hub_offline_for", "import_eagle"]
@@ -122,25 +124,55 @@ class EagleGenerator:
         self._cache_length = 0
         self._draft_seconds = 0.0
         self.levels: list[int] = []  # tree levels grown per draft of the last generate() (SVIP cuts them)
+        self.sizes: list[int] = []  # nodes verified per tree (without the root) of the last generate()
+        self._rules: dict[str, AdaptiveTreeRule] = {}  # one learner per svip-adaptive method, across prompts
+        self._rule: AdaptiveTreeRule | None = None  # the one growing trees now
+        self._curve: dict | None = None
         upstream_draft = self.model.ea_layer.topK_genrate
 
         def timed_draft(*args, **kwargs):  # the tree is grown inside upstream helpers; time it where it happens
             start = time.perf_counter()
+            if self._rule is not None:
+                self._rule.start_draft()
             try:
-                return upstream_draft(*args, **kwargs)
+                grown = upstream_draft(*args, **kwargs)
             finally:
                 self._draft_seconds += time.perf_counter() - start
                 self.levels.append(self.model.ea_layer.svip_levels)
+            self.sizes.append(int(grown[0].shape[1]) - 1)
+            if self._rule is not None:
+                self._rule.end_draft(self.levels[-1], self.sizes[-1])
+            return grown
 
         self.model.ea_layer.topK_genrate = timed_draft
 
+    # -- costs ----------------------------------------------------------------
+    def cost_curve(self, prompt: Sequence[int]) -> dict:
+        """This machine's verify curve on the base model and EAGLE's cache (measured once per generator)."""
+        if self._curve is None:
+            self._cache(len(prompt) + 80)
+            self._curve = measure_tree_curve(self.model, prompt)
+        return self._curve
+
+    def _rule_for(self, method: EagleMethod, prompt: Sequence[int]) -> AdaptiveTreeRule:
+        rule = self._rules.get(method.spec)
+        if rule is None:
+            policy = make_policy(method.adaptive)
+            policy.seed_costs(self.cost_curve(prompt))
+            rule = self._rules[method.spec] = AdaptiveTreeRule(policy, top_k=method.top_k, total=method.total)
+        return rule
+
     # -- set-up per request -------------------------------------------------
-    def _configure(self, method: EagleMethod) -> None:
+    def _configure(self, method: EagleMethod, prompt: Sequence[int]) -> None:
         layer = self.model.ea_layer
         if (layer.top_k, layer.depth, layer.total_tokens) != (method.top_k, method.depth, method.total - 1):
             layer.top_k, layer.depth, layer.total_tokens = method.top_k, method.depth, method.total - 1
             layer.init_tree()
-        layer.set_svip(method.h, method.gamma, method.variant)
+        self._rule = self._rule_for(method, prompt) if method.adaptive is not None else None
+        if self._rule is not None:
+            layer.set_svip(None, method.gamma, method.variant, rule=self._rule)
+        else:
+            layer.set_svip(method.h, method.gamma, method.variant)
 
     def _cache(self, needed: int):
         if needed > self._cache_length:
@@ -165,7 +197,7 @@ class EagleGenerator:
         self.model.ea_layer.reset_kv()
         self._utils.reset_tree_mode(self.model)
         self._draft_seconds = 0.0
-        self.levels = []
+        self.levels, self.sizes = [], []
         past = self._cache(len(prompt) + max_new_tokens + tree_nodes + 16)
         return torch.tensor([list(prompt)], dtype=torch.long, device=self.device), past
 
@@ -198,9 +230,11 @@ class EagleGenerator:
         )
         if method is None:
             return self._target_only(prompt, max_new_tokens, stops, seed)
-        self._configure(method)
+        self._configure(method, prompt)
         u = self._utils
         input_ids, past = self._start(prompt, max_new_tokens, seed, method.total)
+        if self._rule is not None:
+            self._rule.start_sequence()
         processor = self._logits_processor()
         padding = torch.full((1, 1), -1, dtype=torch.long, device=self.device)
         start = time.perf_counter()
@@ -231,6 +265,8 @@ class EagleGenerator:
             best, accept_length, sample_p = u.evaluate_posterior(logits, candidates, processor)
             verify_seconds = time.perf_counter() - verify_start
             accepted = int(accept_length)
+            if self._rule is not None:  # before update_inference_inputs grows the next tree
+                self._rule.observe(accepted, verify_seconds)
             input_ids, draft_tokens, retrieve_indices, tree_mask, tree_position_ids, new_token, _, token = (
                 u.update_inference_inputs(
                     input_ids,

@@ -75,6 +75,7 @@ def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: 
                         "accepted": rounds["accepted"],
                         "emitted": rounds["accept_lengths"],
                         "levels": list(generator.levels),
+                        "sizes": list(generator.sizes),
                     }
                 ),
                 flush=True,

@@ -1,0 +1,145 @@
+"""``eagle2+svip-adaptive``: the cost-aware rule on EAGLE-2's dynamic tree.
+
+The patched ``topK_genrate`` asks a *rule* two questions (see
+``patches/README.md``): after each level, grow another? (``grow_deeper``,
+given the frontier's entropy) and, once grown, how many of the best nodes to
+verify? (``tree_size``, given their path log-probabilities). This module
+answers both with the core's parts, priced by the run's measured costs:
+
+- depth: ``AdaptiveSvipPolicy`` with a level as its unit (one draft step =
+  one head pass over the frontier). A level is priced as the best path's
+  next node: the root's ``top_k`` children are scored in any case, and each
+  deeper level adds one node to verify (``min(cap, top_k + L - 1) + 1``
+  tokens after L levels). Pricing it at what the tree *can* hold (60 nodes
+  from level 2 on) would charge a level for nodes the size rule then drops;
+- size: ``TreeBudget`` (expected accepted length = calibrated sum of path
+  probabilities, against ``verify(n + 1)`` from the same meter), down to a
+  single node where drafting does not pay.
+
+The policy's own fallback (target-only steps once first tokens do not pay)
+is not used: EAGLE's head must run every round (its KV cache would fall
+behind the base model), and a first-token acceptance measured on trees that
+the size rule shrank would keep them shrunk. The cheapest tree (one node) is
+the fallback here.
+The meter is seeded by ``measure_tree_curve`` on the EAGLE base model at the
+start of a run and updated by every round.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Sequence
+
+import torch
+
+from svip.adaptive import AdaptiveSvipPolicy
+from svip.costs import RoundTiming
+from svip.tree_budget import TreeBudget
+
+__all__ = ["AdaptiveTreeRule", "measure_tree_curve"]
+
+
+class _Level:
+    """What ``AdaptiveSvipPolicy.continue_drafting`` reads of a draft step: its entropy."""
+
+    __slots__ = ("entropy",)
+
+    def __init__(self, entropy: float) -> None:
+        self.entropy = entropy
+
+
+class AdaptiveTreeRule:
+    """Depth by ``AdaptiveSvipPolicy``, size by ``TreeBudget``; one instance learns across a run's prompts."""
+
+    def __init__(self, policy: AdaptiveSvipPolicy, *, top_k: int, total: int) -> None:
+        self.policy = policy
+        self.budget = TreeBudget(policy.meter, prior=policy.prior)
+        self.top_k, self.cap = top_k, total - 1
+        policy.verify_tokens = self.verify_tokens
+        self._draft_start = 0.0
+        self.first_tree = True
+        self.levels = 0  # of the tree last grown
+        self.size = 0  # nodes (without the root) of the tree last grown
+        self.draft_seconds = 0.0
+
+    def verify_tokens(self, levels: int) -> int:
+        """Tokens priced for a tree of ``levels`` levels: the root's children, one node per deeper level, the root."""
+        nodes = 0 if levels <= 0 else self.top_k + levels - 1
+        return min(self.cap, nodes) + 1
+
+    # -- the engine's calls -------------------------------------------------
+    def start_sequence(self) -> None:
+        self.policy.start_sequence()
+        self.first_tree = True
+
+    def start_draft(self) -> None:
+        self._draft_start = time.perf_counter()
+
+    def end_draft(self, levels: int, nodes: int) -> None:
+        self.levels, self.size = levels, nodes
+        self.draft_seconds = time.perf_counter() - self._draft_start
+
+    def observe(self, accepted: int, verify_seconds: float) -> None:
+        """After the target verified the tree last grown (before the next one is drafted)."""
+        self.policy.observe(self.levels, min(accepted, self.levels))
+        self.budget.observe(accepted)
+        draft = None if self.first_tree else self.draft_seconds  # the first tree's draft includes the head's prefill
+        self.policy.observe_timing(RoundTiming(self.levels, draft, self.size + 1, verify_seconds))
+        self.first_tree = False
+
+    # -- the patched tree's calls -------------------------------------------
+    def grow_deeper(self, entropy: float, levels: int) -> bool:
+        return self.policy.continue_drafting(_Level(entropy))
+
+    def tree_size(self, path_log_probs: torch.Tensor) -> int:
+        """Nodes to verify among the best ones (sorted, most likely first); ties at the cut are kept together."""
+        scores = path_log_probs.float()
+        chosen = self.budget.choose(scores.exp().tolist(), time.perf_counter() - self._draft_start)
+        while chosen < scores.numel() and bool(scores[chosen] == scores[chosen - 1]):
+            chosen += 1  # a tie may hold a child before its parent: cut only between distinct scores
+        return chosen
+
+
+@torch.inference_mode()
+def measure_tree_curve(
+    model, prompt: Sequence[int], sizes: Sequence[int] = (2, 4, 8, 16, 32, 64), repeats: int = 5
+) -> dict:
+    """Median seconds of a base-model step and verify(n)/step on EAGLE's own KV cache (after ``prompt``).
+
+    ``model`` is an ``EaModel`` whose ``past_key_values`` are allocated; the cache lengths are reset after.
+    """
+    base, lengths = model.base_model, model.current_length_data
+    device = base.model.embed_tokens.weight.device
+    ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)
+    lengths.zero_()
+    base.model.tree_mask = None
+    base(ids, past_key_values=model.past_key_values, use_cache=True)
+    start_length = len(prompt)
+    filler = int(prompt[-1])
+    all_sizes = (1, *sizes)
+
+    def timed(n: int) -> float:
+        lengths.fill_(start_length)
+        begin = time.perf_counter()
+        base(
+            torch.full((1, n), filler, dtype=torch.long, device=device),
+            past_key_values=model.past_key_values,
+            use_cache=True,
+        )
+        return time.perf_counter() - begin
+
+    for n in all_sizes:  # warm-up: every shape once
+        timed(n)
+    times: dict[int, list[float]] = {n: [] for n in all_sizes}
+    for _ in range(repeats):
+        for n in all_sizes:  # interleaved, so drift hits every size alike
+            times[n].append(timed(n))
+    lengths.zero_()
+    step = statistics.median(times[1])
+    return {
+        "repeats": repeats,
+        "prompt_tokens": len(prompt),
+        "target_step_s": step,
+        "verify_over_step": {str(n): statistics.median(times[n]) / step for n in sizes},
+    }

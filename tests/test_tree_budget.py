@@ -1,0 +1,66 @@
+"""How many tree nodes to verify (TreeBudget) and a policy that prices levels instead of tokens."""
+
+from __future__ import annotations
+
+import pytest
+from test_adaptive import seeded, step
+
+from svip.costs import CostMeter
+from svip.tree_budget import TreeBudget
+
+
+def meter(verify_over_step: dict[str, float], step_s: float = 1.0) -> CostMeter:
+    m = CostMeter()
+    m.seed({"target_step_s": step_s, "verify_over_step": verify_over_step})
+    return m
+
+
+FLAT = {"2": 1.0, "64": 1.0}
+STEEP = {"2": 2.0, "64": 64.0}  # every scored token costs a full step
+
+
+def test_free_verification_takes_every_node_and_costly_verification_one():
+    probs = [0.6, 0.3, 0.2, 0.1, 0.05]
+    assert TreeBudget(meter(FLAT)).choose(probs, draft_seconds=0.1) == 5
+    assert TreeBudget(meter(STEEP)).choose(probs, draft_seconds=0.1) == 1
+
+
+def test_the_size_maximises_tokens_per_second_by_hand():
+    # verify(n) = 1 + 0.25 (n - 1); draft 0.5 s; rates (1 + E) / (0.5 + verify(n + 1)):
+    # n=1: 1.8/1.75 = 1.029, n=2: 2.3/2.0 = 1.150, n=3: 2.4/2.25 = 1.067 -> 2 nodes
+    budget = TreeBudget(meter({"2": 1.25, "3": 1.5, "4": 1.75}))
+    assert budget.choose([0.8, 0.5, 0.1], draft_seconds=0.5) == 2
+
+
+def test_calibration_scales_the_path_probabilities_from_what_was_accepted():
+    budget = TreeBudget(meter({"2": 1.25, "3": 1.5, "4": 1.75}), prior=1.0)
+    assert budget.scale() == pytest.approx(1.0)
+    budget.choose([0.2, 0.1, 0.1], draft_seconds=0.5)  # 1 node predicted 0.2 accepted tokens
+    budget.observe(1)  # ... and 1 was accepted: (1 + 1) / (1 + 0.2)
+    assert budget.scale() == pytest.approx(2.0 / 1.2)
+    assert budget.expected_accepted([0.9, 0.3]) == pytest.approx(1.0 + 0.3 * 2.0 / 1.2)  # a node counts at most 1
+    for _ in range(50):  # a draft whose paths are never accepted: the scale drops, trees shrink to one node
+        budget.choose([0.9, 0.8, 0.7], draft_seconds=0.5)
+        budget.observe(0)
+    assert budget.scale() == pytest.approx(0.05) and budget.choose([0.9, 0.8, 0.7], 0.5) == 1
+
+
+def test_without_costs_the_whole_tree_is_verified_and_bad_input_is_refused():
+    assert TreeBudget().choose([0.5, 0.4, 0.3], draft_seconds=0.0) == 3
+    with pytest.raises(ValueError, match="at least one"):
+        TreeBudget().choose([], draft_seconds=0.0)
+    with pytest.raises(ValueError, match="prior"):
+        TreeBudget(prior=0.0)
+
+
+def test_a_policy_prices_what_its_engine_verifies():
+    """A tree that verifies its root's 10 children anyway pays only a draft step per deeper level."""
+    chain, tree = seeded(), seeded()  # verify 0.1 s per extra token, draft 0.2 s, 1 token/s to beat
+    tree.verify_tokens = lambda levels: min(59, 10 + levels - 1) + 1
+    assert tree.verify_tokens(1) == 11 and tree.round_cost(1) == pytest.approx(0.2 + 2.0)
+    drafted = [step(1.5, i) for i in range(3)]  # P(accept) ~ 0.53 each
+    assert [chain.continue_drafting(s) for s in drafted[:2]] == [True, False]
+    assert [tree.continue_drafting(s) for s in drafted[:2]] == [True, False]  # same marginal price (0.3 s)
+    wide = seeded()
+    wide.verify_tokens = lambda levels: 1 if levels <= 1 else 60  # level 2 would add 59 tokens: 5.9 s
+    assert not wide.continue_drafting(step(0.01))
