@@ -85,7 +85,7 @@ def test_old_spellings_are_aliases_with_a_deprecation_warning(old, new):
         ("target-only+svip", "target-only takes no parameters and no policy"),
         ("cascade+svip+svip", "at most one '\\+'"),
         ("cascade:k=8+", "nothing after '\\+'"),
-        ("eagle2+constant:k=3", "SVIP's entropy rule only"),
+        ("eagle2+constant:k=3", "SVIP's entropy rule .* or the cost-aware one"),
         ("eagle2:variant=top", "variant with \\+svip"),
         ("svip:h", "expected key=value"),
         ("svip:h=1,h=2", "given twice"),
