@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
 import torch
 
 
@@ -23,3 +27,11 @@ def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
         pad_token_id=None,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def pristine_clone(checkout: Path, dest: Path, commit: str, sparse: Sequence[str]) -> Path:
+    """An unpatched copy of a patched upstream checkout at its pin (for "the patch changes nothing" tests)."""
+    subprocess.run(["git", "clone", "-q", "--no-checkout", str(checkout), str(dest)], check=True)
+    subprocess.run(["git", "sparse-checkout", "set", "--no-cone", *sparse], cwd=dest, check=True)
+    subprocess.run(["git", "checkout", "-q", commit], cwd=dest, check=True)
+    return dest

@@ -27,6 +27,8 @@ from svip.eval.prompts import encode_prompt
 from svip.eval.runner import BenchConfig
 from svip.method import Decoded
 
+from helpers import pristine_clone
+
 ROOT = Path(__file__).resolve().parents[1]
 EAGLE_DIR = Path(os.environ.get("SVIP_EAGLE_DIR", ROOT / "third_party" / "EAGLE"))
 EAGLE_PY = ROOT / "third_party" / "eagle-venv" / "bin" / "python"
@@ -214,11 +216,7 @@ def _require_checkout() -> None:
 
 
 def _pristine_clone(tmp_path: Path) -> Path:
-    clone = tmp_path / "EAGLE-pristine"
-    subprocess.run(["git", "clone", "-q", "--no-checkout", str(EAGLE_DIR), str(clone)], check=True)
-    subprocess.run(["git", "sparse-checkout", "set", "--no-cone", "/eagle/"], cwd=clone, check=True)
-    subprocess.run(["git", "checkout", "-q", read_pin()["commit"]], cwd=clone, check=True)
-    return clone
+    return pristine_clone(EAGLE_DIR, tmp_path / "EAGLE-pristine", read_pin()["commit"], ["/eagle/"])
 
 
 def test_patch_applies_to_the_pinned_commit_and_only_adds_lines(tmp_path):
