@@ -7,7 +7,7 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -140,3 +140,20 @@ eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-
 
 eagle-report:  ## the EAGLE tables again from a stored run, no models
 	$(SVIP) report $(EAGLE_RUN_DIR)
+
+# --- GliDe with a CaPE (+SVIP): the pinned upstream repo (no license: cloned, never committed), patched ---
+GLIDE_PRESET ?= glide-vicuna-7b
+include eval/configs/$(GLIDE_PRESET).mk
+GLIDE_VENV := third_party/glide-venv
+GLIDE_PY   := $(if $(wildcard $(GLIDE_VENV)/bin/python),$(GLIDE_VENV)/bin/python,$(PYTHON))
+
+glide-setup:  ## clone GliDe/CaPE at the pin (GLIDE_REPO=... for a local mirror) and apply patches/glide-svip.patch
+	$(PYTHON) -m svip.adapters.glide.upstream $(if $(GLIDE_REPO),--repo $(GLIDE_REPO))
+
+glide-venv:  ## GliDe's environment on a CUDA machine (install a CUDA torch into it first; flash-attn needs it)
+	test -x $(GLIDE_VENV)/bin/python || $(PYTHON) -m venv $(GLIDE_VENV)
+	$(GLIDE_VENV)/bin/python -m pip install -q -r adapters/glide/requirements.txt
+
+glide-svip: glide-setup  ## GliDe, +SVIP, GliDe+CaPE, +SVIP as Table 3 on a CUDA GPU; without CUDA: stops after the patch, says why
+	$(PYTHON) -m svip.eval.glide.bench --target $(GLIDE_TARGET) --draft $(GLIDE_DRAFT) --run-dir $(GLIDE_RUN_DIR) \
+		--python $(GLIDE_PY)
