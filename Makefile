@@ -7,7 +7,7 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -79,6 +79,11 @@ simulate-qwen:  ## replay every rule over the trace: the run's own costs (vs mea
 	$(SVIP) simulate runs/traces/qwen-bf16.jsonl --methods $(FIXED_RULES) svip-adaptive \
 		$(if $(wildcard $(ADAPTIVE_DIR)/results.jsonl),--curve $(ADAPTIVE_DIR) --run $(ADAPTIVE_DIR))
 	$(SVIP) simulate runs/traces/qwen-bf16.jsonl --methods $(FIXED_RULES) svip-adaptive --costs draft=0.05,verify=flat
+
+bench-cape: models  ## CaPE's tree on the Qwen pair (bf16, Spec-Bench 2/category, 64 tokens): chain vs tree, with and without SVIP
+	$(SVIP) bench --run-dir runs/qwen-cape $(QWEN) --per-category 2 --max-new-tokens 64 \
+		--methods constant:k=4 svip cape cape+svip cape:nodes=12+svip
+	$(SVIP) report runs/qwen-cape --no-paper
 
 REGIME_RULES := 'constant:k=1|3' confidence:p_min=0.8 'svip:h=0.3|0.4,gamma=0.15' oracle svip-adaptive
 

@@ -35,6 +35,7 @@ BUILTIN = (
     "svip.adapters.vanilla.method:VANILLA_KIND",
     "svip.adapters.hf.method:HF_KIND",
     "svip.adapters.cascade.kind:CASCADE_KIND",
+    "svip.adapters.cape.kind:CAPE_KIND",
     "svip.adapters.eagle.kind:EAGLE2_KIND",
 )
 

@@ -16,6 +16,7 @@ import torch
 
 if TYPE_CHECKING:
     from .policies import DraftLengthPolicy
+    from .tree import TokenTree
 
 __all__ = ["Proposal", "Proposer", "Verification"]
 
@@ -30,6 +31,12 @@ class Proposal:
     logits: list[torch.Tensor] = field(default_factory=list)  # raw draft logits per neural token (diagnostics)
     seconds: float = 0.0
     draft_forwards: int = 0  # draft-model forward passes spent (CS Drafting's cost counts these)
+    tree: "TokenTree | None" = None  # alternatives to verify too (CaPE): nodes 0..len(tokens)-1 are ``tokens``
+
+    @property
+    def verified_tokens(self) -> int:
+        """Tokens the target scores for this proposal: every node, plus the last committed token."""
+        return (len(self.tree) if self.tree is not None else len(self.tokens)) + 1
 
 
 @runtime_checkable
@@ -57,3 +64,4 @@ class Verification(NamedTuple):
     token: int  # the correction (on rejection) or bonus token (all accepted)
     seconds: float
     logits: torch.Tensor  # target logits at the drafted positions + 1 (fp32), for diagnostics
+    path: list[int] | None = None  # a tree's accepted nodes (None: a chain, whose first ``accepted`` tokens)

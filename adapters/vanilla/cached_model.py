@@ -13,6 +13,8 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from svip.tree import TokenTree
+
 __all__ = ["CachedCausalLM", "context_limit"]
 
 
@@ -58,3 +60,35 @@ class CachedCausalLM:
         excess = self.cached_length - length
         if excess > 0:
             self.cache.crop(-excess)  # transformers 5.x: a negative count removes that many tokens
+
+    def forward_tree(self, new_tokens: Sequence[int], tree: TokenTree) -> torch.Tensor:
+        """Append committed ``new_tokens`` (the last is the tree's root) and every node in one forward.
+
+        Returns fp32 CPU logits after the root and after each node, shape
+        ``(1 + len(tree), vocab)``. The cache then holds every node: ``keep``
+        the accepted path before the next forward.
+        """
+        if not new_tokens:
+            raise ValueError("forward_tree needs the root (the last committed token) among the new tokens")
+        cached, fed = self.cached_length, len(new_tokens)
+        dtype = self.model.get_input_embeddings().weight.dtype
+        device = self.input_device
+        output = self.model(
+            input_ids=torch.tensor([list(new_tokens) + tree.tokens], dtype=torch.long, device=device),
+            attention_mask=tree.attention_mask(cached, fed, dtype).to(device),
+            position_ids=tree.position_ids(cached, fed).to(device),
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=len(tree) + 1,
+        )
+        self.cache = output.past_key_values
+        return output.logits[0].float().cpu()
+
+    def keep(self, base: int, nodes: Sequence[int]) -> None:
+        """Keep cached positions ``[0, base)`` followed by ``base + i`` for each of ``nodes``, in that order."""
+        if self.cached_length < base + (max(nodes) + 1 if nodes else 0):
+            raise ValueError(f"cannot keep nodes {list(nodes)} after {base}: the cache holds {self.cached_length}")
+        index = torch.tensor([*range(base), *(base + i for i in nodes)], dtype=torch.long)
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(-2, index.to(layer.keys.device))
+            layer.values = layer.values.index_select(-2, index.to(layer.values.device))

@@ -148,21 +148,26 @@ class SpeculativeEngine:
             sequence, generated=generated, budget=budget, policy=policy, stop_tokens=stop_tokens, generator=generator
         )
         target_prefill = self.target.model.cached_length == 0
-        accepted, token, verify_seconds, target_logits = self.target.verify(sequence, proposal, generator)
-        policy.observe(len(proposal.tokens), accepted)
+        verification = self.target.verify(sequence, proposal, generator)
+        accepted, token, verify_seconds, target_logits, path = verification
+        chain_accepted = accepted if path is None else _leading_chain_nodes(path, len(proposal.tokens))
+        policy.observe(len(proposal.tokens), chain_accepted)  # the policy drafted the chain; alternatives are CaPE's
         policy.observe_timing(
             RoundTiming(
                 proposal.draft_forwards,
                 None if draft_behind > 2 else proposal.seconds,
-                len(proposal.tokens) + 1,
+                proposal.verified_tokens,
                 None if target_prefill else verify_seconds,
             )
         )
-        emitted = clip(proposal.tokens[:accepted] + [token], stop_tokens, remaining)
+        kept = proposal.tokens[:accepted] if path is None else [proposal.tree.tokens[i] for i in path]
+        emitted = clip(kept + [token], stop_tokens, remaining)
+        committed = len(sequence)
         sequence.extend(emitted)
-        # Both caches keep only committed tokens; the newest one is fed next round.
+        # Both caches keep only committed tokens; the newest one is fed next round. The draft's cache
+        # holds its own chain: past a node off the chain (an alternative) it is stale.
         self.target.model.crop(len(sequence) - 1)
-        self.draft.model.crop(len(sequence) - 1)
+        self.draft.model.crop(min(len(sequence) - 1, committed + chain_accepted))
         stats = RoundStats(
             len(proposal.tokens), accepted, len(emitted), proposal.entropies, proposal.seconds, verify_seconds
         )
@@ -178,6 +183,14 @@ class SpeculativeEngine:
         values = cross_entropy(torch.stack(draft_logits), target_logits[: len(draft_logits)]).tolist()
         self._diagnostic_seconds += time.perf_counter() - start
         return values
+
+
+def _leading_chain_nodes(path: list[int], chain_length: int) -> int:
+    """How many accepted nodes, from the root, are the drafted chain's own (nodes ``0..chain_length-1`` in order)."""
+    count = 0
+    while count < len(path) and path[count] == count and count < chain_length:
+        count += 1
+    return count
 
 
 class EngineMethod(SpeculativeMethod):

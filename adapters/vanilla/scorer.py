@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from svip.interfaces import Proposal, Verification
+from svip.method import InputError
 from svip.sampling import SamplingConfig
 
 from .cached_model import CachedCausalLM
@@ -29,7 +30,9 @@ class TargetScorer:
         return select_token(logits, self.sampling, generator)[0]
 
     def verify(self, sequence: Sequence[int], proposal: Proposal, generator: torch.Generator | None) -> Verification:
-        """Score all drafted tokens in one target forward and accept a prefix of them."""
+        """Score all drafted tokens in one target forward and accept a prefix of them (a path, for a tree)."""
+        if proposal.tree is not None:
+            return self._verify_tree(sequence, proposal)
         start = time.perf_counter()
         drafts = proposal.tokens
         logits = self.model.forward(list(sequence[self.model.cached_length :]) + drafts, len(drafts) + 1)
@@ -38,3 +41,17 @@ class TargetScorer:
         else:
             accepted, token = verify_sampled(logits, drafts, proposal.probs, self.sampling, generator)
         return Verification(accepted, token, time.perf_counter() - start, logits)
+
+    def _verify_tree(self, sequence: Sequence[int], proposal: Proposal) -> Verification:
+        """One forward over every node (tree attention); the target's greedy choice walks the accepted path."""
+        if not self.sampling.greedy:
+            raise InputError(
+                "tree verification (CaPE) is greedy only: multi-candidate rejection sampling is not implemented; "
+                "use temperature 0, or a chain method for sampling"
+            )
+        start = time.perf_counter()
+        tree = proposal.tree
+        logits = self.model.forward_tree(list(sequence[self.model.cached_length :]), tree)
+        path, token = tree.accept_greedy(logits.argmax(dim=-1).tolist())
+        self.model.keep(len(sequence), path)  # the cache: committed tokens, then the accepted nodes
+        return Verification(len(path), token, time.perf_counter() - start, logits, path)
