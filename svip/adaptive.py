@@ -126,7 +126,7 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
 
     def round_cost(self, drafted: int) -> float:
         """Seconds of a round that drafts ``drafted`` tokens (levels, for a tree); 0: a target-only step."""
-        return drafted * self.meter.draft() + self.meter.verify(self.verify_tokens(drafted))
+        return self.meter.round_cost(drafted, self.verify_tokens(drafted))
 
     # -- the engine's calls -------------------------------------------------
     def _start_round(self) -> None:

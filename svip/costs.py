@@ -124,9 +124,10 @@ class CostMeter:
             return self._seed_draft * self._seed_scale(self._live())
         return statistics.median(self._draft) if self._draft else 0.0
 
-    def round_cost(self, drafted: int) -> float:
-        """Seconds of a round that drafts ``drafted`` tokens (0: a target-only step)."""
-        return drafted * self.draft() + self.verify(drafted + 1)
+    def round_cost(self, drafted: int, verified: int | None = None) -> float:
+        """Seconds of a round that drafts ``drafted`` tokens (0: a target-only step) and verifies ``verified``
+        (default: a chain, ``drafted + 1``; a tree scores more tokens than it drafted steps)."""
+        return drafted * self.draft() + self.verify(drafted + 1 if verified is None else verified)
 
     def curve(self, sizes=(2, 4, 8)) -> dict:
         """The meter's current estimate in the stored-curve format (ratios to a target step)."""

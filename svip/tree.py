@@ -22,6 +22,7 @@ import torch
 __all__ = ["ROOT", "TokenTree"]
 
 ROOT = -1  # parent of the first level: the last committed token
+_DUPLICATE = "two nodes with one parent carry the same token: a tree holds each branch once"
 
 
 @dataclass
@@ -37,9 +38,8 @@ class TokenTree:
         for i, parent in enumerate(self.parents):
             if not ROOT <= parent < i:
                 raise ValueError(f"node {i}: parent {parent} must be ROOT (-1) or an earlier node")
-        siblings = [(p, t) for p, t in zip(self.parents, self.tokens)]
-        if len(set(siblings)) != len(siblings):
-            raise ValueError("two nodes with one parent carry the same token: a tree holds each branch once")
+        if len(set(zip(self.parents, self.tokens))) != len(self.tokens):
+            raise ValueError(_DUPLICATE)
 
     @classmethod
     def chain(cls, tokens: Sequence[int]) -> "TokenTree":
@@ -49,11 +49,15 @@ class TokenTree:
         return len(self.tokens)
 
     def add(self, token: int, parent: int) -> int:
-        """Append a node; returns its index."""
-        self.tokens.append(int(token))
-        self.parents.append(int(parent))
-        self.__post_init__()
-        return len(self.tokens) - 1
+        """Append a node (checked against the tree as it stands); returns its index."""
+        token, parent, index = int(token), int(parent), len(self.tokens)
+        if not ROOT <= parent < index:
+            raise ValueError(f"node {index}: parent {parent} must be ROOT (-1) or an earlier node")
+        if (parent, token) in zip(self.parents, self.tokens):
+            raise ValueError(_DUPLICATE)
+        self.tokens.append(token)
+        self.parents.append(parent)
+        return index
 
     def depths(self) -> list[int]:
         """1 for the root's children."""

@@ -26,6 +26,13 @@ def test_structure_and_bad_trees():
         TokenTree([1, 1], [ROOT, ROOT])
     with pytest.raises(ValueError, match="one parent per token"):
         TokenTree([1], [])
+    grown = TokenTree.chain([1, 2])
+    assert grown.add(3, ROOT) == 2 and grown.parents == [ROOT, 0, ROOT]
+    with pytest.raises(ValueError, match="same token"):
+        grown.add(2, 0)
+    with pytest.raises(ValueError, match="earlier node"):
+        grown.add(4, 3)
+    assert len(grown) == 3  # a refused node is not added
 
 
 def test_mask_and_positions_by_hand():

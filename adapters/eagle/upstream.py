@@ -9,13 +9,12 @@ patching is ``svip.adapters.upstream``, shared with GliDe.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from ..upstream import ROOT, Upstream, UpstreamError, run_setup
 from ..upstream import read_pin as _read_pin
 
-__all__ = ["EAGLE", "UpstreamError", "read_pin", "setup_eagle"]
+__all__ = ["EAGLE", "UpstreamError", "read_pin"]
 
 PIN = ROOT / "third_party" / "EAGLE.pin"
 PATCH = ROOT / "patches" / "eagle2-svip.patch"
@@ -32,11 +31,6 @@ EAGLE = Upstream(
 
 def read_pin(path: Path = PIN) -> dict[str, str]:
     return _read_pin(path)
-
-
-def setup_eagle(dest: Path, repo: str | None = None, patch: Path = PATCH) -> Path:
-    """Make ``dest`` the pinned, patched EAGLE checkout; safe to call again."""
-    return replace(EAGLE, patch=patch).setup(dest, repo)
 
 
 def main(argv: list[str] | None = None) -> int:
