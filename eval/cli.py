@@ -29,6 +29,14 @@ def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> N
         "--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights dtype (default: %(default)s)"
     )
     group.add_argument(
+        "--kernels",
+        default="default",
+        choices=["default", "onednn"],
+        help="matmul kernels of the linear layers: torch's default (MKL) or oneDNN with weights packed at load "
+        "(fp32 on the CPU; on CPUs where MKL repacks weights per call, verifying k tokens gets much cheaper: "
+        "check with `svip calibrate`) (default: %(default)s)",
+    )
+    group.add_argument(
         "--memory-first-gpu",
         type=float,
         default=None,
@@ -204,6 +212,7 @@ def cmd_bench(args) -> int:
         draft_layers=args.draft_layers,
         dtype=args.dtype,
         device=args.device,
+        kernels=args.kernels,
         memory_first_gpu=args.memory_first_gpu,
         memory_per_gpu=args.memory_per_gpu,
         questions=args.questions,

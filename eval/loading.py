@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from svip.kernels import KERNELS, pack_linears
 from svip.runtime import DTYPES
 
 from . import models as zoo
@@ -46,10 +47,15 @@ class Placement:
     dtype: str = "fp32"
     memory_first_gpu: float | None = None
     memory_per_gpu: float | None = None
+    kernels: str = "default"  # "onednn": fp32 CPU linears with packed weights (svip.kernels)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {self.kernels!r}")
+        if self.kernels == "onednn" and (self.dtype != "fp32" or self.device != "cpu"):
+            raise ValueError(f"--kernels onednn packs fp32 weights on the CPU; got {self.dtype} on {self.device}")
         for label, value in (("memory_first_gpu", self.memory_first_gpu), ("memory_per_gpu", self.memory_per_gpu)):
             if value is not None and value <= 0:
                 raise ValueError(f"{label} must be > 0 GiB, got {value}")
@@ -119,6 +125,7 @@ def load_model(name_or_path: str, placement: Placement = Placement(), *, layers:
         model = model.to(placement.device)
     if layers is not None:
         keep_first_layers(model, layers)
+    pack_linears(model, placement.kernels)
     return model.eval()
 
 
@@ -145,6 +152,7 @@ class ModelRequest:
     memory_first_gpu: float | None = None  # GiB on GPU 0 for the target (accelerate device map)
     memory_per_gpu: float | None = None  # GiB on every other GPU
     eagle_head: str | None = None  # an EAGLE run: EaModel on the target's base model + this head
+    kernels: str = "default"  # matmul kernels of the linear layers (svip.kernels): default or onednn
 
     @classmethod
     def of(cls, source) -> "ModelRequest":
@@ -153,12 +161,13 @@ class ModelRequest:
 
     @property
     def target_placement(self) -> Placement:
-        return Placement(self.device, self.dtype, self.memory_first_gpu, self.memory_per_gpu)
+        return Placement(self.device, self.dtype, self.memory_first_gpu, self.memory_per_gpu, self.kernels)
 
     @property
     def draft_placement(self) -> Placement:
         # With a multi-GPU map for the target, the draft sits on GPU 0 beside the target's first shard (the SVIP repo's layout).
-        return Placement("cuda:0" if self.target_placement.max_memory() else self.device, self.dtype)
+        device = "cuda:0" if self.target_placement.max_memory() else self.device
+        return Placement(device, self.dtype, kernels=self.kernels)
 
 
 def load_models(request: ModelRequest, sampling=None, *, record_cross_entropy: bool = False):
@@ -177,8 +186,14 @@ def load_models(request: ModelRequest, sampling=None, *, record_cross_entropy: b
                 "--memory-first-gpu/--memory-per-gpu: EAGLE runs place the model with --device (EaModel's device_map)"
             )
         base = eagle_base(request.target)
+        request.target_placement  # the same checks (dtype, kernels) as any load
         generator = EagleGenerator(
-            base, request.eagle_head, dtype=request.dtype, device=request.device, sampling=sampling
+            base,
+            request.eagle_head,
+            dtype=request.dtype,
+            device=request.device,
+            sampling=sampling,
+            kernels=request.kernels,
         )
         return ModelSet(tokenizer=load_tokenizer(base), sampling=sampling, eagle=generator)
     tokenizer = load_tokenizer(request.target)

@@ -43,6 +43,7 @@ class BenchConfig:
     draft_layers: int | None = None
     dtype: str = "fp32"
     device: str = "cpu"
+    kernels: str = "default"  # linear-layer kernels (svip.kernels); part of the settings: it changes the timings
     memory_first_gpu: float | None = None  # GiB for the target on GPU 0 (accelerate device map); placement only
     memory_per_gpu: float | None = None  # GiB on every other GPU
     questions: str = "spec-bench"
