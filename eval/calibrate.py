@@ -33,18 +33,22 @@ def machine_key(machine: dict) -> str:
     return f"{_slug(str(machine.get('cpu')))}-{machine.get('torch_threads')}t-{digest}"
 
 
-def curve_path(target: str, draft: str | None, dtype: str, machine: dict | None = None) -> Path:
+def curve_path(
+    target: str, draft: str | None, dtype: str, machine: dict | None = None, kernels: str = "default"
+) -> Path:
     machine = machine or machine_info()
-    pair = f"{_slug(target)}__{_slug(draft or 'none')}__{dtype}"
+    pair = f"{_slug(target)}__{_slug(draft or 'none')}__{dtype}" + ("" if kernels == "default" else f"__{kernels}")
     return cache_root() / "costs" / machine_key(machine) / f"{pair}.json"
 
 
-def store_curve(curve: dict, target: str, draft: str | None, dtype: str, path: Path | None = None) -> Path:
+def store_curve(
+    curve: dict, target: str, draft: str | None, dtype: str, path: Path | None = None, kernels: str = "default"
+) -> Path:
     """Write the curve with its machine and models (``path``: else the per-machine, per-pair cache file)."""
     machine = machine_info()
-    path = Path(path) if path is not None else curve_path(target, draft, dtype, machine)
+    path = Path(path) if path is not None else curve_path(target, draft, dtype, machine, kernels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"target": target, "draft": draft, "dtype": dtype, "machine": machine, "cost_curve": curve}
+    record = {"target": target, "draft": draft, "dtype": dtype, "kernels": kernels, "machine": machine, "cost_curve": curve}
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
 

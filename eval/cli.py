@@ -250,7 +250,7 @@ def cmd_calibrate(args) -> int:
     question = per_category(load_questions(args.questions), 1, shortest=True)[0]
     prompt = encode_prompt(models.tokenizer, question.turns[0], chat=not args.raw, template=args.template)
     curve = measure_cost_curve(models.engine(), prompt, repeats=args.repeats)
-    path = store_curve(curve, args.target, args.draft, args.dtype, args.out)
+    path = store_curve(curve, args.target, args.draft, args.dtype, args.out, kernels=args.kernels)
     print(describe(machine_info(), curve))
     print(f"stored: {path}")
     return 0
@@ -334,8 +334,9 @@ def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
 
 def _describe_run(config: dict) -> str:
     layers = f" (first {config['draft_layers']} layers)" if config.get("draft_layers") else ""
+    kernels = f" ({config['kernels']} kernels)" if config.get("kernels", "default") != "default" else ""
     return (
-        f"{config.get('target')} / {config.get('draft') or '-'}{layers} {config.get('dtype')} on {config.get('device')}, "
+        f"{config.get('target')} / {config.get('draft') or '-'}{layers} {config.get('dtype')}{kernels} on {config.get('device')}, "
         f"{config.get('questions')}, {config.get('max_new_tokens')} new tokens, T={config.get('temperature')}"
     )
 

@@ -43,8 +43,11 @@ class PackedLinear(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """The weight's shape and dtype for code that asks (vocabulary size from an LM head), on the meta device."""
-        return torch.empty(self.out_features, self.in_features, dtype=torch.float32, device="meta")
+        """The weight's shape, dtype and device for code that asks (a vocabulary size, where to put a KV cache).
+
+        A NaN broadcast to the shape (no memory): any arithmetic with it shows at once, none is expected.
+        """
+        return torch.full((), float("nan"), device=self.packed_bias.device).expand(self.out_features, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

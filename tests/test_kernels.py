@@ -19,7 +19,8 @@ def test_packed_linear_computes_what_the_linear_layer_computes():
             x = torch.randn(*shape)
             assert torch.allclose(packed(x), linear(x), atol=1e-5), (bias, shape)
             assert packed(x).shape == linear(x).shape
-    assert packed.weight.shape == (80, 48) and packed.weight.device.type == "meta"  # shape only, no second copy
+    assert packed.weight.shape == (80, 48) and packed.weight.device.type == "cpu" and packed.weight.dtype == torch.float32
+    assert packed.weight.stride() == (0, 0) and packed.weight.isnan().all()  # no second copy: shape, device, dtype only
 
 
 def test_pack_linears_replaces_every_cpu_fp32_linear_and_keeps_greedy_outputs():
