@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EAGLE_DIR = Path(os.environ.get("SVIP_EAGLE_DIR", ROOT / "third_party" / "EAGLE"))
 EAGLE_PY = ROOT / "third_party" / "eagle-venv" / "bin" / "python"
 HEAD = ROOT / "adapters" / "eagle" / "heads" / "smollm2-135m"
+QWEN_HEAD = ROOT / "adapters" / "eagle" / "heads" / "qwen2.5-coder-1.5b"
 
 
 # -- method strings -------------------------------------------------------------------------------
@@ -192,15 +193,21 @@ def test_training_prompts_are_disjoint_from_every_eval_set_and_deterministic():
         build_prompts(10**6)
 
 
-def test_shipped_head_is_in_upstream_format():
-    if not HEAD.exists():
-        pytest.skip(f"no shipped head at {HEAD}")
-    config = json.loads((HEAD / "config.json").read_text())
+@pytest.mark.parametrize("head", [HEAD, QWEN_HEAD], ids=lambda p: p.name)
+def test_shipped_heads_are_in_upstream_format(head):
+    assert (head / "model.safetensors").exists(), f"no shipped head at {head}"
+    config = json.loads((head / "config.json").read_text())
     assert config["num_hidden_layers"] == 1 and config["bias"] is True
-    names = safetensors_names(HEAD / "model.safetensors")
+    names = safetensors_names(head / "model.safetensors")
     assert "fc.weight" in names and "layers.0.self_attn.q_proj.weight" in names
     assert not any(n.startswith("embed_tokens") for n in names)  # EaModel takes the base model's embedding
-    assert (HEAD / "model.safetensors").stat().st_size < 20 * 2**20  # fp16, small enough to ship
+    assert (head / "model.safetensors").stat().st_size <= 30 * 2**20  # fp16, small enough to ship
+    training = json.loads((head / "training.json").read_text())
+    assert 0 < training["epochs"][-1]["held_out_top1"] < 1
+    if (head / "draft_vocab.json").exists():
+        vocab = json.loads((head / "draft_vocab.json").read_text())
+        assert vocab == sorted(set(vocab)) and 0 <= vocab[0] and vocab[-1] < config["vocab_size"]
+        assert len(vocab) == training["draft_vocab"] < config["vocab_size"]
 
 
 # -- pin and patch --------------------------------------------------------------------------------
@@ -233,14 +240,14 @@ def test_patch_applies_to_the_pinned_commit_and_only_adds_lines(tmp_path):
 
 
 # -- real EAGLE runs (EAGLE's venv) ---------------------------------------------------------------
-def _check(env_dir: Path, *args: str) -> list[dict]:
+def _check(env_dir: Path, *args: str, head: Path = HEAD) -> list[dict]:
     if not EAGLE_PY.exists():
         pytest.skip(f"no EAGLE venv at {EAGLE_PY} (make eagle-setup)")
-    if not HEAD.exists():
-        pytest.skip(f"no EAGLE head at {HEAD}")
+    if not head.exists():
+        pytest.skip(f"no EAGLE head at {head}")
     env = {**os.environ, "SVIP_EAGLE_DIR": str(env_dir), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [str(EAGLE_PY), "-m", "svip.eval.eagle.check", "--head", str(HEAD), *args],
+        [str(EAGLE_PY), "-m", "svip.eval.eagle.check", "--head", str(head), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -297,6 +304,41 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
         ours = engine.generate(prompt, max_new_tokens=32, stop_tokens={smol_tokenizer.eos_token_id}).tokens
         assert ours == reference, question_id  # EAGLE's base model decodes like transformers' Llama
     assert cut, "SVIP never cut a tree: the entropy stop is not reaching EAGLE"
+
+
+@pytest.mark.slow
+def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only():
+    """Qwen2.5-Coder-1.5B + the shipped head (reduced draft vocabulary), fp32, oneDNN kernels, 10 EAGLE prompts."""
+    _require_checkout()
+    if not (QWEN_HEAD / "model.safetensors").exists():
+        pytest.skip(f"no head at {QWEN_HEAD}")
+    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip", "eagle2+svip-adaptive"]
+    args = ("--base", "qwen2.5-coder-1.5b", "--kernels", "onednn", "--per-category", "2", "--max-new-tokens", "24")
+    rows = _check(EAGLE_DIR, *args, "--methods", *methods, head=QWEN_HEAD)
+    by_question: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    assert len(by_question) == 10
+    vocab = set(json.loads((QWEN_HEAD / "draft_vocab.json").read_text()))
+    from svip.adapters.vanilla import SpeculativeEngine
+    from svip.eval.loading import Placement, load_model, load_tokenizer
+    from svip.kernels import pack_linears
+
+    tokenizer = load_tokenizer("qwen2.5-coder-1.5b")
+    target = load_model("qwen2.5-coder-1.5b", Placement(dtype="fp32"))
+    pack_linears(target, "onednn")
+    engine = SpeculativeEngine(target)  # transformers 5 in this process: an independent implementation
+    accepted = 0
+    for question_id, runs in by_question.items():
+        reference = runs["target-only"]["tokens"]
+        for method in methods[1:]:
+            assert runs[method]["tokens"] == reference, (question_id, method)
+            accepted += sum(runs[method]["accepted"])
+        question = next(q for q in load_questions("eagle") if q.question_id == question_id)
+        prompt = encode_prompt(tokenizer, question.turns[0])
+        ours = engine.generate(prompt, max_new_tokens=24, stop_tokens={tokenizer.eos_token_id}).tokens
+        assert ours == reference, question_id
+    assert accepted > 0 and vocab  # the head drafted tokens the target accepted
 
 
 # -- the patched tree drafter itself (imports in this environment; tiny random head) ----------------
@@ -415,3 +457,42 @@ def test_tree_stop_variants_read_the_frontier_as_documented():
     model.set_svip(0.3, 0.15, "weighted")
     assert model.svip_should_stop(frontier, likely_flat)  # ~0.94 * 4.16 nats
     assert not model.svip_should_stop(frontier, torch.tensor([-5.0, -0.01]))  # ~0.007 * 4.16 nats
+
+
+def test_a_draft_vocabulary_drafts_only_its_tokens_and_the_full_one_changes_nothing():
+    import torch
+
+    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4)
+    torch.manual_seed(1)
+    hidden, ids = torch.randn(1, 6, 32), torch.randint(1, 64, (1, 7))
+
+    def grow():
+        model.reset_kv()
+        return model.topK_genrate(hidden, ids, head, None)
+
+    upstream = grow()
+    everything = torch.arange(64)
+    model.set_draft_vocab(everything, head)  # the identity map and the same head: upstream's tree exactly
+    same = grow()
+    assert all(torch.equal(a, b) for a, b in zip(upstream, same))
+    subset = torch.arange(1, 64, 3)  # 21 of 64 tokens
+    rows = torch.nn.Linear(32, len(subset), bias=False)
+    rows.weight.data = head.weight.data[subset]
+    model.set_draft_vocab(subset, rows)
+    drafted = grow()[0][0, 1:]  # the root is the target's own token
+    assert set(drafted.tolist()) <= set(subset.tolist()) and len(drafted) == 19
+    assert not set(upstream[0][0, 1:].tolist()) <= set(subset.tolist())  # the full vocabulary drafts others
+    model.set_draft_vocab(None, None)
+    assert all(torch.equal(a, b) for a, b in zip(upstream, grow()))
+    with pytest.raises(ValueError, match="both"):
+        model.set_draft_vocab(subset, None)
+
+
+def test_eagle_method_takes_the_vocabulary_choice():
+    assert EagleMethod.parse("eagle2").vocab == "head"
+    full = EagleMethod.parse("eagle2:vocab=full+svip")
+    assert full.vocab == "full" and full.h == 0.3
+    assert EagleMethod.parse(full.spec) == full and "vocab=full" in full.spec
+    assert "vocab" not in EagleMethod.parse("eagle2+svip").spec  # old canonical strings stay as they were
+    with pytest.raises(ValueError, match="vocab must be one of"):
+        EagleMethod.parse("eagle2:vocab=small")

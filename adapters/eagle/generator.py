@@ -16,6 +16,7 @@ loaded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import sys
@@ -25,6 +26,7 @@ from typing import Collection, Sequence
 
 import torch
 
+from svip.kernels import pack_linears
 from svip.method import Decoded, GenerationRequest, SpeculativeMethod, clip, finished
 from svip.results import GenerationResult, RoundStats
 from svip.runtime import DTYPES
@@ -55,7 +57,7 @@ def import_eagle(*, require_patch: bool = True):
     root = eagle_root()
     if not (root / "eagle" / "model" / "ea_model.py").exists():
         raise EagleSetupError(f"no EAGLE checkout at {root}: run `make eagle-setup` (or set SVIP_EAGLE_DIR)")
-    if require_patch and "set_svip" not in (root / "eagle" / "model" / "cnets1.py").read_text():
+    if require_patch and "set_draft_vocab" not in (root / "eagle" / "model" / "cnets1.py").read_text():
         raise EagleSetupError(f"{root} is not patched with patches/eagle2-svip.patch: run `make eagle-setup`")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -101,6 +103,7 @@ class EagleGenerator:
         dtype: str = "fp32",
         device: str = "cpu",
         sampling: SamplingConfig = SamplingConfig(),
+        kernels: str = "default",
     ) -> None:
         ea_model, kv_cache, self._utils = import_eagle()
         self._init_cache = kv_cache.initialize_past_key_values
@@ -120,6 +123,10 @@ class EagleGenerator:
             ).eval()
         self.sampling = sampling
         self.device = self.model.base_model.model.embed_tokens.weight.device
+        self.draft_vocab = self._load_draft_vocab(Path(head))  # before packing: it takes rows of the dense LM head
+        pack_linears(self.model.base_model, kernels)
+        if self.draft_vocab is not None:
+            pack_linears(self.draft_vocab[1], kernels)
         self.vocab_size = self.model.vocab_size
         self._cache_length = 0
         self._draft_seconds = 0.0
@@ -146,6 +153,20 @@ class EagleGenerator:
 
         self.model.ea_layer.topK_genrate = timed_draft
 
+    def _load_draft_vocab(self, head: Path) -> tuple[torch.Tensor, torch.nn.Linear] | None:
+        """The head's reduced draft vocabulary (``draft_vocab.json``: sorted target ids), with its LM-head rows."""
+        path = head / "draft_vocab.json"
+        if not path.exists():
+            return None
+        ids = torch.tensor(json.loads(path.read_text()), dtype=torch.long)
+        lm_head = self.model.base_model.lm_head
+        if ids.ndim != 1 or len(ids) == 0 or int(ids.max()) >= lm_head.out_features or bool((ids.diff() <= 0).any()):
+            raise EagleSetupError(f"{path}: expected sorted, distinct token ids below {lm_head.out_features}")
+        rows = torch.nn.Linear(lm_head.in_features, len(ids), bias=False, dtype=lm_head.weight.dtype)
+        with torch.no_grad():
+            rows.weight.copy_(lm_head.weight[ids.to(lm_head.weight.device)])
+        return ids, rows.to(lm_head.weight.device).eval()
+
     # -- costs ----------------------------------------------------------------
     def cost_curve(self, prompt: Sequence[int]) -> dict:
         """This machine's verify curve on the base model and EAGLE's cache (measured once per generator)."""
@@ -168,6 +189,10 @@ class EagleGenerator:
         if (layer.top_k, layer.depth, layer.total_tokens) != (method.top_k, method.depth, method.total - 1):
             layer.top_k, layer.depth, layer.total_tokens = method.top_k, method.depth, method.total - 1
             layer.init_tree()
+        if self.draft_vocab is not None and method.vocab == "head":
+            layer.set_draft_vocab(*self.draft_vocab)
+        else:
+            layer.set_draft_vocab(None, None)
         self._rule = self._rule_for(method, prompt) if method.adaptive is not None else None
         if self._rule is not None:
             layer.set_svip(None, method.gamma, method.variant, rule=self._rule)

@@ -25,6 +25,7 @@ __all__ = ["EAGLE_PREFIX", "EagleMethod", "is_eagle_method", "respell"]
 
 EAGLE_PREFIX = "eagle2"
 _VARIANTS = ("min", "weighted", "top")
+_VOCABS = ("head", "full")
 
 
 def is_eagle_method(method: str) -> bool:
@@ -53,6 +54,7 @@ class EagleMethod:
     gamma: float = 0.15
     variant: str = "min"
     adaptive: str | None = None  # the svip-adaptive policy's spec, when that rule grows the tree
+    vocab: str = "head"  # "head": the head's draft vocabulary (draft_vocab.json) if it has one; "full": all tokens
 
     def __post_init__(self) -> None:
         if not (isinstance(self.total, int) and self.total >= 2):
@@ -65,6 +67,8 @@ class EagleMethod:
             raise ValueError(f"eagle2+svip: needs h >= 0 and gamma > 0, got h={self.h}, gamma={self.gamma}")
         if self.h is not None and self.adaptive is not None:
             raise ValueError("eagle2: +svip and +svip-adaptive are two rules; choose one")
+        if self.vocab not in _VOCABS:
+            raise ValueError(f"eagle2: vocab must be one of {', '.join(_VOCABS)}, got {self.vocab!r}")
         if self.variant not in _VARIANTS:
             raise ValueError(f"eagle2: variant must be one of {', '.join(_VARIANTS)}, got {self.variant!r}")
 
@@ -101,16 +105,18 @@ class EagleMethod:
         for key, raw in spec.call.items:
             if key in ("total", "depth", "top_k"):
                 values[key] = _number(key, raw, int)
+            elif key == "vocab":
+                values[key] = raw
             elif key == "variant" and spec.policy is not None:
                 values[key] = raw
             else:
-                allowed = "total, depth, top_k" + (", variant" if spec.policy is not None else " (variant with +svip)")
+                allowed = "total, depth, top_k, vocab" + (", variant" if spec.policy is not None else " (variant with +svip)")
                 raise ValueError(f"eagle2: unknown parameter {key!r} (allowed: {allowed})")
         return cls(**values)
 
     @property
     def spec(self) -> str:
-        tree = f"total={self.total},depth={self.depth},top_k={self.top_k}"
+        tree = f"total={self.total},depth={self.depth},top_k={self.top_k}" + (",vocab=full" if self.vocab == "full" else "")
         if not self.svip:
             return f"{EAGLE_PREFIX}:{tree}"
         rule = self.adaptive if self.adaptive is not None else SvipPolicy(h=self.h, gamma=self.gamma).spec

@@ -56,8 +56,8 @@ def _upstream(base: str, head: str, prompts, max_new_tokens: int) -> None:
         )
 
 
-def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: int) -> None:
-    generator = EagleGenerator(base, head)
+def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: int, kernels: str) -> None:
+    generator = EagleGenerator(base, head, kernels=kernels)
     for question_id, ids in prompts:
         for method in methods:
             parsed = None if method == "target-only" else EagleMethod.parse(method)
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--upstream", action="store_true", help="run upstream's eagenerate instead of our loop")
     parser.add_argument("--methods", nargs="+", default=["target-only", "eagle2", "eagle2+svip"])
+    parser.add_argument("--kernels", default="default", choices=["default", "onednn"], help="see svip.kernels")
     args = parser.parse_args(argv)
     base = eagle_base(args.base)
     from transformers import AutoTokenizer
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.upstream:
         _upstream(base, args.head, prompts, args.max_new_tokens)
     else:
-        _methods(base, args.head, prompts, args.methods, args.max_new_tokens)
+        _methods(base, args.head, prompts, args.methods, args.max_new_tokens, args.kernels)
     return 0
 
 
