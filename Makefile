@@ -6,7 +6,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
-	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle2-svip eagle-report \
+	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape
 
 help:  ## list targets
@@ -138,10 +138,24 @@ eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE hea
 	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export smollm2-135m) \
 		adapters/eagle/heads/smollm2-135m --prompts 400 --max-new-tokens 96 --epochs 4
 
-eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-default)  ## EAGLE-2 vs EAGLE-2+SVIP, Table 4 layout (EAGLE_PRESET=eagle2-vicuna-7b on a GPU)
+eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B head (448 self-distilled answers, 32k draft vocabulary)
+	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
+		adapters/eagle/heads/qwen2.5-coder-1.5b --prompts 448 --max-new-tokens 96 --epochs 5 --answer-batch-size 64 \
+		--kernels onednn --intermediate-size 1024 --draft-vocab 32000
+
+eagle-vocab-entropy: eagle-setup models  ## the reduced draft vocabulary's entropy vs the full vocabulary's, on real drafts
+	$(EAGLE_PY) -m svip.eval.eagle.vocab_entropy --target qwen2.5-coder-1.5b --eagle-head adapters/eagle/heads/qwen2.5-coder-1.5b \
+		--kernels onednn --per-category 2 --max-new-tokens 48
+
+eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-default,$(if $(filter qwen%,$(EAGLE_BASE_MODEL)),models))  ## EAGLE-2 vs EAGLE-2+SVIP, Table 4 layout (EAGLE_PRESET=eagle2-vicuna-7b on a GPU)
 	$(EAGLE_PY) -m svip.eval.cli bench --run-dir $(EAGLE_RUN_DIR) --target $(EAGLE_BASE_MODEL) --eagle-head $(EAGLE_HEAD) \
 		--questions eagle $(EAGLE_FLAGS) --methods $(EAGLE_METHODS)
 	$(EAGLE_PY) -m svip.eval.cli report $(EAGLE_RUN_DIR)
+
+eagle-vanilla-qwen: models  ## vanilla SVIP with the 0.5B draft on the eagle2-qwen-cpu preset's questions and settings (own target-only)
+	$(SVIP) bench --run-dir runs/vanilla-qwen-eagle-sets --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
+		--dtype fp32 --kernels onednn --questions eagle --per-category 2 --shortest --max-new-tokens 64 --methods svip
+	$(SVIP) report runs/vanilla-qwen-eagle-sets
 
 eagle-report:  ## the EAGLE tables again from a stored run, no models
 	$(SVIP) report $(EAGLE_RUN_DIR)

@@ -7,14 +7,22 @@ token t+1 and predicts the hidden state at t+1; the loss is SmoothL1 on that
 feature plus 0.1 x cross-entropy between the target's and the head's
 next-token distributions through the frozen LM head, with uniform noise on
 the input features. The data is self-distilled: the target answers prompts
-from ``train_prompts`` (disjoint from every eval set) greedily.
+from ``train_prompts`` (disjoint from every eval set) greedily, and the
+features are kept as it answers (``head_data``).
+
+Two options make a head for a bigger target affordable on a CPU and small
+enough to ship: ``--intermediate-size`` (the head's MLP; EAGLE copies the
+target's, 8960 for Qwen2.5-1.5B) and ``--draft-vocab N`` (EAGLE-3's reduced
+draft vocabulary in EAGLE-2's format: the loss, and at run time the tree's
+LM head, cover the N tokens the target emits most; written to
+``draft_vocab.json`` and applied by ``set_draft_vocab`` of the patch).
 
 The model class is upstream's own ``eagle.model.cnets1.Model``, and the
 checkpoint is written in upstream's format (``config.json`` +
 ``model.safetensors``, fp16, no embedding), so ``EaModel.from_pretrained(
 use_eagle3=False)`` loads it unchanged. Run in EAGLE's environment::
 
-    third_party/eagle-venv/bin/python -m svip.adapters.eagle.train_head BASE_DIR OUT_DIR
+    third_party/eagle-venv/bin/python -m svip.eval.eagle.train_head BASE_DIR OUT_DIR
 """
 
 from __future__ import annotations
@@ -30,10 +38,13 @@ import torch
 import torch.nn.functional as F
 
 from svip.adapters.eagle.generator import import_eagle
+from svip.kernels import KERNELS, pack_linears
+from svip.runtime import cache_root
 
+from .head_data import answer_with_features
 from .train_prompts import build_prompts
 
-__all__ = ["generate_data", "train", "main"]
+__all__ = ["draft_vocabulary", "train", "main"]
 
 
 def _eval_turns() -> set[str]:
@@ -43,60 +54,42 @@ def _eval_turns() -> set[str]:
     return {turn for name in BUILTIN_SETS for question in load_questions(name) for turn in question.turns}
 
 
-def generate_data(base, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[dict]:
-    """Greedy answers of the base model (left-padded batches); prompt and answer token ids per example."""
-    tokenizer.padding_side = "left"
-    examples = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        encoded = [
-            tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True) for p in chunk
-        ]
-        width = max(map(len, encoded))
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(e)) + e for e in encoded])
-        mask = (torch.arange(width)[None] >= torch.tensor([width - len(e) for e in encoded])[:, None]).long()
-        out = base.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        for prompt_ids, row in zip(encoded, out[:, width:].tolist()):
-            answer = []
-            for token in row:
-                answer.append(token)
-                if token == tokenizer.eos_token_id:
-                    break
-            examples.append({"prompt": prompt_ids, "answer": answer})
-        print(f"[data] {len(examples)}/{len(prompts)} answers", flush=True)
-    return examples
+def draft_vocabulary(examples: list[dict], size: int, vocab_size: int) -> list[int]:
+    """The ``size`` tokens the target emits most often in its answers (then in prompts), sorted by id.
+
+    Why: the head's LM head costs ``rows x vocab`` per tree level; EAGLE-3
+    drafts from the most frequent target tokens only (its ``d2t``/``t2d``).
+    A token outside the set can never be drafted, only emitted by the target.
+    """
+    if size <= 0 or size >= vocab_size:
+        return list(range(vocab_size))
+    counts = torch.zeros(vocab_size, dtype=torch.float64)
+    for e in examples:
+        counts.index_add_(0, torch.tensor(e["answer"], dtype=torch.long), torch.ones(len(e["answer"]), dtype=torch.float64))
+        counts.index_add_(0, torch.tensor(e["prompt"], dtype=torch.long), torch.full((len(e["prompt"]),), 1e-3, dtype=torch.float64))
+    return sorted(torch.topk(counts, size).indices.tolist())
 
 
-@torch.no_grad()
-def _features(base, examples: list[dict]) -> list[torch.Tensor]:
-    """The base model's final (normed) hidden states over prompt + answer, per example."""
-    return [base.model(torch.tensor([e["prompt"] + e["answer"]])).last_hidden_state[0].float() for e in examples]
-
-
-def _batch(examples, features, indices):
+def _batch(examples, indices):
     """Right-padded (hidden[:-1], tokens[1:], target hidden[1:], loss mask over answer positions)."""
     length = max(len(examples[i]["prompt"]) + len(examples[i]["answer"]) for i in indices) - 1
-    width = features[indices[0]].shape[-1]
+    width = examples[indices[0]]["features"].shape[-1]
     hidden = torch.zeros(len(indices), length, width)
     target = torch.zeros(len(indices), length, width)
     tokens = torch.zeros(len(indices), length, dtype=torch.long)
     mask = torch.zeros(len(indices), length)
     for row, i in enumerate(indices):
         ids = examples[i]["prompt"] + examples[i]["answer"]
+        features = examples[i]["features"].float()
         n = len(ids) - 1
-        hidden[row, :n], target[row, :n] = features[i][:-1], features[i][1:]
+        hidden[row, :n], target[row, :n] = features[:-1], features[1:]
         tokens[row, :n] = torch.tensor(ids[1:])
         mask[row, len(examples[i]["prompt"]) - 1 : n] = 1  # predict answer positions only
     return hidden, tokens, target, mask
 
 
-def _loss(head, lm_head, hidden, tokens, target, mask, noise: float):
+def _loss(head, lm_rows, vocab, hidden, tokens, target, mask, noise: float):
+    """EAGLE's loss over the draft vocabulary; hits = the head's top-1 (as a target id) equals the target's token."""
     if noise:
         hidden = hidden + (torch.rand_like(hidden) - 0.5) * noise
     predicted = head(hidden, input_ids=tokens)
@@ -105,16 +98,24 @@ def _loss(head, lm_head, hidden, tokens, target, mask, noise: float):
         weights.sum() * target.shape[-1] + 1e-6
     )
     with torch.no_grad():
-        target_p = torch.softmax(lm_head(target), dim=-1)
-    log_q = torch.log_softmax(lm_head(predicted), dim=-1)
+        target_p = torch.softmax(F.linear(target, lm_rows), dim=-1)
+    log_q = torch.log_softmax(F.linear(predicted, lm_rows), dim=-1)
     token_loss = -((target_p * log_q).sum(-1) * mask).sum() / (mask.sum() + 1e-6)
     with torch.no_grad():
-        hits = ((log_q.argmax(-1) == target_p.argmax(-1)).float() * mask).sum()
-    return feature_loss + 0.1 * token_loss, hits, mask.sum()
+        next_tokens = torch.zeros_like(tokens)
+        next_tokens[:, :-1] = tokens[:, 1:]  # the token after position t+1: what the head's feature predicts
+        valid = mask.clone()
+        valid[:, -1] = 0
+        for row in range(mask.shape[0]):  # the last real position has no next token inside the batch row
+            real = int(mask[row].nonzero().max()) if mask[row].any() else -1
+            if real >= 0:
+                valid[row, real] = 0
+        hits = ((vocab[log_q.argmax(-1)] == next_tokens).float() * valid).sum()
+    return feature_loss + 0.1 * token_loss, hits, valid.sum()
 
 
 def train(
-    head, lm_head, examples, features, *, epochs: int, batch_size: int, lr: float, noise: float, seed: int
+    head, lm_rows, vocab, examples, *, epochs: int, batch_size: int, lr: float, noise: float, seed: int
 ) -> dict:
     """AdamW with warm-up and cosine decay; returns held-out next-token accuracy per epoch."""
     rng = random.Random(seed)
@@ -134,9 +135,7 @@ def train(
         rng.shuffle(training)
         start = time.perf_counter()
         for step in range(0, len(training), batch_size):
-            loss, _, _ = _loss(
-                head, lm_head, *_batch(examples, features, training[step : step + batch_size]), noise=noise
-            )
+            loss, _, _ = _loss(head, lm_rows, vocab, *_batch(examples, training[step : step + batch_size]), noise=noise)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 0.5)
@@ -146,9 +145,7 @@ def train(
         hits = total = 0.0
         with torch.no_grad():
             for step in range(0, len(held_out), batch_size):
-                _, h, n = _loss(
-                    head, lm_head, *_batch(examples, features, held_out[step : step + batch_size]), noise=0.0
-                )
+                _, h, n = _loss(head, lm_rows, vocab, *_batch(examples, held_out[step : step + batch_size]), noise=0.0)
                 hits, total = hits + float(h), total + float(n)
         history.append(
             {
@@ -164,15 +161,20 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("base", help="base model directory (from svip.adapters.eagle.export)")
-    parser.add_argument("out", help="where to write config.json + model.safetensors")
+    parser.add_argument("base", help="base model directory (from svip.eval.eagle.export)")
+    parser.add_argument("out", help="where to write config.json + model.safetensors (+ draft_vocab.json)")
     parser.add_argument("--prompts", type=int, default=800)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--answer-batch-size", type=int, default=16, help="prompts answered together")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--intermediate-size", type=int, help="the head's MLP width (default: the base model's)")
+    parser.add_argument("--draft-vocab", type=int, default=0, help="draft from the N most frequent tokens (0: all)")
+    parser.add_argument("--kernels", choices=KERNELS, default="default", help="matmul kernels while answering")
+    parser.add_argument("--data", help="where answers + features are cached (default: $SVIP_HOME/eagle/OUT-NAME.pt)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     import_eagle()
@@ -186,26 +188,37 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     base = AutoModelForCausalLM.from_pretrained(args.base, torch_dtype=torch.float32).eval()
-    data_path = out / "train_data.json"  # resumable: answers are the slow part
+    lm_weight = base.lm_head.weight.detach().clone()
+    # resumable: the answers are the slow part; kept out of the head directory (hundreds of MB of features)
+    data_path = Path(args.data) if args.data else cache_root() / "eagle" / f"{out.name}-train-data.pt"
     if data_path.exists():
-        examples = json.loads(data_path.read_text())
+        examples = torch.load(data_path)
     else:
+        pack_linears(base, args.kernels)
         prompts = build_prompts(args.prompts, seed=args.seed, exclude=_eval_turns())
-        examples = generate_data(base, tokenizer, prompts, args.max_new_tokens, batch_size=16)
-        data_path.write_text(json.dumps(examples))
+        examples = answer_with_features(
+            base, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.answer_batch_size
+        )
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(examples, data_path)
+    del base
     data_seconds = time.perf_counter() - started
-    features = _features(base, examples)
     config = json.loads((Path(args.base) / "config.json").read_text())
     config.update(num_hidden_layers=1, bias=True, architectures=["LlamaForCausalLM"])
+    if args.intermediate_size:
+        config["intermediate_size"] = args.intermediate_size
     (out / "config.json").write_text(json.dumps(config, indent=1))
+    vocab = draft_vocabulary(examples, args.draft_vocab, lm_weight.shape[0])
+    if len(vocab) < lm_weight.shape[0]:
+        (out / "draft_vocab.json").write_text(json.dumps(vocab))
+    vocab_ids = torch.tensor(vocab)
     head = Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
     head.gradient_checkpointing = False
-    lm_head = base.lm_head.requires_grad_(False)
     report = train(
         head,
-        lm_head,
+        lm_weight[vocab_ids],
+        vocab_ids,
         examples,
-        features,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -218,15 +231,21 @@ def main(argv: list[str] | None = None) -> int:
         if not k.startswith("embed_tokens")
     }
     save_file(state, str(out / "model.safetensors"))
+    answer_tokens = [t for e in examples for t in e["answer"]]
     report.update(
-        base=str(args.base),
+        base=Path(args.base).name,
         prompts=args.prompts,
         max_new_tokens=args.max_new_tokens,
         tokens=sum(len(e["prompt"]) + len(e["answer"]) for e in examples),
-        answer_tokens=sum(len(e["answer"]) for e in examples),
+        answer_tokens=len(answer_tokens),
+        draft_vocab=len(vocab),
+        answer_tokens_in_draft_vocab=sum(t in set(vocab) for t in answer_tokens) / max(1, len(answer_tokens)),
+        intermediate_size=config["intermediate_size"],
+        parameters=sum(v.numel() for v in state.values()),
         data_seconds=data_seconds,
         total_cpu_seconds=time.perf_counter() - started,
         torch_threads=torch.get_num_threads(),
+        kernels=args.kernels,
         lr=args.lr,
         batch_size=args.batch_size,
         noise=args.noise,

@@ -1,0 +1,57 @@
+"""The EAGLE head's training data: batched greedy answers with their features, the draft vocabulary, the loss's hits."""
+
+from __future__ import annotations
+
+import torch
+
+from svip.eval.eagle.head_data import _answer_batch
+from svip.eval.eagle.train_head import draft_vocabulary
+
+from helpers import tiny_llama
+
+
+def test_batched_answers_and_features_equal_one_prompt_at_a_time_teacher_forced():
+    model = tiny_llama(seed=7)
+    prompts = [[5, 9, 2], [7, 1, 30, 12, 4, 8], [11, 3, 3, 40, 2]]  # different lengths: left padding is exercised
+    records = _answer_batch(model, prompts, max_new_tokens=6, pad_id=0, eos_ids=set())
+    for prompt, record in zip(prompts, records):
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False)[0, len(prompt) :]
+        assert record["prompt"] == prompt and record["answer"] == expected.tolist()
+        ids = torch.tensor([prompt + record["answer"]])
+        with torch.no_grad():
+            forced = model.model(ids).last_hidden_state[0]
+        assert record["features"].shape == forced.shape  # one feature per prompt and answer position
+        assert torch.allclose(record["features"].float(), forced, atol=2e-2)  # fp16 storage
+
+
+def test_an_answer_stops_at_its_end_token_and_the_others_go_on():
+    model = tiny_llama(seed=8)
+    prompts = [[5, 9, 2], [7, 1, 30]]
+    free = _answer_batch(model, prompts, max_new_tokens=8, pad_id=0, eos_ids=set())
+    stop = free[0]["answer"][2]
+    records = _answer_batch(model, prompts, max_new_tokens=8, pad_id=0, eos_ids={stop})
+    assert records[0]["answer"] == free[0]["answer"][: free[0]["answer"].index(stop) + 1]
+    cut = free[1]["answer"].index(stop) + 1 if stop in free[1]["answer"] else 8
+    assert records[1]["answer"] == free[1]["answer"][:cut]
+    assert all(len(r["features"]) == len(r["prompt"]) + len(r["answer"]) for r in records)
+
+
+def test_the_draft_vocabulary_is_the_most_emitted_tokens_sorted():
+    examples = [{"prompt": [9, 9, 9, 9, 2], "answer": [4, 4, 4, 7, 7, 2]}, {"prompt": [1], "answer": [7, 5]}]
+    # answers: 4 x3, 7 x3, 2 x1, 5 x1; a prompt occurrence only breaks ties (2 before 5; 9 after every answer token)
+    assert draft_vocabulary(examples, 3, 10) == [2, 4, 7]
+    assert draft_vocabulary(examples, 5, 10) == [2, 4, 5, 7, 9]
+    assert draft_vocabulary(examples, 0, 10) == list(range(10))  # 0: the full vocabulary
+    assert draft_vocabulary(examples, 10, 10) == list(range(10))
+
+
+def test_the_vocabulary_entropy_comparison_by_hand():
+    from svip.eval.eagle.vocab_entropy import compare
+
+    pairs = [(0.5, 0.7, 0.99), (1.0, 1.0, 1.0), (0.2, 0.1, 0.95)]  # bound: 0.3^2 / 0.15 = 0.6 nats
+    summary = compare(pairs)
+    assert summary["distributions"] == 3
+    assert abs(summary["mean_abs_gap"] - (0.2 + 0.0 + 0.1) / 3) < 1e-9
+    assert abs(summary["mean_gap"] - (-0.2 + 0.0 + 0.1) / 3) < 1e-9
+    assert abs(summary["stop_decision_differs"] - 1 / 3) < 1e-9  # 0.5 vs 0.7 sit on either side of 0.6
+    assert abs(summary["min_mass_on_draft_vocab"] - 0.95) < 1e-9
