@@ -7,6 +7,7 @@ import json
 import sys
 
 from svip.grammar import MethodSpecError, expand_grid
+from svip.kernels import KERNELS
 from svip.spec import PolicySpecError, policy_help
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -31,7 +32,7 @@ def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> N
     group.add_argument(
         "--kernels",
         default="default",
-        choices=["default", "onednn"],
+        choices=KERNELS,
         help="matmul kernels of the linear layers: torch's default (MKL) or oneDNN with weights packed at load "
         "(fp32 on the CPU; on CPUs where MKL repacks weights per call, verifying k tokens gets much cheaper: "
         "check with `svip calibrate`) (default: %(default)s)",

@@ -24,6 +24,7 @@ from svip.adapters.eagle.generator import EagleGenerator, hub_offline_for, impor
 from svip.adapters.eagle.method import EagleMethod
 from svip.eval.datasets import load_questions, per_category
 from svip.eval.prompts import encode_prompt
+from svip.kernels import KERNELS
 
 from .export import eagle_base
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--upstream", action="store_true", help="run upstream's eagenerate instead of our loop")
     parser.add_argument("--methods", nargs="+", default=["target-only", "eagle2", "eagle2+svip"])
-    parser.add_argument("--kernels", default="default", choices=["default", "onednn"], help="see svip.kernels")
+    parser.add_argument("--kernels", default="default", choices=KERNELS, help="see svip.kernels")
     args = parser.parse_args(argv)
     base = eagle_base(args.base)
     from transformers import AutoTokenizer

@@ -104,12 +104,8 @@ def _loss(head, lm_rows, vocab, hidden, tokens, target, mask, noise: float):
     with torch.no_grad():
         next_tokens = torch.zeros_like(tokens)
         next_tokens[:, :-1] = tokens[:, 1:]  # the token after position t+1: what the head's feature predicts
-        valid = mask.clone()
-        valid[:, -1] = 0
-        for row in range(mask.shape[0]):  # the last real position has no next token inside the batch row
-            real = int(mask[row].nonzero().max()) if mask[row].any() else -1
-            if real >= 0:
-                valid[row, real] = 0
+        valid = torch.zeros_like(mask)  # a position counts if the next one is in the answer too (it has a next token)
+        valid[:, :-1] = mask[:, :-1] * mask[:, 1:]
         hits = ((vocab[log_q.argmax(-1)] == next_tokens).float() * valid).sum()
     return feature_loss + 0.1 * token_loss, hits, valid.sum()
 

@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from svip.kernels import KERNELS
+
 __all__ = ["EntropyProbe", "compare", "main"]
 
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--method", default="eagle2+svip", help="the EAGLE method whose drafts are probed")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
-    parser.add_argument("--kernels", default="default", choices=["default", "onednn"])
+    parser.add_argument("--kernels", default="default", choices=KERNELS)
     parser.add_argument("--out", help="write the summary as JSON here too")
     args = parser.parse_args(argv)
 
