@@ -7,7 +7,7 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft bench-glide
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -172,6 +172,19 @@ glide-setup:  ## clone GliDe/CaPE at the pin (GLIDE_REPO=... for a local mirror)
 glide-venv:  ## GliDe's environment on a CUDA machine (install a CUDA torch into it first; flash-attn needs it)
 	test -x $(GLIDE_VENV)/bin/python || $(PYTHON) -m venv $(GLIDE_VENV)
 	$(GLIDE_VENV)/bin/python -m pip install -q -r adapters/glide/requirements.txt
+
+GLIDE_QWEN_DRAFT := adapters/glide/drafts/qwen2.5-coder-1.5b
+GLIDE_METHODS    := glide glide+svip glide-cape glide-cape+svip svip
+
+glide-draft: models  ## rebuild the shipped GliDe draft for Qwen2.5-Coder-1.5B (0.5B's first 4 layers + cross-attention; ~50 min on 2 cores)
+	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_QWEN_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
+		--layers 4 --lora-rank 16 --epochs 3
+
+bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + vanilla SVIP (Qwen pair, fp32+oneDNN, GliDe's 5 sets x 2, 64 tokens)
+	$(SVIP) bench --run-dir runs/glide-qwen --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
+		--glide-draft $(GLIDE_QWEN_DRAFT) --dtype fp32 --kernels onednn --questions glide --per-category 2 \
+		--max-new-tokens 64 --methods $(GLIDE_METHODS)
+	$(SVIP) report runs/glide-qwen
 
 glide-svip: glide-setup  ## GliDe, +SVIP, GliDe+CaPE, +SVIP as Table 3 on a CUDA GPU; without CUDA: stops after the patch, says why
 	$(PYTHON) -m svip.eval.glide.bench --target $(GLIDE_TARGET) --draft $(GLIDE_DRAFT) --run-dir $(GLIDE_RUN_DIR) \

@@ -29,6 +29,7 @@ class ModelSet:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     record_cross_entropy: bool = False
     eagle: Any = None  # EagleGenerator: an EAGLE run (target-only decodes on its base model)
+    glide: Any = None  # GlideDraft: the run's GliDe draft (glide* methods), reading the target's cache
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def shared(self, key: str, factory: Callable[[], Any]) -> Any:

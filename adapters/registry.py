@@ -36,6 +36,8 @@ BUILTIN = (
     "svip.adapters.hf.method:HF_KIND",
     "svip.adapters.cascade.kind:CASCADE_KIND",
     "svip.adapters.cape.kind:CAPE_KIND",
+    "svip.adapters.glide.kind:GLIDE_KIND",
+    "svip.adapters.glide.kind:GLIDE_CAPE_KIND",
     "svip.adapters.eagle.kind:EAGLE2_KIND",
 )
 

@@ -37,6 +37,14 @@ def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> N
         "(fp32 on the CPU; on CPUs where MKL repacks weights per call, verifying k tokens gets much cheaper: "
         "check with `svip calibrate`) (default: %(default)s)",
     )
+    if draft:
+        group.add_argument(
+            "--glide-draft",
+            default=None,
+            metavar="DIR",
+            help="GliDe draft for the glide* methods (built on its base draft model, reads the target's KV cache; "
+            "make glide-draft)",
+        )
     group.add_argument(
         "--memory-first-gpu",
         type=float,
@@ -228,6 +236,7 @@ def cmd_bench(args) -> int:
         multi_turn=args.multi_turn,
         methods=args.methods,
         eagle_head=args.eagle_head,
+        glide_draft=args.glide_draft,
     )
     log = run_bench(config, Path(args.run_dir))
     records = read_records(log.path)
@@ -354,6 +363,7 @@ def cmd_report(args) -> int:
         cross_entropy_summary,
         draft_table,
         eagle_table,
+        glide_table,
         length_table,
         speedup_table,
         time_table,
@@ -396,10 +406,10 @@ def cmd_report(args) -> int:
         if cost:
             print()
             print(cost)
-        eagle = eagle_table(records)
-        if eagle:
-            print()
-            print(eagle)
+        for layout in (eagle_table(records), glide_table(records)):
+            if layout:
+                print()
+                print(layout)
         summary = cross_entropy_summary(records)
         if summary:
             print(summary)

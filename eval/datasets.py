@@ -42,6 +42,16 @@ BUILTIN_SETS = {
 EAGLE_SETS = {"mt_bench": "mt-bench", "humaneval": "h-eval", "gsm8k": "gsm8k", "sum": "cnn/dm", "qa": "qa"}
 COMPOSITE_SETS = {"eagle": tuple(f"eagle-{name}" for name in EAGLE_SETS)}
 
+# GliDe/CaPE's evaluation prompts (the paper's Table 3 columns), read from the upstream checkout
+# (make glide-setup): upstream has no license, so they are not shipped. file -> reporting group.
+GLIDE_SETS = {
+    "mt_bench_test.jsonl": "mt-bench",
+    "code_search_net_test.json": "code",
+    "gbharti_finance-alpaca_eval.json": "finance",
+    "gsm8k_test.json": "gsm",
+    "spider_validation.json": "spider",
+}
+
 MT_BENCH_CATEGORIES = frozenset(
     {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"}
 )
@@ -66,7 +76,7 @@ def resolve_question_file(name_or_path: str) -> Path:
     path = BUILTIN_SETS.get(name_or_path, Path(name_or_path))
     if not path.is_file():
         raise DatasetError(
-            f"no question file {name_or_path!r}; built-in sets: {', '.join([*BUILTIN_SETS, *COMPOSITE_SETS])}"
+            f"no question file {name_or_path!r}; built-in sets: {', '.join([*BUILTIN_SETS, *COMPOSITE_SETS, 'glide'])}"
         )
     return path
 
@@ -83,8 +93,50 @@ def _parse(line: str, number: int, path: Path) -> dict:
     return record
 
 
+def glide_data_dir() -> Path:
+    """Where the GliDe checkout keeps its prompts (``third_party/GliDe/inference/cape/raw_data``)."""
+    from svip.adapters.glide.upstream import GLIDE_DIR
+
+    return GLIDE_DIR / "inference" / "cape" / "raw_data"
+
+
+def _glide_questions() -> list[Question]:
+    directory = glide_data_dir()
+    if not directory.is_dir():
+        raise DatasetError(
+            f"the glide question set is read from the GliDe checkout ({directory}), which is missing: "
+            "make glide-setup [GLIDE_REPO=<local clone>]"
+        )
+    return [
+        Question(f"{group}/{q.question_id}", q.category, group, q.turns, q.raw)
+        for name, group in GLIDE_SETS.items()
+        for q in load_questions(str(directory / name))
+    ]
+
+
+def _conversation_records(path: Path) -> list[dict]:
+    """A JSON array of ``{"id", "conversation": [{"role", "content"}, ...]}`` (GliDe's raw_data): the user turns."""
+    try:
+        items = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: not valid JSON ({error.msg})") from None
+    records = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict) or "conversation" not in item:
+            raise DatasetError(f"{path}: item {number}: expected an object with a 'conversation' list")
+        turns = [t.get("content") for t in item["conversation"] if isinstance(t, dict) and t.get("role") == "user"]
+        records.append({"question_id": item.get("id", number), "category": path.stem, "turns": turns})
+    return records
+
+
 def load_questions(name_or_path: str) -> list[Question]:
-    """All questions of a file, in file order; ``eagle`` = EAGLE's five sets, one group per set."""
+    """All questions of a file, in file order; ``eagle`` = EAGLE's five sets, ``glide`` = GliDe's five, one group each.
+
+    Formats: FastChat/Spec-Bench jsonl (``turns``), the SVIP repo's jsonl
+    (``prompt``), and a JSON array of conversations (GliDe's ``raw_data``).
+    """
+    if name_or_path == "glide":
+        return _glide_questions()
     if name_or_path in COMPOSITE_SETS:
         return [
             Question(
@@ -98,7 +150,10 @@ def load_questions(name_or_path: str) -> list[Question]:
             for q in load_questions(part)
         ]
     path = resolve_question_file(name_or_path)
-    records = [_parse(line, i, path) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    if path.read_text().lstrip().startswith("["):
+        records = _conversation_records(path)
+    else:
+        records = [_parse(line, i, path) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
     if not records:
         raise DatasetError(f"{path}: no questions")
     categories = {str(r.get("category", "default")) for r in records}

@@ -153,6 +153,7 @@ class ModelRequest:
     memory_per_gpu: float | None = None  # GiB on every other GPU
     eagle_head: str | None = None  # an EAGLE run: EaModel on the target's base model + this head
     kernels: str = "default"  # matmul kernels of the linear layers (svip.kernels): default or onednn
+    glide_draft: str | None = None  # a GliDe draft directory (glide* methods), built on its base model
 
     @classmethod
     def of(cls, source) -> "ModelRequest":
@@ -202,4 +203,25 @@ def load_models(request: ModelRequest, sampling=None, *, record_cross_entropy: b
     if request.draft:
         check_same_tokenizer(tokenizer, load_tokenizer(request.draft))
         draft = load_model(request.draft, request.draft_placement, layers=request.draft_layers)
-    return ModelSet(target, draft, tokenizer, sampling, record_cross_entropy)
+    glide = load_glide_draft(request.glide_draft, target, request.draft_placement, tokenizer) if request.glide_draft else None
+    return ModelSet(target, draft, tokenizer, sampling, record_cross_entropy, glide=glide)
+
+
+def load_glide_draft(directory: str, target, placement: Placement, tokenizer=None):
+    """A ``GlideDraft`` for ``target``: its base model cut to the kept layers (fp32, to merge LoRA), then placed."""
+    from svip.adapters.glide.draft import GlideConfig, GlideDraft
+
+    try:
+        config = GlideConfig.read(directory)
+    except FileNotFoundError as error:
+        raise ModelLoadError(str(error)) from None
+    if tokenizer is not None:
+        check_same_tokenizer(tokenizer, load_tokenizer(config.base))
+    base = load_model(config.base, Placement(placement.device, "fp32"), layers=config.layers)
+    try:
+        glide = GlideDraft.from_pretrained(directory, base, target)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
+    glide = glide.to(DTYPES[placement.dtype]).eval()
+    pack_linears(glide, placement.kernels)
+    return glide

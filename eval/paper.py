@@ -71,4 +71,6 @@ def matching_table(questions: str, temperature: float) -> int | None:
         return 1 if temperature == 0 else 5
     if questions == "eagle" or questions.startswith("eagle-"):
         return 4
+    if questions == "glide":
+        return 3
     return None

@@ -58,6 +58,7 @@ class BenchConfig:
     multi_turn: bool = False  # run every turn (MT-Bench has 2), each on the method's own earlier answers
     cross_entropy: bool = True  # store H(q, p) per drafted token (Figure 3); timed apart, not in wall_time
     eagle_head: str | None = None  # EAGLE-1/2 head (dir or hub id): eagle2* methods on the patched upstream EaModel
+    glide_draft: str | None = None  # GliDe draft directory: glide* methods (cross-attention to the target's cache)
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
 
     def __post_init__(self) -> None:
@@ -73,6 +74,9 @@ class BenchConfig:
         if self.eagle_head and len(eagle) < len([m for m in self.methods if m != TARGET_ONLY]):
             # target-only runs on EAGLE's own base model there: other methods belong in a run of their own
             raise ValueError("a run with --eagle-head takes only eagle2 / eagle2-svip methods")
+        glide = [m for m in self.methods if registry.kind_of(m).name.startswith("glide")]
+        if glide and not self.glide_draft:
+            raise ValueError(f"{glide[0]} needs a GliDe draft (--glide-draft DIR; shipped: adapters/glide/drafts/...)")
 
     @property
     def all_methods(self) -> list[str]:

@@ -25,6 +25,7 @@ __all__ = [
     "length_table",
     "cross_entropy_summary",
     "eagle_table",
+    "glide_table",
     "cost_table",
     "draft_cost_ratio",
 ]
@@ -209,27 +210,16 @@ def cross_entropy_summary(records: list[dict]) -> str | None:
     )
 
 
-def eagle_table(records: list[dict]) -> str | None:
-    """Table 4 layout for EAGLE-2 runs: speedup and mean accepted length (tau) per column.
+def _tau_table(records: list[dict], title: str, methods: list[str], base_of, base_name: str) -> str:
+    """Speedup (tau) per column for ``methods``; a row with a ``base_of`` row is also given as a gain over it.
 
-    tau = new tokens per target forward (the prefill forward included). Each
-    ``eagle2:...+svip`` row is compared with the ``eagle2`` row of the same tree
-    (total, depth, top_k), so the gain is SVIP's alone.
+    tau = new tokens per target forward (the prefill forward included).
     """
-    methods = [m for m in dict.fromkeys(r["method"] for r in records) if method_kind(m) == "eagle2"]
-    if not methods:
-        return None
     table = speedups(records)
     groups = groups_in_order(records) + [AVERAGE]
     width = max(len(m) for m in methods)
     header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:11]:>11}" for g in groups)
-    lines = ["EAGLE-2 (Table 4 layout): speedup (tau) per column", header, "-" * len(header)]
-
-    def tree(method: str) -> tuple[str | None, ...]:
-        params = parse_method(method).params
-        return tuple(params.get(key) for key in ("total", "depth", "top_k"))
-
-    plain = {tree(m): m for m in methods if policy_name(m) is None}
+    lines = [title, header, "-" * len(header)]
     for method in methods:
         cells = []
         for group in groups:
@@ -239,18 +229,54 @@ def eagle_table(records: list[dict]) -> str | None:
             cell = table.get(method, {}).get(group)
             cells.append(f"{f'{cell.speedup:.2f} ({tau:.2f})' if cell else '-':>11}")
         line = f"{method:{width}} " + " ".join(cells)
-        base = plain.get(tree(method))
-        if (
-            policy_name(method) is not None
-            and base
-            and AVERAGE in table.get(base, {})
-            and AVERAGE in table.get(method, {})
-        ):
-            line += (
-                f"  ({table[method][AVERAGE].speedup / table[base][AVERAGE].speedup - 1:+.1%} vs eagle2, same tree)"
-            )
+        base = base_of(method)
+        if base and base != method and AVERAGE in table.get(base, {}) and AVERAGE in table.get(method, {}):
+            line += f"  ({table[method][AVERAGE].speedup / table[base][AVERAGE].speedup - 1:+.1%} vs {base_name})"
         lines.append(line)
     return "\n".join(lines)
+
+
+def eagle_table(records: list[dict]) -> str | None:
+    """Table 4 layout for EAGLE-2 runs: speedup and mean accepted length (tau) per column.
+
+    Each ``eagle2:...+svip`` row is compared with the ``eagle2`` row of the
+    same tree (total, depth, top_k), so the gain is SVIP's alone.
+    """
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if method_kind(m) == "eagle2"]
+    if not methods:
+        return None
+
+    def tree(method: str) -> tuple[str | None, ...]:
+        params = parse_method(method).params
+        return tuple(params.get(key) for key in ("total", "depth", "top_k"))
+
+    plain = {tree(m): m for m in methods if policy_name(m) is None}
+    return _tau_table(
+        records,
+        "EAGLE-2 (Table 4 layout): speedup (tau) per column",
+        methods,
+        lambda m: plain.get(tree(m)) if policy_name(m) is not None else None,
+        "eagle2, same tree",
+    )
+
+
+def glide_table(records: list[dict]) -> str | None:
+    """Table 3 layout for GliDe runs: speedup (tau) per column of every speculative method of the run.
+
+    A ``glide...+<policy>`` row is compared with the same kind (and CaPE
+    settings) under upstream's fixed 4 tokens, so the gain is the policy's.
+    """
+    methods = [m for m in dict.fromkeys(r["method"] for r in records) if m != TARGET_ONLY]
+    if not any(method_kind(m).startswith("glide") for m in methods):
+        return None
+
+    def fixed(method: str) -> str | None:
+        if not method_kind(method).startswith("glide"):
+            return None
+        head = method.partition("+")[0]
+        return f"{head}+constant:k=4" if f"{head}+constant:k=4" in methods else None
+
+    return _tau_table(records, "GliDe (Table 3 layout): speedup (tau) per column", methods, fixed, "4 tokens")
 
 
 def draft_cost_ratio(records: list[dict]) -> float | None:

@@ -32,6 +32,7 @@ class CapeMethod:
     bins: tuple[int, ...] = UPSTREAM_BINS
     nodes: int = 64
     policy: str = DEFAULT_POLICY  # canonical spec of the chain's draft-length policy
+    kind: str = CAPE  # the method kind spelled in ``spec`` (``glide-cape``: the same tree on GliDe's chain)
 
     def __post_init__(self) -> None:
         if len(self.bins) < 11 or not all(isinstance(b, int) and 1 <= b <= 64 for b in self.bins):
@@ -46,10 +47,10 @@ class CapeMethod:
         return self.bins[min(int(top1_prob * 10), len(self.bins) - 1)]
 
     @classmethod
-    def from_spec(cls, spec: MethodSpec) -> "CapeMethod":
-        if spec.kind != CAPE:
-            raise ValueError(f"not a cape method: {str(spec)!r}")
-        values: dict = {}
+    def from_spec(cls, spec: MethodSpec, kind: str = CAPE) -> "CapeMethod":
+        if spec.kind != kind:
+            raise ValueError(f"not a {kind} method: {str(spec)!r}")
+        values: dict = {"kind": kind}
         for key, raw in spec.call.items:
             if key == "bins":
                 try:
@@ -64,7 +65,7 @@ class CapeMethod:
                 except ValueError:
                     raise ValueError(f"cape: nodes must be an integer, got {raw!r}") from None
             else:
-                raise ValueError(f"cape: unknown parameter {key!r} (allowed: bins, nodes; the policy goes after '+')")
+                raise ValueError(f"{kind}: unknown parameter {key!r} (allowed: bins, nodes; the policy goes after '+')")
         if spec.policy is not None:
             values["policy"] = make_policy(spec.policy).spec
         else:
@@ -73,4 +74,4 @@ class CapeMethod:
 
     @property
     def spec(self) -> str:
-        return f"{CAPE}:bins={'/'.join(map(str, self.bins))},nodes={self.nodes}+{self.policy}"
+        return f"{self.kind}:bins={'/'.join(map(str, self.bins))},nodes={self.nodes}+{self.policy}"

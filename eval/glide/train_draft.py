@@ -1,0 +1,306 @@
+"""Train a GliDe draft for a target by distillation, teacher-forced (``make glide-draft``).
+
+``python -m svip.eval.glide.train_draft --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b --layers 4 OUT``
+
+The draft keeps the base model's first ``--layers`` blocks, re-tuned by
+LoRA, each followed by a cross-attention block reading one of the target's
+top layers (``svip.adapters.glide``). Its labels are the target's greedy
+next tokens at every position of the training text, and its cross-attention
+sees the target's keys/values of the positions before the start of its
+block (upstream's block-wise mask): the offsets a round of drafting
+produces. One teacher-forced target forward per text gives both, so no
+generation is needed once the text exists.
+
+The text is the target's own answers to templated prompts that are in no
+evaluation set (the EAGLE head's data file, ``make eagle-head-qwen``, when
+it exists; otherwise answered here): on its own answers the target's next
+token is the text's, which is what acceptance is measured on.
+
+Held-out examples (5%) give the record written beside the weights:
+top-1 agreement with the target, and the mean accepted length of a 4-token
+chain (teacher-forced over the target's greedy text, which is exact for
+greedy verification: a chain's tokens equal the text's until its first
+miss), for this draft, the untrained cut base model, and the full base model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from svip.adapters.glide.draft import GlideDraft
+from svip.adapters.glide.lora import add_lora, lora_state
+from svip.runtime import cache_root
+
+__all__ = ["block_limits", "chain_acceptance", "teacher_pass", "train", "main"]
+
+EVAL_CHAIN = 4  # upstream GliDe's draft length
+
+
+def block_limits(length: int, block: int, phase: int) -> torch.Tensor:
+    """For each position, the start of its block: the target positions it may see are ``< start``."""
+    positions = torch.arange(length)
+    return (positions - (positions + phase) % block).clamp(min=0)
+
+
+@torch.no_grad()
+def teacher_pass(target, sequences: list[list[int]], layers: list[int], batch_size: int = 8) -> list[dict]:
+    """Per sequence: the target's cached keys/values of ``layers`` (fp16) and its greedy next token per position."""
+    from transformers import DynamicCache
+
+    records = []
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        width = max(map(len, batch))
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in batch])  # right padding: real positions from 0
+        cache = DynamicCache(config=target.config)
+        hidden = target.model(input_ids=ids, past_key_values=cache, use_cache=True).last_hidden_state
+        for row, sequence in enumerate(batch):
+            n = len(sequence)
+            labels = target.lm_head(hidden[row, :n]).argmax(-1)
+            kv = torch.stack(
+                [torch.stack([cache.layers[i].keys[row, :, :n], cache.layers[i].values[row, :, :n]]) for i in layers]
+            )  # (layers, 2, kv_heads, n, head_dim)
+            records.append({"tokens": sequence, "labels": labels, "kv": kv.to(torch.float16)})
+        print(f"[teacher] {min(start + batch_size, len(sequences))}/{len(sequences)} sequences", flush=True)
+    return records
+
+
+def _batch(records: list[dict], rng: random.Random, block: int | None):
+    """Right-padded tokens, labels (-100 at pads), target KV per draft layer, and per-query limits."""
+    width = max(len(r["tokens"]) for r in records)
+    ids = torch.zeros(len(records), width, dtype=torch.long)
+    labels = torch.full((len(records), width), -100, dtype=torch.long)
+    mask = torch.zeros(len(records), width, dtype=torch.long)
+    limits = torch.zeros(len(records), width, dtype=torch.long)
+    n_layers, _, kv_heads, _, head_dim = records[0]["kv"].shape
+    kv = torch.zeros(n_layers, 2, len(records), kv_heads, width, head_dim)
+    for row, record in enumerate(records):
+        n = len(record["tokens"])
+        ids[row, :n] = torch.tensor(record["tokens"])
+        labels[row, :n] = record["labels"]
+        mask[row, :n] = 1
+        size = block or rng.randint(1, 8)
+        limits[row] = block_limits(width, size, 0 if block else rng.randrange(size))
+        kv[:, :, row, :, :n] = record["kv"].float()
+    return ids, labels, mask, limits, kv
+
+
+def _forward(draft: GlideDraft, ids, mask, limits, kv, *, cross: bool = True):
+    """Hidden states of the draft over a batch (training's block-wise cross-attention)."""
+    positions = torch.arange(ids.shape[1]).expand_as(ids)
+    if cross:
+        draft.context.keys, draft.context.values, draft.context.limits = list(kv[:, 0]), list(kv[:, 1]), limits
+    try:
+        return draft.model.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+    finally:
+        draft.context.clear()
+
+
+def chain_acceptance(
+    predicted: torch.Tensor, labels: torch.Tensor, tokens: list[int], chain: int, first: int
+) -> list[int]:
+    """Accepted length of each ``chain``-token block over greedy text (block starts ``first + chain * i``).
+
+    A block's queries see the target before the block's start, as a round
+    of drafting does; only blocks where the text is the target's greedy
+    continuation are judged (there, drafting the text's tokens is exact).
+    """
+    accepted = []
+    n = len(tokens)
+    for start in range(first, n - chain, chain):
+        span = range(start, start + chain)
+        if any(int(labels[p]) != tokens[p + 1] for p in span):
+            continue
+        count = 0
+        while count < chain and int(predicted[start + count]) == int(labels[start + count]):
+            count += 1
+        accepted.append(count)
+    return accepted
+
+
+@torch.no_grad()
+def evaluate(
+    draft: GlideDraft, records: list[dict], prompts: list[int], *, cross: bool = True, full_base=None
+) -> dict:
+    """Held-out top-1 agreement (answer positions) and mean accepted length of 4-token chains."""
+    hits = total = 0
+    accepted: list[int] = []
+    for record, prompt_length in zip(records, prompts):
+        first = prompt_length - 1  # the position that predicts the first answer token
+        ids, labels, mask, _, kv = _batch([record], random.Random(0), EVAL_CHAIN)
+        limits = block_limits(ids.shape[1], EVAL_CHAIN, (-first) % EVAL_CHAIN)[None]  # blocks start at `first`
+        if full_base is not None:
+            logits = full_base(input_ids=ids).logits[0]
+        else:
+            hidden = _forward(draft, ids, mask, limits, kv, cross=cross)
+            logits = draft.model.lm_head(hidden)[0]
+        predicted = logits.argmax(-1)
+        answer = slice(first, len(record["tokens"]))
+        hits += int((predicted[answer] == record["labels"][answer]).sum())
+        total += len(record["tokens"]) - first
+        accepted += chain_acceptance(predicted, record["labels"], record["tokens"], EVAL_CHAIN, first)
+    return {
+        "top1": hits / max(total, 1),
+        "mean_accepted_of_4": sum(accepted) / max(len(accepted), 1),
+        "positions": total,
+        "chains": len(accepted),
+    }
+
+
+def train(draft: GlideDraft, lora, records, held_out, held_prompts, *, epochs, batch_size, lr, seed) -> list[dict]:
+    """AdamW over the cross-attention blocks, the LoRA updates and the final norm; held-out record per epoch."""
+    parameters = [p for p in draft.blocks.parameters()] + [
+        p for layer in lora.values() for p in (layer.lora_a, layer.lora_b)
+    ]
+    parameters.append(draft.model.model.norm.weight)
+    for parameter in draft.parameters():
+        parameter.requires_grad_(False)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    rng = random.Random(seed)
+    steps = epochs * math.ceil(len(records) / batch_size)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    history, step, started = [], 0, time.perf_counter()
+    for epoch in range(epochs):
+        order = list(range(len(records)))
+        rng.shuffle(order)
+        draft.train()
+        losses = []
+        for first in range(0, len(order), batch_size):
+            ids, labels, mask, limits, kv = _batch([records[i] for i in order[first : first + batch_size]], rng, None)
+            hidden = _forward(draft, ids, mask, limits, kv)
+            keep = labels >= 0
+            loss = torch.nn.functional.cross_entropy(draft.model.lm_head(hidden[keep]).float(), labels[keep])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss))
+            step += 1
+            if step % 20 == 0:
+                print(
+                    f"[train] epoch {epoch + 1} step {step}/{steps} loss {sum(losses[-20:]) / 20:.3f} "
+                    f"({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
+        draft.eval()
+        result = evaluate(draft, held_out, held_prompts)
+        result.update(epoch=epoch + 1, train_loss=sum(losses) / len(losses), seconds=time.perf_counter() - started)
+        print(f"[eval] {result}", flush=True)
+        history.append(result)
+    for parameter in draft.parameters():
+        parameter.requires_grad_(False)
+    return history
+
+
+def _texts(args, target, tokenizer) -> list[dict]:
+    """``{"prompt", "answer"}`` ids: the cached answers (EAGLE head data) or new ones."""
+    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{args.target}-head-data.pt"
+    if path.exists():
+        return [{"prompt": r["prompt"], "answer": r["answer"]} for r in torch.load(path)]
+    from ..eagle.head_data import answer_with_features
+    from ..eagle.train_head import _eval_turns
+    from ..eagle.train_prompts import build_prompts
+
+    prompts = build_prompts(args.prompts, seed=args.seed, exclude=_eval_turns())
+    examples = answer_with_features(target, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(examples, path)
+    return [{"prompt": r["prompt"], "answer": r["answer"]} for r in examples]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", help="where to write glide.json, glide.safetensors and training.json")
+    parser.add_argument("--target", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--base", default="qwen2.5-coder-0.5b", help="the draft model whose first layers are kept")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=float, default=32.0)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompts", type=int, default=448, help="prompts to answer when no cached text exists")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--data", help="cached answers (default: $SVIP_HOME/eagle/TARGET-head-data.pt)")
+    args = parser.parse_args(argv)
+    from ..loading import Placement, load_model, load_tokenizer
+
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    target = load_model(args.target)
+    texts = _texts(args, target, load_tokenizer(args.target))
+    rng = random.Random(args.seed)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    held = set(order[: max(1, len(order) // 20)])
+    base = load_model(args.base, Placement(), layers=args.layers)
+    draft = GlideDraft.new(
+        base, target, layers=args.layers, base_name=args.base, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha
+    )
+    records = teacher_pass(target, [t["prompt"] + t["answer"] for t in texts], list(draft.config.target_layers))
+    teacher_seconds = time.perf_counter() - started
+    del target
+    held_out = [records[i] for i in sorted(held)]
+    held_prompts = [len(texts[i]["prompt"]) for i in sorted(held)]
+    training = [records[i] for i in range(len(records)) if i not in held]
+    baselines = {"cut_base_untrained": evaluate(draft, held_out, held_prompts, cross=False)}
+    full = load_model(args.base)
+    baselines["full_base"] = evaluate(draft, held_out, held_prompts, full_base=full)
+    del full
+    print(f"[baselines] {baselines}", flush=True)
+    lora = add_lora(draft.model.model.layers, args.lora_rank, args.lora_alpha)
+    history = train(
+        draft,
+        lora,
+        training,
+        held_out,
+        held_prompts,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    record = {
+        "target": args.target,
+        "base": args.base,
+        "layers": args.layers,
+        "target_layers": list(draft.config.target_layers),
+        "text": "the target's greedy answers (fp32) to templated prompts in no eval set (EAGLE head data)",
+        "sequences": len(texts),
+        "train_sequences": len(training),
+        "held_out_sequences": len(held_out),
+        "tokens": sum(len(r["tokens"]) for r in records),
+        "answer_tokens": sum(len(t["answer"]) for t in texts),
+        "lora_rank": args.lora_rank,
+        "lora_alpha": args.lora_alpha,
+        "epochs": history,
+        "baselines_held_out": baselines,
+        "trained_parameters": sum(p.numel() for p in draft.blocks.parameters())
+        + sum(layer.lora_a.numel() + layer.lora_b.numel() for layer in lora.values()),
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "teacher_seconds": teacher_seconds,
+        "total_cpu_seconds": time.perf_counter() - started,
+        "torch_threads": torch.get_num_threads(),
+    }
+    draft.save(args.out, lora_state(lora), record)
+    print(f"[done] wrote {args.out}; {record['total_cpu_seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""GliDe on our engine, on tiny random models (mechanics only): cross-attention, drafting, losslessness, files."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from svip.adapters.glide.draft import GlideConfig, GlideDraft
+from svip.adapters.glide.lora import add_lora, lora_state
+from svip.adapters.glide.proposer import GlideProposer
+from svip.adapters.kinds import ModelSet
+from svip.adapters.registry import build, canonical
+from svip.adapters.vanilla.engine import SpeculativeEngine
+from svip.eval.glide.train_draft import _forward, block_limits, chain_acceptance, teacher_pass
+from svip.policies import ConstantPolicy
+
+from helpers import tiny_llama
+
+
+def _random_glide(seed: int = 0, layers: int = 2) -> tuple[torch.nn.Module, GlideDraft]:
+    """A tiny target (3 layers) and a GliDe draft on another tiny model, with non-zero cross-attention."""
+    target = tiny_llama(seed=seed, layers=3)
+    base = tiny_llama(seed=seed + 1, layers=layers)
+    draft = GlideDraft.new(base, target, layers=layers, base_name="tiny", lora_rank=4, lora_alpha=8.0)
+    torch.manual_seed(seed + 2)
+    with torch.no_grad():
+        for block in draft.blocks:
+            block.o_proj.weight.normal_(0, 0.5)
+            block.q_proj.weight.normal_(0, 0.5)
+    return target, draft.eval()
+
+
+def test_the_draft_reads_the_top_target_layers_and_starts_as_its_base_model():
+    target = tiny_llama(layers=3)
+    base = tiny_llama(seed=1, layers=2)
+    reference = base(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
+    draft = GlideDraft.new(base, target, layers=2, base_name="tiny")
+    assert draft.config.target_layers == (1, 2)
+    cache = target(input_ids=torch.tensor([[1, 2, 3]]), use_cache=True).past_key_values
+    draft.read_target(cache, torch.tensor([[0, 1, 2, 3]]))
+    logits = draft.model(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
+    assert draft.context.calls == [0, 1]  # every block ran ...
+    torch.testing.assert_close(logits, reference)  # ... and a fresh block adds nothing (o_proj = 0)
+
+
+def test_incremental_drafting_sees_what_training_sees():
+    """Prefill + token-by-token drafting with the proposer's limits == one batched forward with the same limits."""
+    target, draft = _random_glide()
+    tokens = [5, 9, 2, 33, 7, 1, 14, 60, 3]
+    committed = 6  # the target has cached tokens[:5]; tokens[5] is the newest committed, tokens[6:] drafts
+    cache = target(input_ids=torch.tensor([tokens[: committed - 1]]), use_cache=True).past_key_values
+    positions = torch.arange(len(tokens))
+    limits = positions.clamp(max=committed - 1)[None]
+    kv = torch.stack([torch.stack([cache.layers[i].keys, cache.layers[i].values]) for i in draft.config.target_layers])
+    kv = torch.nn.functional.pad(kv, (0, 0, 0, len(tokens) - (committed - 1)))  # unseen positions: masked anyway
+    batched = draft.model.lm_head(
+        _forward(draft, torch.tensor([tokens]), torch.ones(1, len(tokens), dtype=torch.long), limits, kv)
+    )[0]
+
+    from svip.adapters.vanilla.cached_model import CachedCausalLM
+    from svip.sampling import SamplingConfig
+
+    target_model, draft_model = CachedCausalLM(target), CachedCausalLM(draft.model)
+    target_model.forward(tokens[: committed - 1], 1)
+    proposer = GlideProposer(draft, draft_model, target_model, SamplingConfig())
+    rows = [proposer._forward(tokens[:committed])]
+    rows += [proposer._forward([t]) for t in tokens[committed:]]
+    torch.testing.assert_close(torch.stack(rows), batched[committed - 1 :], rtol=1e-4, atol=1e-4)
+    assert draft.context.keys is None  # the target's tensors are not held after a forward
+
+
+def test_a_query_without_visible_target_positions_gets_no_update():
+    target, draft = _random_glide()
+    ids = torch.tensor([[4, 8, 15, 16]])
+    kv = torch.randn(2, 2, 1, 2, 4, 8)
+    blind = _forward(draft, ids, torch.ones_like(ids), torch.zeros_like(ids), kv)
+    plain = draft.model.model(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(blind, plain)  # the sink alone: zero output
+
+
+def test_block_limits_and_chain_acceptance_by_hand():
+    assert block_limits(7, 3, 0).tolist() == [0, 0, 0, 3, 3, 3, 6]
+    assert block_limits(7, 3, 1).tolist() == [0, 0, 2, 2, 2, 5, 5]
+    tokens = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    labels = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])  # greedy text: label[p] == tokens[p + 1]
+    predicted = torch.tensor([1, 2, 0, 4, 5, 6, 7, 8, 9, 9])
+    assert chain_acceptance(predicted, labels, tokens, 4, 1) == [1, 4]  # blocks 1-4 (miss at 2), 5-8
+    labels[6] = 0  # the text leaves the target's greedy path inside block 5-8: not judged
+    assert chain_acceptance(predicted, labels, tokens, 4, 1) == [1]
+
+
+def test_teacher_pass_matches_one_sequence_at_a_time():
+    target = tiny_llama(layers=3)
+    sequences = [[1, 2, 3], [4, 5, 6, 7, 8]]
+    records = teacher_pass(target, sequences, [1, 2], batch_size=2)
+    for sequence, record in zip(sequences, records):
+        output = target(input_ids=torch.tensor([sequence]), use_cache=True)
+        assert record["labels"].tolist() == output.logits[0].argmax(-1).tolist()
+        torch.testing.assert_close(
+            record["kv"][1, 0].float(), output.past_key_values.layers[2].keys[0], atol=2e-3, rtol=1e-2
+        )
+
+
+def test_lora_saved_and_merged_gives_the_trained_draft(tmp_path):
+    target, draft = _random_glide()
+    lora = add_lora(draft.model.model.layers, 4, 8.0)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in lora.values():
+            layer.lora_b.normal_(0, 0.05)
+    ids = torch.tensor([[3, 1, 4, 1, 5, 9]])
+    cache = target(input_ids=ids[:, :4], use_cache=True).past_key_values
+    limits = torch.arange(6).clamp(max=4)[None]
+    draft.read_target(cache, limits)
+    trained = draft.model(input_ids=ids).logits
+    draft.context.clear()
+    draft.save(tmp_path, lora_state(lora), {"note": "test"})
+    assert GlideConfig.read(tmp_path).target_layers == (1, 2)
+
+    fresh_base = tiny_llama(seed=1, layers=2)
+    loaded = GlideDraft.from_pretrained(tmp_path, fresh_base, target).eval()
+    loaded.read_target(cache, limits)
+    torch.testing.assert_close(loaded.model(input_ids=ids).logits, trained, atol=5e-2, rtol=5e-2)  # fp16 files
+
+
+def test_a_draft_for_another_target_is_refused(tmp_path):
+    _, draft = _random_glide()
+    draft.save(tmp_path, {})
+    other = tiny_llama(layers=4)
+    with pytest.raises(ValueError, match="trained for a target"):
+        GlideDraft.from_pretrained(tmp_path, tiny_llama(seed=1, layers=2), other)
+
+
+def test_method_strings():
+    assert canonical("glide") == "glide+constant:k=4"
+    assert canonical("glide-svip") == "glide+svip:h=0.3,gamma=0.15,max=40"
+    assert canonical("glide-cape") == "glide-cape:bins=8/8/8/6/6/6/4/4/2/2/2/2,nodes=64+constant:k=4"
+    assert (
+        canonical("glide-cape-svip") == "glide-cape:bins=8/8/8/6/6/6/4/4/2/2/2/2,nodes=64+svip:h=0.3,gamma=0.15,max=40"
+    )
+    with pytest.raises(ValueError, match="no parameters"):
+        canonical("glide:k=3")
+
+
+def test_glide_methods_without_a_glide_draft_say_what_is_missing():
+    from svip.method import InputError
+
+    models = ModelSet(tiny_llama(layers=3), tiny_llama(seed=1))
+    with pytest.raises(InputError, match="--glide-draft"):
+        build("glide+svip", models)
+
+
+@pytest.mark.parametrize(
+    "method", ["glide", "glide-svip", "glide-cape", "glide-cape-svip", "glide-cape:nodes=3+svip:h=0.1"]
+)
+def test_greedy_glide_methods_equal_target_only(method):
+    target, draft = _random_glide(seed=4)
+    models = ModelSet(target, tiny_llama(seed=5), glide=draft)
+    reference = build("target-only", models)
+    speculative = build(method, models)
+    rng = random.Random(0)
+    drafted = 0
+    for _ in range(6):
+        prompt = [rng.randrange(64) for _ in range(rng.randint(1, 9))]
+        expected = reference.generate(prompt, max_new_tokens=20).tokens
+        result = speculative.generate(prompt, max_new_tokens=20)
+        assert result.tokens == expected
+        assert result.rounds[0].drafted == 0  # the prefill round: nothing to cross-attend to yet
+        drafted += sum(r.drafted for r in result.rounds)
+    assert drafted > 0
+
+
+def test_the_engine_loop_with_a_glide_proposer_accepts_when_the_draft_is_the_target():
+    """A GliDe draft that *is* the target (its blocks silent): every drafted token is accepted."""
+    target = tiny_llama(layers=2)
+    draft = GlideDraft.new(tiny_llama(layers=2), target, layers=2, base_name="tiny").eval()  # same seed: same weights
+    engine = SpeculativeEngine(target, draft.model)
+    proposer = GlideProposer(draft, engine.draft.model, engine.target.model, engine.sampling)
+    result = engine.generate([1, 2, 3], policy=ConstantPolicy(k=3), max_new_tokens=13, proposer=proposer)
+    assert all(r.accepted == r.drafted for r in result.rounds)
+    assert [r.drafted for r in result.rounds] == [0, 3, 3, 3]
