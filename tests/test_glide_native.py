@@ -181,3 +181,24 @@ def test_the_engine_loop_with_a_glide_proposer_accepts_when_the_draft_is_the_tar
     result = engine.generate([1, 2, 3], policy=ConstantPolicy(k=3), max_new_tokens=13, proposer=proposer)
     assert all(r.accepted == r.drafted for r in result.rounds)
     assert [r.drafted for r in result.rounds] == [0, 3, 3, 3]
+
+
+def test_the_shipped_qwen_draft_is_complete_and_small():
+    """The files ``load_glide_draft`` reads, in the size the brief allows (<= 30 MB), with its training record."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    directory = Path(__file__).resolve().parents[1] / "adapters" / "glide" / "drafts" / "qwen2.5-coder-1.5b"
+    config = GlideConfig.read(directory)
+    assert (config.base, config.layers, config.target_layers) == ("qwen2.5-coder-0.5b", 4, (24, 25, 26, 27))
+    assert config.target == {"hidden_layers": 28, "heads": 12, "kv_heads": 2, "head_dim": 128, "vocab": 151936}
+    weights = directory / "glide.safetensors"
+    assert weights.stat().st_size <= 30 * 2**20
+    with safe_open(str(weights), "pt") as handle:
+        keys = set(handle.keys())
+    assert {f"blocks.{i}.q_proj.weight" for i in range(4)} <= keys and "norm.weight" in keys
+    assert sum(k.startswith("lora.") for k in keys) == 4 * 7 * 2  # q, k, v, o, gate, up, down per layer
+    record = json.loads((directory / "training.json").read_text())
+    assert record["epochs"][-1]["top1"] > record["baselines_held_out"]["cut_base_untrained"]["top1"] + 0.3

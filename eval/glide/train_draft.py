@@ -26,6 +26,7 @@ miss), for this draft, the untrained cut base model, and the full base model.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import time
@@ -220,6 +221,52 @@ def _texts(args, target, tokenizer) -> list[dict]:
     return [{"prompt": r["prompt"], "answer": r["answer"]} for r in examples]
 
 
+def _held_out(texts: list[dict], seed: int) -> list[int]:
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    return sorted(order[: max(1, len(order) // 20)])
+
+
+def _question_texts(target, tokenizer, questions: str, per_category: int, max_new_tokens: int) -> list[dict]:
+    """The target's greedy answers to an evaluation set's first turns (to score the draft off its training text)."""
+    from ..datasets import load_questions
+    from ..datasets import per_category as first_per_category
+    from ..prompts import encode_prompt
+
+    texts = []
+    for question in first_per_category(load_questions(questions), per_category):
+        prompt = encode_prompt(tokenizer, question.turns[0])
+        output = target.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False)
+        texts.append({"prompt": prompt, "answer": output[0, len(prompt) :].tolist()})
+    return texts
+
+
+def _evaluate_saved(args) -> int:
+    """The trained draft's scores with its cross-attention on and off: on the held-out texts, or on a question set."""
+    from ..loading import load_glide_draft, load_model, load_tokenizer
+
+    target = load_model(args.target)
+    tokenizer = load_tokenizer(args.target)
+    if args.questions:
+        texts = _question_texts(target, tokenizer, args.questions, args.per_category, args.max_new_tokens)
+        chosen = list(range(len(texts)))
+    else:
+        texts = _texts(args, target, tokenizer)
+        chosen = _held_out(texts, args.seed)
+    draft = load_glide_draft(args.out, target)
+    sequences = [texts[i]["prompt"] + texts[i]["answer"] for i in chosen]
+    records = teacher_pass(target, sequences, list(draft.config.target_layers))
+    prompts = [len(texts[i]["prompt"]) for i in chosen]
+    result = {
+        "texts": args.questions or "held-out training texts",
+        "with_cross_attention": evaluate(draft, records, prompts),
+        "cross_attention_off": evaluate(draft, records, prompts, cross=False),
+        "full_base": evaluate(draft, records, prompts, full_base=load_model(args.base)),
+    }
+    print(json.dumps(result, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="where to write glide.json, glide.safetensors and training.json")
@@ -235,17 +282,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=448, help="prompts to answer when no cached text exists")
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--data", help="cached answers (default: $SVIP_HOME/eagle/TARGET-head-data.pt)")
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="only score the draft already in OUT (with and without its cross-attention, and the full base model) "
+        "on the held-out texts, or with --questions on the target's greedy answers to an evaluation set",
+    )
+    parser.add_argument("--questions", help="with --evaluate: a question set (e.g. glide, spec-bench)")
+    parser.add_argument("--per-category", type=int, default=2, help="with --questions: questions per column")
     args = parser.parse_args(argv)
     from ..loading import Placement, load_model, load_tokenizer
+
+    if args.evaluate:
+        return _evaluate_saved(args)
 
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     target = load_model(args.target)
     texts = _texts(args, target, load_tokenizer(args.target))
-    rng = random.Random(args.seed)
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    held = set(order[: max(1, len(order) // 20)])
+    held = set(_held_out(texts, args.seed))
     base = load_model(args.base, Placement(), layers=args.layers)
     draft = GlideDraft.new(
         base, target, layers=args.layers, base_name=args.base, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha
