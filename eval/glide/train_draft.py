@@ -243,7 +243,7 @@ def _question_texts(target, tokenizer, questions: str, per_category: int, max_ne
 
 def _evaluate_saved(args) -> int:
     """The trained draft's scores with its cross-attention on and off: on the held-out texts, or on a question set."""
-    from ..loading import load_glide_draft, load_model, load_tokenizer
+    from ..loading import Placement, load_glide_draft, load_model, load_tokenizer
 
     target = load_model(args.target)
     tokenizer = load_tokenizer(args.target)
@@ -253,7 +253,7 @@ def _evaluate_saved(args) -> int:
     else:
         texts = _texts(args, target, tokenizer)
         chosen = _held_out(texts, args.seed)
-    draft = load_glide_draft(args.out, target)
+    draft = load_glide_draft(args.out, target, Placement())
     sequences = [texts[i]["prompt"] + texts[i]["answer"] for i in chosen]
     records = teacher_pass(target, sequences, list(draft.config.target_layers))
     prompts = [len(texts[i]["prompt"]) for i in chosen]
