@@ -65,8 +65,8 @@ def test_incremental_drafting_sees_what_training_sees():
     target_model, draft_model = CachedCausalLM(target), CachedCausalLM(draft.model)
     target_model.forward(tokens[: committed - 1], 1)
     proposer = GlideProposer(draft, draft_model, target_model, SamplingConfig())
-    rows = [proposer._forward(tokens[:committed])]
-    rows += [proposer._forward([t]) for t in tokens[committed:]]
+    rows = [proposer._next_logits(tokens[:committed])]
+    rows += [proposer._next_logits([t]) for t in tokens[committed:]]
     torch.testing.assert_close(torch.stack(rows), batched[committed - 1 :], rtol=1e-4, atol=1e-4)
     assert draft.context.keys is None  # the target's tensors are not held after a forward
 

@@ -39,7 +39,7 @@ class DraftProposer(Proposer):
         proposal = Proposal()
         pending = list(sequence[self.model.cached_length :])
         for index in range(budget):
-            logits = self.model.forward(pending, 1)[-1]
+            logits = self._next_logits(pending)
             token, q = select_token(logits, self.sampling, generator)
             step = DraftStep(index=index, position=generated + index, token=token, logits=logits)
             proposal.tokens.append(token)
@@ -52,3 +52,7 @@ class DraftProposer(Proposer):
         proposal.draft_forwards = len(proposal.tokens)  # one forward per token
         proposal.seconds = time.perf_counter() - start
         return proposal
+
+    def _next_logits(self, pending: list[int]) -> torch.Tensor:
+        """Feed ``pending`` to the draft; its logits for the next token (a GliDe draft reads the target here too)."""
+        return self.model.forward(pending, 1)[-1]
