@@ -44,8 +44,8 @@ def test_glide_methods_on_smollm2_with_an_untrained_draft_are_lossless(smol_targ
     from svip.adapters.glide.draft import GlideDraft
     from svip.eval.loading import load_model
 
+    torch.manual_seed(0)  # the blocks' random query projections: the same draft every run
     draft = GlideDraft.new(load_model("smollm2-135m", layers=4), smol_target, layers=4, base_name="smollm2-135m")
-    torch.manual_seed(0)
     with torch.no_grad():
         for block in draft.blocks:
             block.o_proj.weight.normal_(0, 0.02)
