@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from svip.grammar import MethodSpec
-from svip.method import InputError
 from svip.spec import policy_factory
 
 from ..kinds import MethodKind, ModelSet
@@ -21,10 +20,7 @@ def _canonical(spec: MethodSpec) -> str:
 def _build(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     method = CapeMethod.from_spec(spec)
     models.require_draft(method.spec)
-    if not models.sampling.greedy:
-        raise InputError(
-            f"{method.spec}: tree verification is greedy only (multi-candidate rejection sampling is not implemented)"
-        )
+    method.require_greedy(models.sampling)
     engine = models.engine()
     proposer = CapeProposer(engine.draft, method)
     return EngineMethod(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from svip import make_policy
 from svip.grammar import MethodSpec
+from svip.method import InputError
 
 __all__ = ["CAPE", "CapeMethod", "UPSTREAM_BINS"]
 
@@ -45,6 +46,13 @@ class CapeMethod:
     def candidates(self, top1_prob: float) -> int:
         """Candidates at a drafted position (its own token included)."""
         return self.bins[min(int(top1_prob * 10), len(self.bins) - 1)]
+
+    def require_greedy(self, sampling) -> None:
+        """Refuse sampling at build time: tree verification is greedy only (the scorer refuses it too)."""
+        if not sampling.greedy:
+            raise InputError(
+                f"{self.spec}: tree verification is greedy only (multi-candidate rejection sampling is not implemented)"
+            )
 
     @classmethod
     def from_spec(cls, spec: MethodSpec, kind: str = CAPE) -> "CapeMethod":

@@ -44,10 +44,6 @@ def _engine_and_proposer(models: ModelSet, method: str) -> tuple[SpeculativeEngi
         raise InputError(f"{method} needs the vanilla engine's target model (a run without --eagle-head)")
     if models.glide is None:
         raise InputError(f"{method} needs a GliDe draft (--glide-draft DIR; make glide-draft builds one)")
-    if not models.sampling.greedy and method.startswith(GLIDE_CAPE):
-        raise InputError(
-            f"{method}: tree verification is greedy only (multi-candidate rejection sampling is not implemented)"
-        )
     engine = models.shared(
         "glide-engine",
         lambda: SpeculativeEngine(
@@ -69,6 +65,7 @@ def _build_glide(spec: MethodSpec, models: ModelSet) -> EngineMethod:
 
 def _build_glide_cape(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     method = CapeMethod.from_spec(spec, kind=GLIDE_CAPE)
+    method.require_greedy(models.sampling)
     engine, proposer = _engine_and_proposer(models, method.spec)
     return EngineMethod(
         engine,
