@@ -7,7 +7,7 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft bench-glide
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-diverse bench-glide
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -108,7 +108,7 @@ bench-lengths: models-default  ## Table 2/6 layout: the same run at several gene
 	$(SVIP) report --no-paper runs/smollm2-len*/ | tail -n 12
 
 test: models-default lint  ## lint + the full test suite (real SmolLM2 weights; ~30 min on 2 cores)
-	$(PYTHON) -m pytest -q -rs
+	$(PYTHON) -m pytest -q -rs --durations=20
 
 test-fast: models-default  ## everything but the real-weight tests (pytest -m "not slow"; the tokenizer is SmolLM2's)
 	$(PYTHON) -m pytest -q -rs -m "not slow"
@@ -179,6 +179,13 @@ GLIDE_METHODS    := glide glide+svip glide-cape glide-cape+svip svip
 glide-draft: models  ## rebuild the shipped GliDe draft for Qwen2.5-Coder-1.5B (0.5B's first 4 layers + cross-attention; ~50 min on 2 cores)
 	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_QWEN_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
 		--layers 4 --lora-rank 16 --epochs 3
+
+glide-draft-diverse: models glide-setup  ## the diverse-text variant (not shipped: no better on GliDe's prompts, README), then its score there
+	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --target qwen2.5-coder-1.5b \
+		--base qwen2.5-coder-0.5b --layers 4 --lora-rank 16 --epochs 3 --answers 224 --corpus-tokens 40000 \
+		--soft-top-k 8 --loss-from answer
+	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --evaluate --questions glide --per-category 2 \
+		--max-new-tokens 64
 
 bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + vanilla SVIP (Qwen pair, fp32+oneDNN, GliDe's 5 sets x 2, 64 tokens)
 	$(SVIP) bench --run-dir runs/glide-qwen --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \

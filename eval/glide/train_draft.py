@@ -26,6 +26,8 @@ miss), for this draft, the untrained cut base model, and the full base model.
 from __future__ import annotations
 
 import argparse
+import collections
+import hashlib
 import json
 import math
 import random
@@ -38,9 +40,18 @@ from svip.adapters.glide.draft import GlideDraft
 from svip.adapters.glide.lora import add_lora, lora_state
 from svip.runtime import cache_root
 
-__all__ = ["block_limits", "chain_acceptance", "teacher_pass", "train", "main"]
+__all__ = [
+    "block_limits",
+    "cached_teacher_pass",
+    "chain_acceptance",
+    "distillation_loss",
+    "teacher_pass",
+    "train",
+    "main",
+]
 
 EVAL_CHAIN = 4  # upstream GliDe's draft length
+TEACHER_TOP_K = 8  # next tokens kept per position by the teacher pass (the soft labels)
 
 
 def block_limits(length: int, block: int, phase: int) -> torch.Tensor:
@@ -50,8 +61,11 @@ def block_limits(length: int, block: int, phase: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def teacher_pass(target, sequences: list[list[int]], layers: list[int], batch_size: int = 8) -> list[dict]:
-    """Per sequence: the target's cached keys/values of ``layers`` (fp16) and its greedy next token per position."""
+def teacher_pass(
+    target, sequences: list[list[int]], layers: list[int], batch_size: int = 8, top_k: int = TEACHER_TOP_K
+) -> list[dict]:
+    """Per sequence: the target's cached keys/values of ``layers`` (fp16), its greedy next token per position,
+    and its ``top_k`` most likely next tokens with their log-probabilities (the soft labels)."""
     from transformers import DynamicCache
 
     records = []
@@ -63,17 +77,41 @@ def teacher_pass(target, sequences: list[list[int]], layers: list[int], batch_si
         hidden = target.model(input_ids=ids, past_key_values=cache, use_cache=True).last_hidden_state
         for row, sequence in enumerate(batch):
             n = len(sequence)
-            labels = target.lm_head(hidden[row, :n]).argmax(-1)
+            logits = target.lm_head(hidden[row, :n]).float()
+            top = logits.log_softmax(-1).topk(top_k, dim=-1)
             kv = torch.stack(
                 [torch.stack([cache.layers[i].keys[row, :, :n], cache.layers[i].values[row, :, :n]]) for i in layers]
             )  # (layers, 2, kv_heads, n, head_dim)
-            records.append({"tokens": sequence, "labels": labels, "kv": kv.to(torch.float16)})
+            records.append(
+                {
+                    "tokens": sequence,
+                    "labels": logits.argmax(-1),
+                    "kv": kv.to(torch.float16),
+                    "top_ids": top.indices.to(torch.int32),
+                    "top_logp": top.values.to(torch.float16),
+                }
+            )
         print(f"[teacher] {min(start + batch_size, len(sequences))}/{len(sequences)} sequences", flush=True)
     return records
 
 
+def cached_teacher_pass(target, sequences: list[list[int]], layers: list[int], name: str) -> list[dict]:
+    """``teacher_pass``, kept under ``$SVIP_HOME/glide`` by a digest of its inputs (a retrain skips it)."""
+    digest = hashlib.sha256(json.dumps([name, layers, sequences]).encode()).hexdigest()[:16]
+    path = cache_root() / "glide" / f"{name}-teacher-{digest}.pt"
+    if path.exists():
+        print(f"[teacher] cached: {path}", flush=True)
+        return torch.load(path)
+    records = teacher_pass(target, sequences, layers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(records, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").rename(path)  # never a half-written cache
+    return records
+
+
 def _batch(records: list[dict], rng: random.Random, block: int | None):
-    """Right-padded tokens, labels (-100 at pads), target KV per draft layer, and per-query limits."""
+    """Right-padded tokens, labels (-100 at pads and before ``first``), target KV per draft layer, per-query limits,
+    and the soft labels (``top_ids``/``top_logp``, zero where there is no label)."""
     width = max(len(r["tokens"]) for r in records)
     ids = torch.zeros(len(records), width, dtype=torch.long)
     labels = torch.full((len(records), width), -100, dtype=torch.long)
@@ -81,15 +119,34 @@ def _batch(records: list[dict], rng: random.Random, block: int | None):
     limits = torch.zeros(len(records), width, dtype=torch.long)
     n_layers, _, kv_heads, _, head_dim = records[0]["kv"].shape
     kv = torch.zeros(n_layers, 2, len(records), kv_heads, width, head_dim)
+    top_k = records[0]["top_ids"].shape[-1] if "top_ids" in records[0] else 1
+    top_ids = torch.zeros(len(records), width, top_k, dtype=torch.long)
+    top_logp = torch.zeros(len(records), width, top_k)
     for row, record in enumerate(records):
         n = len(record["tokens"])
+        first = record.get("first", 0)
         ids[row, :n] = torch.tensor(record["tokens"])
-        labels[row, :n] = record["labels"]
+        labels[row, first:n] = record["labels"][first:]
         mask[row, :n] = 1
         size = block or rng.randint(1, 8)
         limits[row] = block_limits(width, size, 0 if block else rng.randrange(size))
         kv[:, :, row, :, :n] = record["kv"].float()
-    return ids, labels, mask, limits, kv
+        if "top_ids" in record:
+            top_ids[row, :n] = record["top_ids"].long()
+            top_logp[row, :n] = record["top_logp"].float()
+    return ids, labels, mask, limits, kv, top_ids, top_logp
+
+
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, top_ids, top_logp, soft: bool) -> torch.Tensor:
+    """Cross-entropy to the target: its greedy token (hard), or its top-k distribution renormalised (soft).
+
+    The soft labels carry what the target thought of the runners-up, which
+    is more to learn from per position than the argmax alone.
+    """
+    if not soft:
+        return torch.nn.functional.cross_entropy(logits, labels)
+    weights = top_logp.softmax(-1)
+    return -(weights * logits.log_softmax(-1).gather(-1, top_ids)).sum(-1).mean()
 
 
 def _forward(draft: GlideDraft, ids, mask, limits, kv, *, cross: bool = True):
@@ -134,7 +191,7 @@ def evaluate(
     accepted: list[int] = []
     for record, prompt_length in zip(records, prompts):
         first = prompt_length - 1  # the position that predicts the first answer token
-        ids, labels, mask, _, kv = _batch([record], random.Random(0), EVAL_CHAIN)
+        ids, labels, mask, _, kv, _, _ = _batch([record], random.Random(0), EVAL_CHAIN)
         limits = block_limits(ids.shape[1], EVAL_CHAIN, (-first) % EVAL_CHAIN)[None]  # blocks start at `first`
         if full_base is not None:
             logits = full_base(input_ids=ids).logits[0]
@@ -154,8 +211,25 @@ def evaluate(
     }
 
 
-def train(draft: GlideDraft, lora, records, held_out, held_prompts, *, epochs, batch_size, lr, seed) -> list[dict]:
-    """AdamW over the cross-attention blocks, the LoRA updates and the final norm; held-out record per epoch."""
+def train(
+    draft: GlideDraft,
+    lora,
+    records,
+    held_out,
+    held_prompts,
+    *,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    soft: int = TEACHER_TOP_K,
+) -> list[dict]:
+    """AdamW over the cross-attention blocks, the LoRA updates and the final norm; held-out record per epoch.
+
+    The loss starts at each record's ``first`` position (0, or with
+    ``--loss-from answer`` the last prompt position: where drafting happens);
+    ``soft`` is how many of the target's top tokens the soft labels keep (0: the greedy token only).
+    """
     parameters = [p for p in draft.blocks.parameters()] + [
         p for layer in lora.values() for p in (layer.lora_a, layer.lora_b)
     ]
@@ -178,16 +252,18 @@ def train(draft: GlideDraft, lora, records, held_out, held_prompts, *, epochs, b
         draft.train()
         losses = []
         for first in range(0, len(order), batch_size):
-            ids, labels, mask, limits, kv = _batch([records[i] for i in order[first : first + batch_size]], rng, None)
+            batch = _batch([records[i] for i in order[first : first + batch_size]], rng, None)
+            ids, labels, mask, limits, kv, top_ids, top_logp = batch
             hidden = _forward(draft, ids, mask, limits, kv)
             keep = labels >= 0
-            loss = torch.nn.functional.cross_entropy(draft.model.lm_head(hidden[keep]).float(), labels[keep])
+            logits = draft.model.lm_head(hidden[keep]).float()
+            loss = distillation_loss(logits, labels[keep], top_ids[keep][:, :soft], top_logp[keep][:, :soft], soft > 0)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
             if step % 20 == 0:
                 print(
@@ -205,8 +281,8 @@ def train(draft: GlideDraft, lora, records, held_out, held_prompts, *, epochs, b
     return history
 
 
-def _texts(args, target, tokenizer) -> list[dict]:
-    """``{"prompt", "answer"}`` ids: the cached answers (EAGLE head data) or new ones."""
+def _answers(args, target, tokenizer) -> list[dict]:
+    """``{"prompt", "answer"}`` ids: the target's answers to templated prompts (EAGLE head data), cached or new."""
     path = Path(args.data) if args.data else cache_root() / "eagle" / f"{args.target}-head-data.pt"
     if path.exists():
         return [{"prompt": r["prompt"], "answer": r["answer"]} for r in torch.load(path)]
@@ -221,23 +297,59 @@ def _texts(args, target, tokenizer) -> list[dict]:
     return [{"prompt": r["prompt"], "answer": r["answer"]} for r in examples]
 
 
+def _texts(args, target, tokenizer) -> tuple[list[dict], dict]:
+    """The training mix and its description for the record: ``--answers`` of the target's own answers
+    (seeded choice), then ``--corpus-tokens`` of pinned source text (``corpus``), each chunk as an exchange."""
+    from .corpus import sample_chunks, source_roots, to_exchange
+
+    answers = _answers(args, target, tokenizer)
+    if args.answers is not None and args.answers < len(answers):
+        answers = [answers[i] for i in sorted(random.Random(args.seed).sample(range(len(answers)), args.answers))]
+    texts = [dict(t, source="answers") for t in answers]
+    described = {
+        "answers": f"{len(answers)} of the target's greedy answers (fp32) to templated prompts in no eval set "
+        "(EAGLE head data)"
+    }
+    if args.corpus_tokens:
+        roots = source_roots()
+        chunks = sample_chunks(tokenizer, roots, tokens=args.corpus_tokens, seed=args.seed)
+        texts += [dict(to_exchange(tokenizer, chunk), source=f"corpus:{chunk.source}") for chunk in chunks]
+        described["corpus"] = {
+            "what": f"{len(chunks)} chunks (<= 320 tokens, one per file, every other Python chunk its docstrings) "
+            "of the Python standard library and the pinned packages' sources, each as 'Continue this text' "
+            "quoting its first 48 tokens, the answer the rest",
+            "roots": {name: str(root) for name, root in roots.items()},
+            "files": [[c.source, c.path, c.sha256] for c in chunks],
+        }
+    return texts, described
+
+
 def _held_out(texts: list[dict], seed: int) -> list[int]:
     order = list(range(len(texts)))
     random.Random(seed).shuffle(order)
     return sorted(order[: max(1, len(order) // 20)])
 
 
-def _question_texts(target, tokenizer, questions: str, per_category: int, max_new_tokens: int) -> list[dict]:
-    """The target's greedy answers to an evaluation set's first turns (to score the draft off its training text)."""
+def _question_texts(target_name: str, target, tokenizer, questions: str, per_category: int, max_new_tokens: int):
+    """The target's greedy answers to an evaluation set's first turns (to score the draft off its training text).
+
+    Kept under ``$SVIP_HOME/glide`` (they depend only on the target and the
+    questions), so scoring a second draft does not answer them again.
+    """
     from ..datasets import load_questions
     from ..datasets import per_category as first_per_category
     from ..prompts import encode_prompt
 
+    path = cache_root() / "glide" / f"{target_name}-answers-{questions}-{per_category}x{max_new_tokens}.pt"
+    if path.exists():
+        return torch.load(path)
     texts = []
     for question in first_per_category(load_questions(questions), per_category):
         prompt = encode_prompt(tokenizer, question.turns[0])
         output = target.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False)
         texts.append({"prompt": prompt, "answer": output[0, len(prompt) :].tolist()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(texts, path)
     return texts
 
 
@@ -248,10 +360,13 @@ def _evaluate_saved(args) -> int:
     target = load_model(args.target)
     tokenizer = load_tokenizer(args.target)
     if args.questions:
-        texts = _question_texts(target, tokenizer, args.questions, args.per_category, args.max_new_tokens)
+        texts = _question_texts(args.target, target, tokenizer, args.questions, args.per_category, args.max_new_tokens)
         chosen = list(range(len(texts)))
     else:
-        texts = _texts(args, target, tokenizer)
+        saved = json.loads((Path(args.out) / "training.json").read_text()).get("arguments", {})
+        for name, value in saved.items():  # the held-out texts of the mix the draft was trained on
+            setattr(args, name, value)
+        texts, _ = _texts(args, target, tokenizer)
         chosen = _held_out(texts, args.seed)
     draft = load_glide_draft(args.out, target, Placement())
     sequences = [texts[i]["prompt"] + texts[i]["answer"] for i in chosen]
@@ -281,6 +396,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompts", type=int, default=448, help="prompts to answer when no cached text exists")
     parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--answers", type=int, help="use this many of the cached answers (seeded choice; default all)")
+    parser.add_argument(
+        "--corpus-tokens",
+        type=int,
+        default=0,
+        help="add this many tokens of pinned source text (stdlib, transformers, torch: svip.eval.glide.corpus)",
+    )
+    parser.add_argument(
+        "--soft-top-k",
+        type=int,
+        default=0,
+        help="train on the target's top-k next-token distribution (0: its greedy token only, as the shipped draft); "
+        "the teacher keeps 8",
+    )
+    parser.add_argument(
+        "--loss-from",
+        choices=("all", "answer"),
+        default="all",
+        help="positions the loss is taken at: every one (the shipped draft), or from the last prompt position on",
+    )
     parser.add_argument("--data", help="cached answers (default: $SVIP_HOME/eagle/TARGET-head-data.pt)")
     parser.add_argument(
         "--evaluate",
@@ -291,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", help="with --evaluate: a question set (e.g. glide, spec-bench)")
     parser.add_argument("--per-category", type=int, default=2, help="with --questions: questions per column")
     args = parser.parse_args(argv)
+    if not 0 <= args.soft_top_k <= TEACHER_TOP_K:
+        parser.error(f"--soft-top-k must be 0..{TEACHER_TOP_K} (the teacher pass keeps {TEACHER_TOP_K})")
     from ..loading import Placement, load_model, load_tokenizer
 
     if args.evaluate:
@@ -299,13 +436,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     target = load_model(args.target)
-    texts = _texts(args, target, load_tokenizer(args.target))
+    texts, described = _texts(args, target, load_tokenizer(args.target))
     held = set(_held_out(texts, args.seed))
     base = load_model(args.base, Placement(), layers=args.layers)
     draft = GlideDraft.new(
         base, target, layers=args.layers, base_name=args.base, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha
     )
-    records = teacher_pass(target, [t["prompt"] + t["answer"] for t in texts], list(draft.config.target_layers))
+    sequences = [t["prompt"] + t["answer"] for t in texts]
+    records = cached_teacher_pass(target, sequences, list(draft.config.target_layers), args.target)
+    if args.loss_from == "answer":
+        for record, text in zip(records, texts):
+            record["first"] = len(text["prompt"]) - 1  # the loss starts where drafting does
     teacher_seconds = time.perf_counter() - started
     del target
     held_out = [records[i] for i in sorted(held)]
@@ -327,14 +468,24 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        soft=args.soft_top_k,
     )
     record = {
         "target": args.target,
         "base": args.base,
         "layers": args.layers,
         "target_layers": list(draft.config.target_layers),
-        "text": "the target's greedy answers (fp32) to templated prompts in no eval set (EAGLE head data)",
+        "text": described,
+        "arguments": {"answers": args.answers, "corpus_tokens": args.corpus_tokens, "seed": args.seed},
+        "loss": (
+            f"cross-entropy to the target's top-{args.soft_top_k} next-token distribution (renormalised)"
+            if args.soft_top_k
+            else "cross-entropy to the target's greedy next token"
+        )
+        + (", answer positions only" if args.loss_from == "answer" else ", every position"),
         "sequences": len(texts),
+        "sequences_by_source": dict(collections.Counter(t["source"] for t in texts)),
+        "held_out_by_source": dict(collections.Counter(texts[i]["source"] for i in sorted(held))),
         "train_sequences": len(training),
         "held_out_sequences": len(held_out),
         "tokens": sum(len(r["tokens"]) for r in records),
