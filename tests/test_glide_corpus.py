@@ -7,7 +7,14 @@ import random
 import pytest
 import torch
 
-from svip.eval.glide.corpus import candidate_files, docstrings, sample_chunks, source_roots, to_exchange
+from svip.eval.glide.corpus import (
+    candidate_files,
+    docstrings,
+    sample_chunks,
+    source_roots,
+    source_versions,
+    to_exchange,
+)
 from svip.eval.glide.train_draft import _batch, distillation_loss, teacher_pass
 
 from helpers import tiny_llama
@@ -54,6 +61,7 @@ def test_the_pinned_sources_are_installed():
     roots = source_roots()
     assert set(roots) == {"stdlib", "transformers", "torch"}
     assert all(candidate_files(root) for root in roots.values())
+    assert set(source_versions(roots)) == set(roots) and all(source_versions(roots).values())
     with pytest.raises(ValueError, match="not an installed package"):
         source_roots(("no_such_package_here",))
 

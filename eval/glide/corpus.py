@@ -27,13 +27,24 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Chunk", "SOURCES", "candidate_files", "docstrings", "sample_chunks", "source_roots", "to_exchange"]
+__all__ = [
+    "Chunk",
+    "SOURCES",
+    "candidate_files",
+    "docstrings",
+    "sample_chunks",
+    "source_roots",
+    "source_versions",
+    "to_exchange",
+]
 
 SOURCES = ("stdlib", "transformers", "torch")
 SUFFIXES = (".py", ".md", ".rst", ".txt")
 SKIPPED_PARTS = {"__pycache__", "site-packages", "test", "tests", "testing", "_vendor", "third_party"}
 MIN_BYTES, MAX_BYTES = 2_000, 2_000_000
 REQUEST = "Continue this text:\n\n"
+CHUNK_TOKENS = 320  # per chunk, at most
+LEAD_TOKENS = 48  # of a chunk, quoted in the prompt
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,16 @@ def source_roots(names: tuple[str, ...] = SOURCES) -> dict[str, Path]:
             raise ValueError(f"corpus source {name!r} is not an installed package")
         roots[name] = Path(list(spec.submodule_search_locations)[0])
     return roots
+
+
+def source_versions(roots: dict[str, Path]) -> dict[str, str]:
+    """The version of each source (Python's for the standard library): what pins the text, not where it lay."""
+    import importlib.metadata
+    import platform
+
+    return {
+        name: platform.python_version() if name == "stdlib" else importlib.metadata.version(name) for name in roots
+    }
 
 
 def candidate_files(root: Path) -> list[Path]:
@@ -84,7 +105,7 @@ def docstrings(source: str) -> str:
 
 
 def sample_chunks(
-    tokenizer, roots: dict[str, Path], *, tokens: int, chunk_tokens: int = 320, seed: int = 0
+    tokenizer, roots: dict[str, Path], *, tokens: int, chunk_tokens: int = CHUNK_TOKENS, seed: int = 0
 ) -> list[Chunk]:
     """At most one chunk per file, the sources taken in turn (each in a seeded order), until ``tokens`` are gathered.
 
@@ -123,7 +144,7 @@ def sample_chunks(
     return chunks
 
 
-def to_exchange(tokenizer, chunk: Chunk, lead: int = 48) -> dict[str, list[int]]:
+def to_exchange(tokenizer, chunk: Chunk, lead: int = LEAD_TOKENS) -> dict[str, list[int]]:
     """``{"prompt", "answer"}`` ids: the user quotes the chunk's first ``lead`` tokens, the answer is the rest."""
     from ..prompts import encode_prompt
 

@@ -95,18 +95,24 @@ def teacher_pass(
     return records
 
 
+def _cached(path: Path, compute):
+    """``torch.load(path)`` if it exists, else ``compute()`` saved there (staged, so never a half-written cache)."""
+    if path.exists():
+        print(f"[cache] {path}", flush=True)
+        return torch.load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(value, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").rename(path)
+    return value
+
+
 def cached_teacher_pass(target, sequences: list[list[int]], layers: list[int], name: str) -> list[dict]:
     """``teacher_pass``, kept under ``$SVIP_HOME/glide`` by a digest of its inputs (a retrain skips it)."""
     digest = hashlib.sha256(json.dumps([name, layers, sequences]).encode()).hexdigest()[:16]
-    path = cache_root() / "glide" / f"{name}-teacher-{digest}.pt"
-    if path.exists():
-        print(f"[teacher] cached: {path}", flush=True)
-        return torch.load(path)
-    records = teacher_pass(target, sequences, layers)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(records, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").rename(path)  # never a half-written cache
-    return records
+    return _cached(
+        cache_root() / "glide" / f"{name}-teacher-{digest}.pt", lambda: teacher_pass(target, sequences, layers)
+    )
 
 
 def _batch(records: list[dict], rng: random.Random, block: int | None):
@@ -119,7 +125,7 @@ def _batch(records: list[dict], rng: random.Random, block: int | None):
     limits = torch.zeros(len(records), width, dtype=torch.long)
     n_layers, _, kv_heads, _, head_dim = records[0]["kv"].shape
     kv = torch.zeros(n_layers, 2, len(records), kv_heads, width, head_dim)
-    top_k = records[0]["top_ids"].shape[-1] if "top_ids" in records[0] else 1
+    top_k = records[0]["top_ids"].shape[-1]
     top_ids = torch.zeros(len(records), width, top_k, dtype=torch.long)
     top_logp = torch.zeros(len(records), width, top_k)
     for row, record in enumerate(records):
@@ -131,9 +137,8 @@ def _batch(records: list[dict], rng: random.Random, block: int | None):
         size = block or rng.randint(1, 8)
         limits[row] = block_limits(width, size, 0 if block else rng.randrange(size))
         kv[:, :, row, :, :n] = record["kv"].float()
-        if "top_ids" in record:
-            top_ids[row, :n] = record["top_ids"].long()
-            top_logp[row, :n] = record["top_logp"].float()
+        top_ids[row, :n] = record["top_ids"].long()
+        top_logp[row, :n] = record["top_logp"].float()
     return ids, labels, mask, limits, kv, top_ids, top_logp
 
 
@@ -222,7 +227,7 @@ def train(
     batch_size,
     lr,
     seed,
-    soft: int = TEACHER_TOP_K,
+    soft: int = 0,
 ) -> list[dict]:
     """AdamW over the cross-attention blocks, the LoRA updates and the final norm; held-out record per epoch.
 
@@ -300,7 +305,7 @@ def _answers(args, target, tokenizer) -> list[dict]:
 def _texts(args, target, tokenizer) -> tuple[list[dict], dict]:
     """The training mix and its description for the record: ``--answers`` of the target's own answers
     (seeded choice), then ``--corpus-tokens`` of pinned source text (``corpus``), each chunk as an exchange."""
-    from .corpus import sample_chunks, source_roots, to_exchange
+    from .corpus import CHUNK_TOKENS, LEAD_TOKENS, sample_chunks, source_roots, source_versions, to_exchange
 
     answers = _answers(args, target, tokenizer)
     if args.answers is not None and args.answers < len(answers):
@@ -315,10 +320,10 @@ def _texts(args, target, tokenizer) -> tuple[list[dict], dict]:
         chunks = sample_chunks(tokenizer, roots, tokens=args.corpus_tokens, seed=args.seed)
         texts += [dict(to_exchange(tokenizer, chunk), source=f"corpus:{chunk.source}") for chunk in chunks]
         described["corpus"] = {
-            "what": f"{len(chunks)} chunks (<= 320 tokens, one per file, every other Python chunk its docstrings) "
-            "of the Python standard library and the pinned packages' sources, each as 'Continue this text' "
-            "quoting its first 48 tokens, the answer the rest",
-            "roots": {name: str(root) for name, root in roots.items()},
+            "what": f"{len(chunks)} chunks (<= {CHUNK_TOKENS} tokens, one per file, every other Python chunk its "
+            "docstrings) of the Python standard library and the pinned packages' sources, each as 'Continue this "
+            f"text' quoting its first {LEAD_TOKENS} tokens, the answer the rest",
+            "versions": source_versions(roots),
             "files": [[c.source, c.path, c.sha256] for c in chunks],
         }
     return texts, described
@@ -340,17 +345,16 @@ def _question_texts(target_name: str, target, tokenizer, questions: str, per_cat
     from ..datasets import per_category as first_per_category
     from ..prompts import encode_prompt
 
-    path = cache_root() / "glide" / f"{target_name}-answers-{questions}-{per_category}x{max_new_tokens}.pt"
-    if path.exists():
-        return torch.load(path)
-    texts = []
-    for question in first_per_category(load_questions(questions), per_category):
-        prompt = encode_prompt(tokenizer, question.turns[0])
-        output = target.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False)
-        texts.append({"prompt": prompt, "answer": output[0, len(prompt) :].tolist()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(texts, path)
-    return texts
+    def answer() -> list[dict]:
+        texts = []
+        for question in first_per_category(load_questions(questions), per_category):
+            prompt = encode_prompt(tokenizer, question.turns[0])
+            output = target.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False)
+            texts.append({"prompt": prompt, "answer": output[0, len(prompt) :].tolist()})
+        return texts
+
+    key = hashlib.sha256(json.dumps([questions, per_category, max_new_tokens]).encode()).hexdigest()[:16]
+    return _cached(cache_root() / "glide" / f"{target_name}-answers-{key}.pt", answer)  # questions may be a path
 
 
 def _evaluate_saved(args) -> int:
