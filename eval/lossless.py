@@ -9,7 +9,7 @@ match *rate* is what to report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -59,11 +59,15 @@ def check_greedy_lossless(
     max_new_tokens: int,
     stop_tokens: Iterable[int] = (),
     progress: bool = True,
+    references: Mapping[str, Sequence[int]] | None = None,
 ) -> list[PolicyMatch]:
     """Run target-only once per prompt, then every method; count identical outputs.
 
     ``policies`` are method strings of any kind (``svip``, ``hf+svip``,
     ``cascade:...+svip``); with a bare engine, only kinds that run on it.
+    ``references`` (prompt label -> target-only tokens at these settings) skips
+    the target-only runs when the caller already has them, e.g. one set shared
+    by several drafts of the same target.
     """
     if isinstance(engine, MethodRunner):
         runner = engine
@@ -76,10 +80,16 @@ def check_greedy_lossless(
     specs = list(policies)
     results = {spec: PolicyMatch(spec) for spec in specs}
     stops = frozenset(stop_tokens)
-    bar = tqdm(total=len(prompts) * (1 + len(specs)), desc="lossless", disable=not progress, unit="gen")
+    runs_per_prompt = len(specs) + (references is None)
+    bar = tqdm(total=len(prompts) * runs_per_prompt, desc="lossless", disable=not progress, unit="gen")
     for label, prompt in prompts:
-        reference = runner.run(TARGET_ONLY, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None).tokens
-        bar.update()
+        if references is not None:
+            reference = list(references[label])
+        else:
+            reference = runner.run(
+                TARGET_ONLY, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None
+            ).tokens
+            bar.update()
         for spec in specs:
             output = runner.run(
                 spec, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None, reference=reference

@@ -29,6 +29,20 @@ def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2):
     return LlamaForCausalLM(config).eval()
 
 
+def spec_bench_ci_questions(per_category_count: int):
+    """The shortest ``per_category_count`` Spec-Bench questions of each of the six categories.
+
+    Why the shortest: on 2 CPU cores the real-weight lossless tests spend much of their time prefilling
+    summarization/RAG prompts of 600-900 tokens, which exercise nothing a 200-token prompt does not
+    (positions, cache crops and acceptance are per generated token); every category is still covered.
+    """
+    from svip.eval.datasets import load_questions, per_category
+
+    questions = per_category(load_questions("spec-bench"), per_category_count, shortest=True)
+    assert len({q.group for q in questions}) == 6
+    return questions
+
+
 def pristine_clone(checkout: Path, dest: Path, commit: str, sparse: Sequence[str]) -> Path:
     """An unpatched copy of a patched upstream checkout at its pin (for "the patch changes nothing" tests)."""
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(checkout), str(dest)], check=True)

@@ -2,7 +2,7 @@
 
 - SmolLM2-135M (CI): a GliDe draft built on the target's own first 4 layers,
   its cross-attention blocks random (untrained: losslessness must not depend
-  on the draft being good), 12 Spec-Bench prompts.
+  on the draft being good), the shortest Spec-Bench prompt of each category (6).
 - Qwen2.5-Coder-1.5B with the shipped, trained draft (by hand: needs
   ``make models``; CI prepares SmolLM2 only): 3 Spec-Bench prompts, and some
   drafted tokens must be accepted (the untrained cut model agrees on 0.5%).
@@ -18,6 +18,8 @@ from svip.adapters.registry import build
 from svip.adapters.vanilla import SamplingConfig
 from svip.eval.datasets import load_questions, per_category
 from svip.eval.prompts import encode_prompt, stop_token_ids
+
+from helpers import spec_bench_ci_questions
 
 pytestmark = pytest.mark.slow  # real weights
 
@@ -50,7 +52,7 @@ def test_glide_methods_on_smollm2_with_an_untrained_draft_are_lossless(smol_targ
         for block in draft.blocks:
             block.o_proj.weight.normal_(0, 0.02)
     models = ModelSet(smol_target, smol_target, smol_tokenizer, SamplingConfig(), glide=draft.eval())
-    questions = per_category(load_questions("spec-bench"), 2)
+    questions = spec_bench_ci_questions(1)
     prompts = [encode_prompt(smol_tokenizer, q.turns[0]) for q in questions]
     tau = _check(models, prompts, stop_token_ids(smol_tokenizer, smol_target), 16)
     print(f"\ntokens per target forward, {len(prompts)} prompts: {tau}")
@@ -73,4 +75,3 @@ def test_the_shipped_qwen_glide_draft_is_lossless_and_trained():
     # The untrained cut model agrees with the target on 0.5% of tokens; the shipped one on ~10-15% of these
     # prompts' tokens (it generalizes poorly beyond its templated training prompts: README): some must pass.
     assert tau["glide"] > 1.02
-
