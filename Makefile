@@ -123,7 +123,14 @@ baseline: models-default  ## target-only speed: our loop vs transformers generat
 	$(SVIP) baseline --target smollm2-135m --dtype bf16 --max-new-tokens 64 --repeats 2
 
 # --- EAGLE-2 (+SVIP): the pinned upstream repo, patched, in its own venv (its pins clash with ours) ---
-EAGLE_PRESET ?= eagle2-smollm2-cpu
+# The Qwen CPU runs' precision: bf16 where the CPU has bf16 dot products (AVX512_BF16 or AMX; measured on such an
+# EPYC: verifying 8 tokens costs 1.17 target steps), else fp32 with oneDNN kernels (bf16 is emulated there and slow).
+CPU_BF16           := $(shell grep -m1 -owE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null)
+QWEN_CPU_PRECISION ?= $(if $(CPU_BF16),--dtype bf16,--dtype fp32 --kernels onednn)
+
+# The default preset is the pairing where EAGLE does best on a CPU (the Qwen target + its shipped head);
+# EAGLE_PRESET=eagle2-smollm2-cpu is the quick smoke run, eagle2-vicuna-7b / eagle2-llama2-chat-7b the GPU ones.
+EAGLE_PRESET ?= eagle2-qwen-cpu
 include eval/configs/$(EAGLE_PRESET).mk
 EAGLE_VENV := third_party/eagle-venv
 EAGLE_PY   := $(EAGLE_VENV)/bin/python
@@ -154,7 +161,7 @@ eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-
 
 eagle-vanilla-qwen: models  ## vanilla SVIP with the 0.5B draft on the eagle2-qwen-cpu preset's questions and settings (own target-only)
 	$(SVIP) bench --run-dir runs/vanilla-qwen-eagle-sets --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
-		--dtype fp32 --kernels onednn --questions eagle --per-category 2 --shortest --max-new-tokens 64 --methods svip
+		$(QWEN_CPU_PRECISION) --questions eagle --per-category 2 --shortest --max-new-tokens 64 --methods svip
 	$(SVIP) report runs/vanilla-qwen-eagle-sets
 
 eagle-report:  ## the EAGLE tables again from a stored run, no models
@@ -175,6 +182,7 @@ glide-venv:  ## GliDe's environment on a CUDA machine (install a CUDA torch into
 
 GLIDE_QWEN_DRAFT := adapters/glide/drafts/qwen2.5-coder-1.5b
 GLIDE_METHODS    := glide glide+svip glide-cape glide-cape+svip svip
+GLIDE_BENCH_DIR  ?= runs/glide-qwen
 
 glide-draft: models  ## rebuild the shipped GliDe draft for Qwen2.5-Coder-1.5B (0.5B's first 4 layers + cross-attention; ~50 min on 2 cores)
 	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_QWEN_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
@@ -187,11 +195,11 @@ glide-draft-diverse: models glide-setup  ## the diverse-text variant (not shippe
 	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --evaluate --questions glide --per-category 2 \
 		--max-new-tokens 64
 
-bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + vanilla SVIP (Qwen pair, fp32+oneDNN, GliDe's 5 sets x 2, 64 tokens)
-	$(SVIP) bench --run-dir runs/glide-qwen --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
-		--glide-draft $(GLIDE_QWEN_DRAFT) --dtype fp32 --kernels onednn --questions glide --per-category 2 \
+bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + vanilla SVIP (Qwen pair, bf16 or fp32+oneDNN by CPU, GliDe's 5 sets x 2, 64 tokens)
+	$(SVIP) bench --run-dir $(GLIDE_BENCH_DIR) --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
+		--glide-draft $(GLIDE_QWEN_DRAFT) $(QWEN_CPU_PRECISION) --questions glide --per-category 2 \
 		--max-new-tokens 64 --methods $(GLIDE_METHODS)
-	$(SVIP) report runs/glide-qwen
+	$(SVIP) report $(GLIDE_BENCH_DIR)
 
 glide-svip: glide-setup  ## GliDe, +SVIP, GliDe+CaPE, +SVIP as Table 3 on a CUDA GPU; without CUDA: stops after the patch, says why
 	$(PYTHON) -m svip.eval.glide.bench --target $(GLIDE_TARGET) --draft $(GLIDE_DRAFT) --run-dir $(GLIDE_RUN_DIR) \

@@ -1,4 +1,4 @@
-# make eagle2-svip (default preset): SmolLM2-135M + the shipped EAGLE head, fp32 on this CPU.
+# make eagle2-svip EAGLE_PRESET=eagle2-smollm2-cpu (the quick smoke run): SmolLM2-135M + the shipped EAGLE head, fp32 on this CPU.
 # EAGLE's five question sets, the 2 shortest questions of each, 64 new tokens, greedy. EAGLE-2's
 # default tree (60 nodes, depth 7, top-k 10) and a CPU-sized one (20 nodes, depth 4, top-k 5), each with
 # and without SVIP (h=0.3; h=0.5 too on the default tree), and the cost-aware rule (depth and size from
