@@ -33,9 +33,8 @@ def spec_bench_prompts(smol_tokenizer):
     return [(f"{q.group}/{q.question_id}", encode_prompt(smol_tokenizer, q.turns[0])) for q in questions]
 
 
-NEW_TOKENS = (
-    16  # 24 prompts x 5 policies x 2 drafts + the adaptive cases: the heaviest CI tests; 16 keeps them in budget
-)
+# 24 prompts x 5 policies x 2 drafts + the adaptive cases: the heaviest CI tests; 16 tokens keep them in budget.
+NEW_TOKENS = 16
 
 
 @pytest.fixture(scope="module")
