@@ -55,3 +55,17 @@ def test_the_vocabulary_entropy_comparison_by_hand():
     assert abs(summary["mean_gap"] - (-0.2 + 0.0 + 0.1) / 3) < 1e-9
     assert abs(summary["stop_decision_differs"] - 1 / 3) < 1e-9  # 0.5 vs 0.7 sit on either side of 0.6
     assert abs(summary["min_mass_on_draft_vocab"] - 0.95) < 1e-9
+
+
+def test_chat_prompts_are_encoded_as_ids_under_this_transformers(smol_tokenizer):
+    """transformers 5's ``apply_chat_template`` returns a mapping: the prompts must still reach the model as ids."""
+    from svip.eval.eagle.head_data import answer_with_features
+    from svip.eval.prompts import encode_prompt
+
+    model = tiny_llama(vocab_size=len(smol_tokenizer), seed=9)
+    prompts = ["Name a colour.", "Write a haiku about rain."]
+    records = answer_with_features(
+        model, smol_tokenizer, prompts, max_new_tokens=3, batch_size=2, progress=lambda _: None
+    )
+    assert [r["prompt"] for r in records] == [encode_prompt(smol_tokenizer, p) for p in prompts]
+    assert all(len(r["answer"]) == 3 and len(r["features"]) == len(r["prompt"]) + 3 for r in records)

@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from ..prompts import encode_prompt
+
 __all__ = ["answer_with_features"]
 
 
@@ -62,7 +64,7 @@ def answer_with_features(
     model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch_size: int, progress=print
 ) -> list[dict]:
     """Greedy answers of ``model`` to chat ``prompts`` with the final hidden state of every position."""
-    encoded = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]  # ids under transformers 4 and 5 alike
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch: less padding
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_ids = {tokenizer.eos_token_id} | {
