@@ -7,7 +7,7 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-diverse bench-glide
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -187,6 +187,13 @@ GLIDE_BENCH_DIR  ?= runs/glide-qwen
 glide-draft: models  ## rebuild the shipped GliDe draft for Qwen2.5-Coder-1.5B (0.5B's first 4 layers + cross-attention; ~50 min on 2 cores)
 	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_QWEN_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
 		--layers 4 --lora-rank 16 --epochs 3
+
+GLIDE_DEEP_DRAFT := adapters/glide/drafts/qwen2.5-coder-1.5b-deep
+
+glide-draft-deep: models  ## rebuild the deep GliDe draft (the whole 0.5B + cross-attention on its top 4 layers, only the blocks trained)
+	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_DEEP_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
+		--layers 24 --cross-layers 4 --lora-rank 0 --teacher-dtype bf16 --corpus-tokens 40000 --soft-top-k 8 \
+		--loss-from answer --epochs 2
 
 glide-draft-diverse: models glide-setup  ## the diverse-text variant (not shipped: no better on GliDe's prompts, README), then its score there
 	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --target qwen2.5-coder-1.5b \

@@ -202,3 +202,78 @@ def test_the_shipped_qwen_draft_is_complete_and_small():
     assert sum(k.startswith("lora.") for k in keys) == 4 * 7 * 2  # q, k, v, o, gate, up, down per layer
     record = json.loads((directory / "training.json").read_text())
     assert record["epochs"][-1]["top1"] > record["baselines_held_out"]["cut_base_untrained"]["top1"] + 0.3
+
+
+def test_a_deep_draft_crosses_only_its_top_layers_and_starts_as_its_base_model(tmp_path):
+    """``cross_layers``: every base layer kept, blocks on the top one only, reading the target's top layer."""
+    target = tiny_llama(layers=3)
+    base = tiny_llama(seed=1, layers=3)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    reference = base(input_ids=ids).logits
+    draft = GlideDraft.new(base, target, layers=3, base_name="tiny", cross_layers=1).eval()
+    assert (len(draft.blocks), draft.config.target_layers, draft.config.crossed) == (1, (2,), 1)
+    cache = target(input_ids=ids[:, :3], use_cache=True).past_key_values
+    draft.read_target(cache, torch.tensor([[0, 1, 2, 3]]))
+    torch.testing.assert_close(draft.model(input_ids=ids).logits, reference)  # a fresh block adds nothing
+    assert draft.context.calls == [0]  # one block, after the top layer only
+    draft.context.clear()
+
+    with torch.no_grad():
+        draft.blocks[0].o_proj.weight.normal_(0, 0.5)
+    lower = [output[0] for output in _layer_outputs(draft, ids, cache)]
+    plain = [
+        output[0]
+        for output in _layer_outputs(
+            GlideDraft.new(tiny_llama(seed=1, layers=3), target, layers=3, base_name="tiny", cross_layers=1).eval(),
+            ids,
+            cache,
+        )
+    ]
+    torch.testing.assert_close(lower[0], plain[0])  # layers under the crossed one are the base's
+    torch.testing.assert_close(lower[1], plain[1])
+    assert not torch.allclose(lower[2], plain[2])  # the top layer's output carries the block's update
+
+    draft.save(tmp_path, {})
+    config = GlideConfig.read(tmp_path)
+    assert (config.layers, config.cross_layers, config.target_layers) == (3, 1, (2,))
+    loaded = GlideDraft.from_pretrained(tmp_path, tiny_llama(seed=1, layers=3), target).eval()
+    for one in (draft, loaded):
+        one.read_target(cache, torch.tensor([[0, 1, 2, 3]]))
+    torch.testing.assert_close(
+        loaded.model(input_ids=ids).logits, draft.model(input_ids=ids).logits, atol=5e-2, rtol=5e-2
+    )
+
+
+def _layer_outputs(draft: GlideDraft, ids: torch.Tensor, cache) -> list[torch.Tensor]:
+    """Each decoder layer's output (after its cross-attention hook, if any) for ``ids`` reading ``cache``."""
+    outputs: list[torch.Tensor] = []
+    handles = [
+        layer.register_forward_hook(lambda module, args, output: outputs.append(output))
+        for layer in draft.model.model.layers
+    ]  # registered after the draft's own hooks: they see the updated output
+    draft.read_target(cache, torch.arange(ids.shape[1]).clamp(max=cache.get_seq_length())[None])
+    try:
+        draft.model(input_ids=ids)
+    finally:
+        draft.context.clear()
+        for handle in handles:
+            handle.remove()
+    return [output if isinstance(output, torch.Tensor) else output[0] for output in outputs]
+
+
+def test_training_a_deep_draft_moves_only_its_blocks():
+    """Without LoRA the base model is frozen whole (final norm included): only the cross-attention learns."""
+    from svip.eval.glide.train_draft import train
+
+    target = tiny_llama(layers=3)
+    draft = GlideDraft.new(tiny_llama(seed=1, layers=3), target, layers=3, base_name="tiny", cross_layers=2)
+    frozen = {name: p.detach().clone() for name, p in draft.model.named_parameters()}
+    blocks = {name: p.detach().clone() for name, p in draft.blocks.named_parameters()}
+    rng = random.Random(0)
+    sequences = [[rng.randrange(64) for _ in range(12)] for _ in range(6)]
+    records = teacher_pass(target, sequences, list(draft.config.target_layers))
+    history = train(draft, {}, records[:4], records[4:], [3, 3], epochs=1, batch_size=2, lr=1e-2, seed=0)
+    assert len(history) == 1 and history[0]["positions"] > 0
+    for name, parameter in draft.model.named_parameters():
+        torch.testing.assert_close(parameter, frozen[name], rtol=0, atol=0)
+    assert any(not torch.equal(p, blocks[name]) for name, p in draft.blocks.named_parameters())

@@ -4,9 +4,16 @@ Built for a target by ``GlideDraft.new`` (training) or read back by
 ``GlideDraft.from_pretrained`` (drafting). The base model is a transformers
 causal LM cut to its first ``layers`` blocks (``keep_first_layers``), so
 its own embeddings, self-attention cache, final norm and LM head are used
-as they are and ``CachedCausalLM`` drives it like any draft. Draft layer
-``i`` reads target layer ``target_layers[i]`` (upstream's choice: the top
-layers, aligned from the top).
+as they are and ``CachedCausalLM`` drives it like any draft. The top
+``cross_layers`` of them (default: all) are each followed by a
+cross-attention block; block ``i`` reads target layer ``target_layers[i]``
+(upstream's choice: the top layers, aligned from the top).
+
+Two shapes of draft come out of this. Upstream's: a few layers, all with
+cross-attention, re-tuned by LoRA (cheap, but trained from a cut model).
+A *deep* one: every layer of a real draft model kept as it is, blocks on
+its top layers only, so it starts as that draft (blocks output zero) and
+training can only add what the target's cache tells it.
 
 A directory holds ``glide.json`` (this config) and ``glide.safetensors``:
 the cross-attention blocks (``blocks.*``), the LoRA updates of the kept
@@ -55,10 +62,20 @@ class GlideConfig:
     target: dict  # target_geometry() of the target it was trained for
     lora_rank: int = 0
     lora_alpha: float = 0.0
+    cross_layers: int | None = None  # how many of the top kept layers get a cross-attention block (None: all)
 
     def __post_init__(self) -> None:
-        if len(self.target_layers) != self.layers:
-            raise ValueError(f"glide: {self.layers} layers but {len(self.target_layers)} target layers to read")
+        if not 1 <= self.crossed <= self.layers:
+            raise ValueError(f"glide: cross-attention on {self.crossed} of {self.layers} layers")
+        if len(self.target_layers) != self.crossed:
+            raise ValueError(
+                f"glide: {self.crossed} cross-attention blocks but {len(self.target_layers)} target layers"
+            )
+
+    @property
+    def crossed(self) -> int:
+        """The number of cross-attention blocks (on the top ``crossed`` kept layers)."""
+        return self.layers if self.cross_layers is None else self.cross_layers
 
     @classmethod
     def read(cls, directory: str | Path) -> "GlideConfig":
@@ -71,7 +88,7 @@ class GlideConfig:
 
 
 class GlideDraft(nn.Module):
-    """``model`` (the cut base model, driven as any causal LM) + one ``CrossAttention`` per kept layer."""
+    """``model`` (the cut base model, driven as any causal LM) + one ``CrossAttention`` per crossed layer."""
 
     def __init__(self, model, config: GlideConfig, rotary: nn.Module) -> None:
         super().__init__()
@@ -81,14 +98,15 @@ class GlideDraft(nn.Module):
         eps = float(getattr(model.config, "rms_norm_eps", 1e-6))
         self.blocks = nn.ModuleList(
             CrossAttention(hidden, geometry["heads"], geometry["kv_heads"], geometry["head_dim"], eps)
-            for _ in range(config.layers)
+            for _ in range(config.crossed)
         )
         self.rotary = rotary  # the target's RoPE: queries are rotated as the target rotated its keys
         self.context = CrossContext()
         layers = model.model.layers
         if len(layers) != config.layers:
             raise ValueError(f"glide: the base model has {len(layers)} layers, the draft keeps {config.layers}")
-        for index, layer in enumerate(layers):
+        first_crossed = config.layers - config.crossed
+        for index, layer in enumerate(layers[first_crossed:]):
             layer.register_forward_hook(self._hook(index), with_kwargs=True)
 
     def _hook(self, index: int):
@@ -112,16 +130,30 @@ class GlideDraft(nn.Module):
 
     @classmethod
     def new(
-        cls, base, target, *, layers: int, base_name: str, lora_rank: int = 0, lora_alpha: float = 0.0
+        cls,
+        base,
+        target,
+        *,
+        layers: int,
+        base_name: str,
+        lora_rank: int = 0,
+        lora_alpha: float = 0.0,
+        cross_layers: int | None = None,
     ) -> "GlideDraft":
-        """A fresh draft (blocks output zero: the cut base model) reading the target's top ``layers`` layers."""
+        """A fresh draft (blocks output zero: the cut base model) whose top ``cross_layers`` (default: all
+        ``layers``) read the target's top layers."""
         geometry = target_geometry(target)
         if geometry["vocab"] != int(base.get_output_embeddings().weight.shape[0]):
             raise ValueError("glide: the base draft and the target have different vocabularies")
-        if layers > geometry["hidden_layers"]:
-            raise ValueError(f"glide: {layers} draft layers, but the target has only {geometry['hidden_layers']}")
-        top = geometry["hidden_layers"] - layers
-        config = GlideConfig(base_name, layers, tuple(range(top, top + layers)), geometry, lora_rank, lora_alpha)
+        crossed = layers if cross_layers is None else cross_layers
+        if crossed > geometry["hidden_layers"]:
+            raise ValueError(
+                f"glide: {crossed} cross-attention blocks, but the target has only {geometry['hidden_layers']} layers"
+            )
+        top = geometry["hidden_layers"] - crossed
+        config = GlideConfig(
+            base_name, layers, tuple(range(top, top + crossed)), geometry, lora_rank, lora_alpha, cross_layers
+        )
         return cls(base, config, copy.deepcopy(target.model.rotary_emb))
 
     @classmethod

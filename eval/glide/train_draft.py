@@ -229,16 +229,18 @@ def train(
     seed,
     soft: int = 0,
 ) -> list[dict]:
-    """AdamW over the cross-attention blocks, the LoRA updates and the final norm; held-out record per epoch.
+    """AdamW over the cross-attention blocks, and with LoRA its updates and the final norm; held-out record per epoch.
 
-    The loss starts at each record's ``first`` position (0, or with
+    A draft without LoRA (a deep draft: its base model's layers all kept)
+    keeps its base's final norm too, so only the blocks learn. The loss starts at each record's ``first`` position (0, or with
     ``--loss-from answer`` the last prompt position: where drafting happens);
     ``soft`` is how many of the target's top tokens the soft labels keep (0: the greedy token only).
     """
     parameters = [p for p in draft.blocks.parameters()] + [
         p for layer in lora.values() for p in (layer.lora_a, layer.lora_b)
     ]
-    parameters.append(draft.model.model.norm.weight)
+    if lora:
+        parameters.append(draft.model.model.norm.weight)
     for parameter in draft.parameters():
         parameter.requires_grad_(False)
     for parameter in parameters:
@@ -288,7 +290,8 @@ def train(
 
 def _answers(args, target, tokenizer) -> list[dict]:
     """``{"prompt", "answer"}`` ids: the target's answers to templated prompts (EAGLE head data), cached or new."""
-    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{args.target}-head-data.pt"
+    precision = "" if args.teacher_dtype == "fp32" else f"-{args.teacher_dtype}"  # the EAGLE head's file is fp32's
+    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{args.target}-head-data{precision}.pt"
     if path.exists():
         return [{"prompt": r["prompt"], "answer": r["answer"]} for r in torch.load(path)]
     from ..eagle.head_data import answer_with_features
@@ -307,7 +310,7 @@ def _texts(args, target, tokenizer) -> tuple[list[dict], dict]:
     (seeded choice), then ``--corpus-tokens`` of pinned source text (``corpus``), each chunk as an exchange."""
     from .corpus import CHUNK_TOKENS, LEAD_TOKENS, sample_chunks, source_roots, source_versions, to_exchange
 
-    answers = _answers(args, target, tokenizer)
+    answers = [] if args.answers == 0 else _answers(args, target, tokenizer)
     if args.answers is not None and args.answers < len(answers):
         answers = [answers[i] for i in sorted(random.Random(args.seed).sample(range(len(answers)), args.answers))]
     texts = [dict(t, source="answers") for t in answers]
@@ -391,8 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="where to write glide.json, glide.safetensors and training.json")
     parser.add_argument("--target", default="qwen2.5-coder-1.5b")
     parser.add_argument("--base", default="qwen2.5-coder-0.5b", help="the draft model whose first layers are kept")
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=4, help="the base model's first layers to keep")
+    parser.add_argument(
+        "--cross-layers",
+        type=int,
+        help="cross-attention on the top N kept layers only (default: every kept layer, as upstream); with --layers "
+        "= the base's depth and --lora-rank 0 this is a deep draft: the base model plus what the target's cache adds",
+    )
+    parser.add_argument("--lora-rank", type=int, default=16, help="0: no LoRA (the kept layers stay as they are)")
     parser.add_argument("--lora-alpha", type=float, default=32.0)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -420,6 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="positions the loss is taken at: every one (the shipped draft), or from the last prompt position on",
     )
+    parser.add_argument(
+        "--teacher-dtype",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="the target's precision for the teacher pass and its answers (bf16: what a bf16 run's draft reads)",
+    )
     parser.add_argument("--data", help="cached answers (default: $SVIP_HOME/eagle/TARGET-head-data.pt)")
     parser.add_argument(
         "--evaluate",
@@ -439,15 +454,22 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     started = time.perf_counter()
-    target = load_model(args.target)
+    target = load_model(args.target, Placement(dtype=args.teacher_dtype))
     texts, described = _texts(args, target, load_tokenizer(args.target))
     held = set(_held_out(texts, args.seed))
     base = load_model(args.base, Placement(), layers=args.layers)
     draft = GlideDraft.new(
-        base, target, layers=args.layers, base_name=args.base, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha
+        base,
+        target,
+        layers=args.layers,
+        base_name=args.base,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        cross_layers=args.cross_layers,
     )
     sequences = [t["prompt"] + t["answer"] for t in texts]
-    records = cached_teacher_pass(target, sequences, list(draft.config.target_layers), args.target)
+    teacher = args.target if args.teacher_dtype == "fp32" else f"{args.target}-{args.teacher_dtype}"
+    records = cached_teacher_pass(target, sequences, list(draft.config.target_layers), teacher)
     if args.loss_from == "answer":
         for record, text in zip(records, texts):
             record["first"] = len(text["prompt"]) - 1  # the loss starts where drafting does
@@ -461,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     baselines["full_base"] = evaluate(draft, held_out, held_prompts, full_base=full)
     del full
     print(f"[baselines] {baselines}", flush=True)
-    lora = add_lora(draft.model.model.layers, args.lora_rank, args.lora_alpha)
+    lora = add_lora(draft.model.model.layers, args.lora_rank, args.lora_alpha) if args.lora_rank else {}
     history = train(
         draft,
         lora,
@@ -478,9 +500,16 @@ def main(argv: list[str] | None = None) -> int:
         "target": args.target,
         "base": args.base,
         "layers": args.layers,
+        "cross_layers": draft.config.crossed,
+        "teacher_dtype": args.teacher_dtype,
         "target_layers": list(draft.config.target_layers),
         "text": described,
-        "arguments": {"answers": args.answers, "corpus_tokens": args.corpus_tokens, "seed": args.seed},
+        "arguments": {
+            "answers": args.answers,
+            "corpus_tokens": args.corpus_tokens,
+            "seed": args.seed,
+            "teacher_dtype": args.teacher_dtype,
+        },
         "loss": (
             f"cross-entropy to the target's top-{args.soft_top_k} next-token distribution (renormalised)"
             if args.soft_top_k
