@@ -181,7 +181,7 @@ glide-venv:  ## GliDe's environment on a CUDA machine (install a CUDA torch into
 	$(GLIDE_VENV)/bin/python -m pip install -q -r adapters/glide/requirements.txt
 
 GLIDE_QWEN_DRAFT := adapters/glide/drafts/qwen2.5-coder-1.5b
-GLIDE_METHODS    := glide glide+svip glide-cape glide-cape+svip svip
+GLIDE_METHODS    := glide glide+svip glide-cape glide-cape+svip svip cape+svip  # cape+svip: the deep draft without its cross-attention
 GLIDE_BENCH_DIR  ?= runs/glide-qwen
 
 glide-draft: models  ## rebuild the shipped GliDe draft for Qwen2.5-Coder-1.5B (0.5B's first 4 layers + cross-attention; ~50 min on 2 cores)
@@ -202,9 +202,11 @@ glide-draft-diverse: models glide-setup  ## the diverse-text variant (not shippe
 	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --evaluate --questions glide --per-category 2 \
 		--max-new-tokens 64
 
-bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + vanilla SVIP (Qwen pair, bf16 or fp32+oneDNN by CPU, GliDe's 5 sets x 2, 64 tokens)
+GLIDE_BENCH_DRAFT ?= $(GLIDE_DEEP_DRAFT)
+
+bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + vanilla SVIP and CaPE+SVIP (Qwen pair, deep GliDe draft, bf16 or fp32+oneDNN by CPU, GliDe's 5 sets x 2, 64 tokens)
 	$(SVIP) bench --run-dir $(GLIDE_BENCH_DIR) --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
-		--glide-draft $(GLIDE_QWEN_DRAFT) $(QWEN_CPU_PRECISION) --questions glide --per-category 2 \
+		--glide-draft $(GLIDE_BENCH_DRAFT) $(QWEN_CPU_PRECISION) --questions glide --per-category 2 \
 		--max-new-tokens 64 --methods $(GLIDE_METHODS)
 	$(SVIP) report $(GLIDE_BENCH_DIR)
 

@@ -277,3 +277,29 @@ def test_training_a_deep_draft_moves_only_its_blocks():
     for name, parameter in draft.model.named_parameters():
         torch.testing.assert_close(parameter, frozen[name], rtol=0, atol=0)
     assert any(not torch.equal(p, blocks[name]) for name, p in draft.blocks.named_parameters())
+
+
+def test_the_shipped_deep_qwen_draft_is_complete_small_and_beat_its_base_on_held_out_text():
+    """The deep draft: the whole 0.5B (not shipped: the zoo's), 4 trained blocks on its top layers, nothing else."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    directory = Path(__file__).resolve().parents[1] / "adapters" / "glide" / "drafts" / "qwen2.5-coder-1.5b-deep"
+    config = GlideConfig.read(directory)
+    assert (config.base, config.layers, config.crossed, config.target_layers, config.lora_rank) == (
+        "qwen2.5-coder-0.5b",
+        24,
+        4,
+        (24, 25, 26, 27),
+        0,
+    )
+    weights = directory / "glide.safetensors"
+    assert weights.stat().st_size <= 30 * 2**20
+    with safe_open(str(weights), "pt") as handle:
+        keys = set(handle.keys())
+    assert {k.split(".")[1] for k in keys if k.startswith("blocks.")} == {"0", "1", "2", "3"}
+    assert not any(k.startswith("lora.") for k in keys)
+    record = json.loads((directory / "training.json").read_text())
+    assert record["epochs"][-1]["top1"] > record["baselines_held_out"]["full_base"]["top1"]

@@ -3,9 +3,10 @@
 - SmolLM2-135M (CI): a GliDe draft built on the target's own first 4 layers,
   its cross-attention blocks random (untrained: losslessness must not depend
   on the draft being good), the shortest Spec-Bench prompt of each category (6).
-- Qwen2.5-Coder-1.5B with the shipped, trained draft (by hand: needs
-  ``make models``; CI prepares SmolLM2 only): 3 Spec-Bench prompts, and some
-  drafted tokens must be accepted (the untrained cut model agrees on 0.5%).
+- Qwen2.5-Coder-1.5B with each shipped, trained draft (by hand: needs
+  ``make models``; CI prepares SmolLM2 only): 3 Spec-Bench prompts, and
+  drafted tokens must be accepted: some for the 4-layer draft (the untrained
+  cut model agrees on 0.5%), most for the deep one (the whole 0.5B under it).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from helpers import spec_bench_ci_questions
 pytestmark = pytest.mark.slow  # real weights
 
 METHODS = ["glide", "glide+svip", "glide-cape", "glide-cape+svip"]
-QWEN_DRAFT = "adapters/glide/drafts/qwen2.5-coder-1.5b"
+# Each shipped Qwen draft and the fewest tokens per target forward its glide+constant:k=4 must reach on 3 prompts
+# x 16 tokens (the prefill round drafts nothing): the 4-layer draft agrees with the target on ~10-15% of these
+# prompts' tokens (it generalizes poorly beyond its templated training prompts: README), the deep one on ~80%.
+QWEN_DRAFTS = {"adapters/glide/drafts/qwen2.5-coder-1.5b": 1.02, "adapters/glide/drafts/qwen2.5-coder-1.5b-deep": 2.0}
 
 
 def _check(models: ModelSet, prompts: list[list[int]], stops: set[int], max_new_tokens: int) -> dict[str, float]:
@@ -58,7 +62,8 @@ def test_glide_methods_on_smollm2_with_an_untrained_draft_are_lossless(smol_targ
     print(f"\ntokens per target forward, {len(prompts)} prompts: {tau}")
 
 
-def test_the_shipped_qwen_glide_draft_is_lossless_and_trained():
+@pytest.mark.parametrize("directory", sorted(QWEN_DRAFTS))
+def test_the_shipped_qwen_glide_drafts_are_lossless_and_trained(directory):
     from svip.eval.loading import Placement, load_glide_draft, load_model, load_tokenizer
     from svip.eval.models import is_prepared
 
@@ -66,12 +71,10 @@ def test_the_shipped_qwen_glide_draft_is_lossless_and_trained():
         pytest.skip("the Qwen pair is not prepared (make models); CI prepares SmolLM2 only")
     tokenizer = load_tokenizer("qwen2.5-coder-1.5b")
     target = load_model("qwen2.5-coder-1.5b", Placement(kernels="onednn"))
-    glide = load_glide_draft(QWEN_DRAFT, target, Placement(kernels="onednn"), tokenizer)
+    glide = load_glide_draft(directory, target, Placement(kernels="onednn"), tokenizer)
     models = ModelSet(target, None, tokenizer, SamplingConfig(), glide=glide)
     questions = per_category(load_questions("spec-bench"), 1)[:3]
     prompts = [encode_prompt(tokenizer, q.turns[0]) for q in questions]
     tau = _check(models, prompts, stop_token_ids(tokenizer, target), 16)
     print(f"\ntokens per target forward, {len(prompts)} prompts: {tau}")
-    # The untrained cut model agrees with the target on 0.5% of tokens; the shipped one on ~10-15% of these
-    # prompts' tokens (it generalizes poorly beyond its templated training prompts: README): some must pass.
-    assert tau["glide"] > 1.02
+    assert tau["glide"] > QWEN_DRAFTS[directory]

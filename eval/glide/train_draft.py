@@ -315,8 +315,8 @@ def _texts(args, target, tokenizer) -> tuple[list[dict], dict]:
         answers = [answers[i] for i in sorted(random.Random(args.seed).sample(range(len(answers)), args.answers))]
     texts = [dict(t, source="answers") for t in answers]
     described = {
-        "answers": f"{len(answers)} of the target's greedy answers (fp32) to templated prompts in no eval set "
-        "(EAGLE head data)"
+        "answers": f"{len(answers)} of the target's greedy answers ({args.teacher_dtype}) to templated prompts in no "
+        "eval set (EAGLE head data)"
     }
     if args.corpus_tokens:
         roots = source_roots()
