@@ -107,7 +107,7 @@ bench-lengths: models-default  ## Table 2/6 layout: the same run at several gene
 	done
 	$(SVIP) report --no-paper runs/smollm2-len*/ | tail -n 12
 
-test: models-default lint  ## lint + the full test suite (real SmolLM2 weights; ~45 min on 2 cores)
+test: models-default lint  ## lint + the full test suite (real SmolLM2 weights; 24-50 min on 2 cores, by CPU)
 	$(PYTHON) -m pytest -q -rs --durations=20
 
 test-fast: models-default  ## everything but the real-weight tests (pytest -m "not slow"; the tokenizer is SmolLM2's)
