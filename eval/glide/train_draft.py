@@ -232,7 +232,8 @@ def train(
     """AdamW over the cross-attention blocks, and with LoRA its updates and the final norm; held-out record per epoch.
 
     A draft without LoRA (a deep draft: its base model's layers all kept)
-    keeps its base's final norm too, so only the blocks learn. The loss starts at each record's ``first`` position (0, or with
+    keeps its base's final norm too, so only the blocks learn. The loss
+    starts at each record's ``first`` position (0, or with
     ``--loss-from answer`` the last prompt position: where drafting happens);
     ``soft`` is how many of the target's top tokens the soft labels keep (0: the greedy token only).
     """
@@ -288,10 +289,14 @@ def train(
     return history
 
 
+def _teacher_name(args) -> str:
+    """The target as the teacher's caches name it: its name, with the precision unless fp32 (the EAGLE head's data)."""
+    return args.target if args.teacher_dtype == "fp32" else f"{args.target}-{args.teacher_dtype}"
+
+
 def _answers(args, target, tokenizer) -> list[dict]:
     """``{"prompt", "answer"}`` ids: the target's answers to templated prompts (EAGLE head data), cached or new."""
-    precision = "" if args.teacher_dtype == "fp32" else f"-{args.teacher_dtype}"  # the EAGLE head's file is fp32's
-    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{args.target}-head-data{precision}.pt"
+    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{_teacher_name(args)}-head-data.pt"
     if path.exists():
         return [{"prompt": r["prompt"], "answer": r["answer"]} for r in torch.load(path)]
     from ..eagle.head_data import answer_with_features
@@ -468,8 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         cross_layers=args.cross_layers,
     )
     sequences = [t["prompt"] + t["answer"] for t in texts]
-    teacher = args.target if args.teacher_dtype == "fp32" else f"{args.target}-{args.teacher_dtype}"
-    records = cached_teacher_pass(target, sequences, list(draft.config.target_layers), teacher)
+    records = cached_teacher_pass(target, sequences, list(draft.config.target_layers), _teacher_name(args))
     if args.loss_from == "answer":
         for record, text in zip(records, texts):
             record["first"] = len(text["prompt"]) - 1  # the loss starts where drafting does
