@@ -40,6 +40,8 @@ from svip.adapters.glide.draft import GlideDraft
 from svip.adapters.glide.lora import add_lora, lora_state
 from svip.runtime import cache_root
 
+from ..cache import cached
+
 __all__ = [
     "block_limits",
     "cached_teacher_pass",
@@ -95,22 +97,10 @@ def teacher_pass(
     return records
 
 
-def _cached(path: Path, compute):
-    """``torch.load(path)`` if it exists, else ``compute()`` saved there (staged, so never a half-written cache)."""
-    if path.exists():
-        print(f"[cache] {path}", flush=True)
-        return torch.load(path)
-    value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(value, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").rename(path)
-    return value
-
-
 def cached_teacher_pass(target, sequences: list[list[int]], layers: list[int], name: str) -> list[dict]:
     """``teacher_pass``, kept under ``$SVIP_HOME/glide`` by a digest of its inputs (a retrain skips it)."""
     digest = hashlib.sha256(json.dumps([name, layers, sequences]).encode()).hexdigest()[:16]
-    return _cached(
+    return cached(
         cache_root() / "glide" / f"{name}-teacher-{digest}.pt", lambda: teacher_pass(target, sequences, layers)
     )
 
@@ -313,7 +303,7 @@ def _answers(args, target, tokenizer) -> list[dict]:
 def _texts(args, target, tokenizer) -> tuple[list[dict], dict]:
     """The training mix and its description for the record: ``--answers`` of the target's own answers
     (seeded choice), then ``--corpus-tokens`` of pinned source text (``corpus``), each chunk as an exchange."""
-    from .corpus import CHUNK_TOKENS, LEAD_TOKENS, sample_chunks, source_roots, source_versions, to_exchange
+    from ..corpus import CHUNK_TOKENS, LEAD_TOKENS, sample_chunks, source_roots, source_versions, to_exchange
 
     answers = [] if args.answers == 0 else _answers(args, target, tokenizer)
     if args.answers is not None and args.answers < len(answers):
@@ -362,7 +352,7 @@ def _question_texts(target_name: str, target, tokenizer, questions: str, per_cat
         return texts
 
     key = hashlib.sha256(json.dumps([questions, per_category, max_new_tokens]).encode()).hexdigest()[:16]
-    return _cached(cache_root() / "glide" / f"{target_name}-answers-{key}.pt", answer)  # questions may be a path
+    return cached(cache_root() / "glide" / f"{target_name}-answers-{key}.pt", answer)  # questions may be a path
 
 
 def _evaluate_saved(args) -> int:
@@ -419,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus-tokens",
         type=int,
         default=0,
-        help="add this many tokens of pinned source text (stdlib, transformers, torch: svip.eval.glide.corpus)",
+        help="add this many tokens of pinned source text (stdlib, transformers, torch: svip.eval.corpus)",
     )
     parser.add_argument(
         "--soft-top-k",

@@ -1,4 +1,4 @@
-"""Diverse training text for a GliDe draft, from files pinned with this project: no download, no eval set.
+"""Diverse training text for a GliDe draft or an EAGLE head, from files pinned with this project: no download, no eval set.
 
 Why: the first Qwen draft was distilled on the target's answers to 448
 templated prompts only. It reached 67% top-1 agreement on held-out answers
@@ -146,7 +146,7 @@ def sample_chunks(
 
 def to_exchange(tokenizer, chunk: Chunk, lead: int = LEAD_TOKENS) -> dict[str, list[int]]:
     """``{"prompt", "answer"}`` ids: the user quotes the chunk's first ``lead`` tokens, the answer is the rest."""
-    from ..prompts import encode_prompt
+    from .prompts import encode_prompt
 
     quoted = tokenizer.decode(list(chunk.tokens[:lead]))
     return {"prompt": encode_prompt(tokenizer, REQUEST + quoted), "answer": list(chunk.tokens[lead:])}

@@ -1,4 +1,4 @@
-"""The GliDe draft's training text and loss: the pinned-source corpus, soft labels, answer-only positions."""
+"""Training text from pinned sources (`svip.eval.corpus`) and the GliDe draft's loss: soft labels, answer-only positions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from svip.eval.glide.corpus import (
+from svip.eval.corpus import (
     candidate_files,
     docstrings,
     sample_chunks,
