@@ -69,3 +69,55 @@ def test_chat_prompts_are_encoded_as_ids_under_this_transformers(smol_tokenizer)
     )
     assert [r["prompt"] for r in records] == [encode_prompt(smol_tokenizer, p) for p in prompts]
     assert all(len(r["answer"]) == 3 and len(r["features"]) == len(r["prompt"]) + 3 for r in records)
+
+
+def test_teacher_features_are_each_sequence_forced_alone_whatever_its_batch():
+    from svip.eval.eagle.head_data import teacher_features
+
+    model = tiny_llama(seed=10)
+    sequences = [[5, 9, 2, 7], [7, 1, 30, 12, 4, 8, 3], [11]]  # right padding of different lengths
+    features = teacher_features(model, sequences, batch_size=2, progress=lambda _: None)
+    for sequence, feature in zip(sequences, features):
+        with torch.no_grad():
+            alone = model.model(torch.tensor([sequence])).last_hidden_state[0]
+        assert feature.dtype == torch.float16 and feature.shape == alone.shape
+        assert torch.allclose(feature.float(), alone, atol=2e-2)
+
+
+def test_soft_labels_are_the_lm_heads_top_k_log_probabilities():
+    from svip.eval.eagle.head_data import soft_labels
+
+    head = torch.nn.Linear(16, 50, bias=False)
+    features = torch.randn(6, 16).to(torch.float16)
+    ids, logp = soft_labels(head, features, top_k=3)
+    expected = head(features.float()).log_softmax(-1).topk(3, dim=-1)
+    assert ids.tolist() == expected.indices.tolist()
+    assert torch.allclose(logp.float(), expected.values, atol=1e-2)
+
+
+def test_the_heads_token_loss_covers_the_draft_vocabulary_only_and_hits_count_greedy_agreement():
+    """A target token outside the draft vocabulary gets no weight; a hit is the head's top-1 = the target's."""
+    from svip.eval.eagle.train_head import _loss
+
+    width, vocab = 4, 10
+    draft_ids = torch.tensor([1, 3, 5, 7])
+    to_draft = torch.full((vocab,), -1, dtype=torch.long)
+    to_draft[draft_ids] = torch.arange(4)
+    lm_rows = torch.eye(4, width) * 5  # draft row r lights up on feature dimension r
+
+    class Echo(torch.nn.Module):  # the head predicts its input feature unchanged
+        def forward(self, hidden, input_ids):
+            return hidden
+
+    hidden = torch.zeros(1, 3, width)
+    hidden[0, 0, 1] = hidden[0, 1, 2] = hidden[0, 2, 0] = 1.0  # head's top-1 rows: 1 (id 3), 2 (id 5), 0 (id 1)
+    target = hidden.clone()
+    mask = torch.tensor([[0.0, 1.0, 1.0]])  # the first position is prompt: not scored
+    top_ids = torch.tensor([[[3, 2], [5, 2], [7, 1]]])  # greedy ids 3, 5, 7; id 2 is outside the draft vocabulary
+    top_logp = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1], [0.6, 0.4]]]))
+    loss, hits, count = _loss(Echo(), lm_rows, to_draft, hidden, None, target, mask, top_ids, top_logp, noise=0.0)
+    assert count == 2 and float(hits) == 1.0  # position 1 agrees (id 5), position 2 does not (1 vs 7)
+    log_q = torch.log_softmax(hidden[0, 1:] @ lm_rows.T, -1)
+    # position 1: id 2 is not draftable, so all weight on id 5 (row 2); position 2: 0.6/0.4 on rows 3 and 0
+    expected = -(log_q[0, 2] + 0.6 * log_q[1, 3] + 0.4 * log_q[1, 0]) / 2
+    torch.testing.assert_close(loss, 0.1 * expected)  # the features match exactly: no feature loss

@@ -9,7 +9,10 @@ Rows are left-padded and decoded together (one forward per step for the
 whole batch), which on a CPU is what makes thousands of answers affordable.
 
 The format: one record per prompt, ``{"prompt": ids, "answer": ids,
-"features": (len(prompt) + len(answer), hidden) fp16}``.
+"features": (len(prompt) + len(answer), hidden) fp16}``. Text that is not
+the target's own (pinned source chunks) gets its features from one
+teacher-forced pass instead (``teacher_features``); either way the head's
+token loss reads the target's ``soft_labels`` at each position.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 
 from ..prompts import encode_prompt
 
-__all__ = ["answer_with_features"]
+__all__ = ["answer_with_features", "soft_labels", "teacher_features"]
 
 
 @torch.no_grad()
@@ -78,3 +81,31 @@ def answer_with_features(
             records[index] = record
         progress(f"[data] {len(records)}/{len(prompts)} answers, {time.perf_counter() - start:.0f} s")
     return [records[i] for i in range(len(prompts))]
+
+
+@torch.no_grad()
+def teacher_features(model, sequences: list[list[int]], *, batch_size: int = 8, progress=print) -> list[torch.Tensor]:
+    """The final hidden state at every position of each sequence, teacher-forced (fp16; right-padded batches)."""
+    features = []
+    for first in range(0, len(sequences), batch_size):
+        batch = sequences[first : first + batch_size]
+        width = max(map(len, batch))
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in batch])  # right padding: real positions from 0
+        hidden = model.model(input_ids=ids).last_hidden_state
+        features += [hidden[row, : len(s)].to(torch.float16).clone() for row, s in enumerate(batch)]
+        progress(f"[teacher] {len(features)}/{len(sequences)} sequences")
+    return features
+
+
+@torch.no_grad()
+def soft_labels(lm_head: torch.nn.Module, features: torch.Tensor, top_k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's ``top_k`` next tokens and their log-probabilities at each position of ``features``.
+
+    Why keep only a few: the full distribution (152k tokens) per position
+    would not fit in memory for a few hundred thousand positions, and the
+    head's loss needs the runners-up, not the tail.
+    """
+    weight = lm_head.weight
+    logits = torch.nn.functional.linear(features.to(weight.dtype), weight).float()
+    top = logits.log_softmax(-1).topk(top_k, dim=-1)
+    return top.indices.to(torch.int32), top.values.to(torch.float16)

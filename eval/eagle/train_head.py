@@ -1,14 +1,21 @@
-"""Train an EAGLE-1/2 head (fc + one decoder layer) for a base model, on its own answers.
+"""Train an EAGLE-1/2 head (fc + one decoder layer) for a base model, on its own answers and pinned text.
 
 Why a head is trained here at all: EAGLE heads are published only for 7B+
 models, which do not run on two CPU cores. The recipe is EAGLE's: the head
 reads the target's last hidden state at position t and the embedding of
 token t+1 and predicts the hidden state at t+1; the loss is SmoothL1 on that
-feature plus 0.1 x cross-entropy between the target's and the head's
-next-token distributions through the frozen LM head, with uniform noise on
-the input features. The data is self-distilled: the target answers prompts
-from ``train_prompts`` (disjoint from every eval set) greedily, and the
-features are kept as it answers (``head_data``).
+feature plus 0.1 x cross-entropy to the target's next-token distribution
+(its top-8, ``soft_labels``) through the frozen LM head, with uniform noise
+on the input features. The text, none of it from an eval set: the target's
+greedy answers to templated prompts (``build_prompts``) and, with
+``--source-prompts``, to prompts quoting pinned sources' documentation
+(``source_prompts``), features kept as it answers (``head_data``); with
+``--corpus-tokens``, pinned source text teacher-forced (``svip.eval.corpus``),
+as EAGLE itself trains on fixed ShareGPT text. Templated answers alone made
+a head that matched held-out answers to the same templates (70%) but not
+the benchmark's (28.5%). After each epoch the head is scored on the target's
+answers to the benchmark's own prompts (``--probe``, never trained on) and
+saved, so an interrupted run keeps its finished epochs.
 
 Two options make a head for a bigger target affordable on a CPU and small
 enough to ship: ``--intermediate-size`` (the head's MLP; EAGLE copies the
@@ -16,6 +23,9 @@ target's, 8960 for Qwen2.5-1.5B) and ``--draft-vocab N`` (EAGLE-3's reduced
 draft vocabulary in EAGLE-2's format: the loss, and at run time the tree's
 LM head, cover the N tokens the target emits most; written to
 ``draft_vocab.json`` and applied by ``set_draft_vocab`` of the patch).
+``--teacher-dtype bf16 --train-dtype bf16`` make the features and the
+training several times faster on a CPU with bf16 matrix units, and match
+what a bf16 run's head reads.
 
 The model class is upstream's own ``eagle.model.cnets1.Model``, and the
 checkpoint is written in upstream's format (``config.json`` +
@@ -23,11 +33,14 @@ checkpoint is written in upstream's format (``config.json`` +
 use_eagle3=False)`` loads it unchanged. Run in EAGLE's environment::
 
     third_party/eagle-venv/bin/python -m svip.eval.eagle.train_head BASE_DIR OUT_DIR
+    third_party/eagle-venv/bin/python -m svip.eval.eagle.train_head BASE_DIR OUT_DIR --evaluate  # score a head
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import hashlib
 import json
 import math
 import random
@@ -41,8 +54,9 @@ from svip.adapters.eagle.generator import import_eagle
 from svip.kernels import KERNELS, pack_linears
 from svip.runtime import cache_root
 
-from .head_data import answer_with_features
-from .train_prompts import build_prompts
+from ..cache import cached
+from .head_data import answer_with_features, soft_labels, teacher_features
+from .train_prompts import build_prompts, source_prompts
 
 __all__ = ["draft_vocabulary", "train", "main"]
 
@@ -52,6 +66,73 @@ def _eval_turns() -> set[str]:
     from svip.eval.datasets import BUILTIN_SETS, load_questions
 
     return {turn for name in BUILTIN_SETS for question in load_questions(name) for turn in question.turns}
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def source_answers(
+    base, tokenizer, *, count: int, max_new_tokens: int, seed: int, teacher: str, batch_size: int = 64
+) -> list[dict]:
+    """The target's answers (with features) to ``count`` prompts on pinned sources' docs, cached by their digest."""
+    prompts = source_prompts(count, seed=seed, exclude=_eval_turns())
+    path = cache_root() / "eagle" / f"{teacher}-source-answers-{_digest(prompts, max_new_tokens)}.pt"
+    return cached(
+        path,
+        lambda: answer_with_features(base, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size),
+    )
+
+
+def corpus_texts(base, tokenizer, *, tokens: int, seed: int, teacher: str) -> tuple[list[dict], dict]:
+    """Pinned source chunks as chat exchanges (``svip.eval.corpus``) with teacher-forced features, cached.
+
+    The text is not the target's own, so the labels are the target's
+    predictions over it (``soft_labels``), as EAGLE's own recipe trains on
+    fixed ShareGPT text rather than on the target's answers.
+    """
+    from ..corpus import sample_chunks, source_roots, source_versions, to_exchange
+
+    roots = source_roots()
+    chunks = sample_chunks(tokenizer, roots, tokens=tokens, seed=seed)
+    texts = [to_exchange(tokenizer, chunk) for chunk in chunks]
+    sequences = [t["prompt"] + t["answer"] for t in texts]
+    path = cache_root() / "eagle" / f"{teacher}-corpus-features-{_digest(sequences)}.pt"
+    features = cached(path, lambda: teacher_features(base, sequences))
+    described = {
+        "chunks": len(chunks),
+        "versions": source_versions(roots),
+        "files": [[c.source, c.path, c.sha256] for c in chunks],
+    }
+    return [dict(t, features=f) for t, f in zip(texts, features)], described
+
+
+def probe_answers(base, tokenizer, *, questions: str, max_new_tokens: int, teacher: str) -> list[dict]:
+    """The target's answers to the benchmark's own prompts (2 shortest per category): scored, never trained on."""
+    from ..datasets import load_questions, per_category
+
+    prompts = [q.turns[0] for q in per_category(load_questions(questions), 2, shortest=True)]
+    path = cache_root() / "eagle" / f"{teacher}-probe-{_digest(prompts, max_new_tokens)}.pt"
+    return cached(
+        path, lambda: answer_with_features(base, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=16)
+    )
+
+
+def with_soft_labels(lm_head, examples: list[dict], top_k: int = 8) -> list[dict]:
+    """Each example with the target's top-k next tokens at its answer positions (from their features).
+
+    The loss and the hits read labels at answer positions only, so the
+    prompt's positions get zeros: the full LM head over them would cost as
+    much again as the answers' and never be read.
+    """
+    for number, example in enumerate(examples):
+        start = len(example["prompt"])
+        ids, logp = soft_labels(lm_head, example["features"][start:], top_k)
+        example["top_ids"] = torch.cat([torch.zeros(start, top_k, dtype=ids.dtype), ids])
+        example["top_logp"] = torch.cat([torch.zeros(start, top_k, dtype=logp.dtype), logp])
+        if number % 200 == 0:
+            print(f"[labels] {number}/{len(examples)} examples", flush=True)
+    return examples
 
 
 def draft_vocabulary(examples: list[dict], size: int, vocab_size: int) -> list[int]:
@@ -65,55 +146,95 @@ def draft_vocabulary(examples: list[dict], size: int, vocab_size: int) -> list[i
         return list(range(vocab_size))
     counts = torch.zeros(vocab_size, dtype=torch.float64)
     for e in examples:
-        counts.index_add_(0, torch.tensor(e["answer"], dtype=torch.long), torch.ones(len(e["answer"]), dtype=torch.float64))
-        counts.index_add_(0, torch.tensor(e["prompt"], dtype=torch.long), torch.full((len(e["prompt"]),), 1e-3, dtype=torch.float64))
+        counts.index_add_(
+            0, torch.tensor(e["answer"], dtype=torch.long), torch.ones(len(e["answer"]), dtype=torch.float64)
+        )
+        counts.index_add_(
+            0, torch.tensor(e["prompt"], dtype=torch.long), torch.full((len(e["prompt"]),), 1e-3, dtype=torch.float64)
+        )
     return sorted(torch.topk(counts, size).indices.tolist())
 
 
 def _batch(examples, indices):
-    """Right-padded (hidden[:-1], tokens[1:], target hidden[1:], loss mask over answer positions)."""
+    """Right-padded (hidden[:-1], tokens[1:], target hidden[1:], loss mask over answer positions, and the
+    target's soft labels for the token after each target feature: ``top_ids``/``top_logp`` [1:])."""
     length = max(len(examples[i]["prompt"]) + len(examples[i]["answer"]) for i in indices) - 1
     width = examples[indices[0]]["features"].shape[-1]
+    top_k = examples[indices[0]]["top_ids"].shape[-1]
     hidden = torch.zeros(len(indices), length, width)
     target = torch.zeros(len(indices), length, width)
     tokens = torch.zeros(len(indices), length, dtype=torch.long)
     mask = torch.zeros(len(indices), length)
+    top_ids = torch.zeros(len(indices), length, top_k, dtype=torch.long)
+    top_logp = torch.zeros(len(indices), length, top_k)
     for row, i in enumerate(indices):
         ids = examples[i]["prompt"] + examples[i]["answer"]
         features = examples[i]["features"].float()
         n = len(ids) - 1
         hidden[row, :n], target[row, :n] = features[:-1], features[1:]
         tokens[row, :n] = torch.tensor(ids[1:])
+        top_ids[row, :n], top_logp[row, :n] = examples[i]["top_ids"][1:].long(), examples[i]["top_logp"][1:].float()
         mask[row, len(examples[i]["prompt"]) - 1 : n] = 1  # predict answer positions only
-    return hidden, tokens, target, mask
+    return hidden, tokens, target, mask, top_ids, top_logp
 
 
-def _loss(head, lm_rows, vocab, hidden, tokens, target, mask, noise: float):
-    """EAGLE's loss over the draft vocabulary; hits = the head's top-1 (as a target id) equals the target's token."""
+def _loss(head, lm_rows, to_draft, hidden, tokens, target, mask, top_ids, top_logp, noise: float):
+    """EAGLE's loss: SmoothL1 on the predicted feature + 0.1 x cross-entropy to the target's top-k next tokens
+    (renormalised over those in the draft vocabulary), at answer positions only; hits = the head's top-1 is the
+    target's greedy next token (what acceptance asks).
+
+    ``to_draft`` maps a target id to its row in ``lm_rows`` (-1 outside the draft vocabulary). The LM head runs
+    over the masked rows only: over a 152k (or 32k) vocabulary it is most of a step's cost.
+    """
     if noise:
         hidden = hidden + (torch.rand_like(hidden) - 0.5) * noise
     predicted = head(hidden, input_ids=tokens)
-    weights = mask[..., None]
-    feature_loss = (F.smooth_l1_loss(predicted, target, reduction="none") * weights).sum() / (
-        weights.sum() * target.shape[-1] + 1e-6
-    )
+    keep = mask.bool()
+    predicted, target, top_ids, top_logp = predicted[keep].float(), target[keep], top_ids[keep], top_logp[keep]
+    feature_loss = F.smooth_l1_loss(predicted, target, reduction="none").mean(-1).sum() / max(1, len(predicted))
+    rows = to_draft[top_ids]  # (positions, k)
+    weights = torch.where(rows >= 0, top_logp, torch.full_like(top_logp, -math.inf)).softmax(-1).nan_to_num(0.0)
+    log_q = torch.log_softmax(F.linear(predicted, lm_rows).float(), dim=-1)
+    token_loss = -(weights * log_q.gather(-1, rows.clamp(min=0))).sum() / max(1, len(predicted))
     with torch.no_grad():
-        target_p = torch.softmax(F.linear(target, lm_rows), dim=-1)
-    log_q = torch.log_softmax(F.linear(predicted, lm_rows), dim=-1)
-    token_loss = -((target_p * log_q).sum(-1) * mask).sum() / (mask.sum() + 1e-6)
+        hits = (rows[:, 0] == log_q.argmax(-1)).float().sum()
+    return feature_loss + 0.1 * token_loss, hits, float(len(predicted))
+
+
+def _top1(head, lm_rows, to_draft, examples, indices, batch_size: int) -> float:
+    """The head's top-1 agreement with the target's greedy next token over ``indices`` (teacher-forced)."""
+    head.eval()
+    hits = total = 0.0
     with torch.no_grad():
-        next_tokens = torch.zeros_like(tokens)
-        next_tokens[:, :-1] = tokens[:, 1:]  # the token after position t+1: what the head's feature predicts
-        valid = torch.zeros_like(mask)  # a position counts if the next one is in the answer too (it has a next token)
-        valid[:, :-1] = mask[:, :-1] * mask[:, 1:]
-        hits = ((vocab[log_q.argmax(-1)] == next_tokens).float() * valid).sum()
-    return feature_loss + 0.1 * token_loss, hits, valid.sum()
+        for step in range(0, len(indices), batch_size):
+            _, h, n = _loss(head, lm_rows, to_draft, *_batch(examples, indices[step : step + batch_size]), noise=0.0)
+            hits, total = hits + float(h), total + n
+    return hits / max(total, 1)
 
 
 def train(
-    head, lm_rows, vocab, examples, *, epochs: int, batch_size: int, lr: float, noise: float, seed: int
+    head,
+    lm_rows,
+    to_draft,
+    examples,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    noise: float,
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    probe: list[dict] | None = None,
+    on_epoch=None,
 ) -> dict:
-    """AdamW with warm-up and cosine decay; returns held-out next-token accuracy per epoch."""
+    """AdamW with warm-up and cosine decay; held-out top-1 per epoch (5% of the examples, seeded).
+
+    ``dtype=torch.bfloat16`` runs the forward under autocast (fp32 master
+    weights): on a CPU with bf16 matrix units that is several times faster.
+    ``probe``: other examples to score after each epoch, never trained on
+    (answers to the benchmark's questions: how far the head carries off its text).
+    ``on_epoch(report so far)`` runs after each epoch (the checkpoint).
+    """
     rng = random.Random(seed)
     order = list(range(len(examples)))
     rng.shuffle(order)
@@ -125,41 +246,79 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
     )
+    autocast = torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
     history = []
     for epoch in range(epochs):
         head.train()
         rng.shuffle(training)
         start = time.perf_counter()
         for step in range(0, len(training), batch_size):
-            loss, _, _ = _loss(head, lm_rows, vocab, *_batch(examples, training[step : step + batch_size]), noise=noise)
+            with autocast:
+                batch = _batch(examples, training[step : step + batch_size])
+                loss, _, _ = _loss(head, lm_rows, to_draft, *batch, noise=noise)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 0.5)
             optimizer.step()
             schedule.step()
-        head.eval()
-        hits = total = 0.0
-        with torch.no_grad():
-            for step in range(0, len(held_out), batch_size):
-                _, h, n = _loss(head, lm_rows, vocab, *_batch(examples, held_out[step : step + batch_size]), noise=0.0)
-                hits, total = hits + float(h), total + float(n)
-        history.append(
-            {
+            if (step // batch_size) % 50 == 0:
+                print(
+                    f"[train] epoch {epoch + 1}: {step}/{len(training)} examples, loss {float(loss.detach()):.3f}", flush=True
+                )
+        with autocast:
+            record = {
                 "epoch": epoch + 1,
-                "held_out_top1": hits / max(total, 1),
+                "held_out_top1": _top1(head, lm_rows, to_draft, examples, held_out, batch_size),
                 "seconds": time.perf_counter() - start,
                 "last_loss": float(loss.detach()),
             }
-        )
+            if probe:
+                record["probe_top1"] = _top1(head, lm_rows, to_draft, probe, list(range(len(probe))), batch_size)
+        history.append(record)
         print(f"[train] {history[-1]}", flush=True)
-    return {"held_out_examples": len(held_out), "train_examples": len(training), "epochs": history}
+        report = {"held_out_examples": len(held_out), "train_examples": len(training), "epochs": history}
+        if on_epoch is not None:
+            on_epoch(report)
+    return report
+
+
+def _evaluate(head_dir: Path, base_dir: str, lm_weight: torch.Tensor, probe: list[dict]) -> dict:
+    """A saved head's top-1 agreement with the target on ``probe`` (its own draft vocabulary, if it has one)."""
+    from eagle.model.cnets1 import Model
+    from eagle.model.configs import EConfig
+    from safetensors.torch import load_file
+
+    head = Model(EConfig.from_pretrained(str(head_dir / "config.json")), load_emb=True, path=base_dir)
+    head.load_state_dict({k: v.float() for k, v in load_file(str(head_dir / "model.safetensors")).items()}, strict=False)
+    vocab_path = head_dir / "draft_vocab.json"
+    vocab = torch.tensor(json.loads(vocab_path.read_text())) if vocab_path.exists() else torch.arange(len(lm_weight))
+    to_draft = torch.full((len(lm_weight),), -1, dtype=torch.long)
+    to_draft[vocab] = torch.arange(len(vocab))
+    top1 = _top1(head, lm_weight[vocab], to_draft, probe, list(range(len(probe))), batch_size=8)
+    return {"probe_top1": top1, "positions": sum(len(e["answer"]) for e in probe)}
+
+
+def _templated_answers(base, tokenizer, args, teacher: str) -> list[dict]:
+    """The target's answers to ``build_prompts``' templates (resumable: the answers are the slow part)."""
+    default = f"{Path(args.out).name}-train-data.pt" if args.teacher_dtype == "fp32" else f"{teacher}-head-data.pt"
+    path = Path(args.data) if args.data else cache_root() / "eagle" / default
+
+    def answer() -> list[dict]:
+        prompts = build_prompts(args.prompts, seed=args.seed, exclude=_eval_turns())
+        return answer_with_features(
+            base, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.answer_batch_size
+        )
+
+    return cached(path, answer)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="base model directory (from svip.eval.eagle.export)")
     parser.add_argument("out", help="where to write config.json + model.safetensors (+ draft_vocab.json)")
-    parser.add_argument("--prompts", type=int, default=800)
+    parser.add_argument("--prompts", type=int, default=800, help="templated prompts the target answers")
+    parser.add_argument("--source-prompts", type=int, default=0, help="prompts on pinned sources' docs it answers too")
+    parser.add_argument("--corpus-tokens", type=int, default=0, help="tokens of pinned source text, teacher-forced")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -170,7 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intermediate-size", type=int, help="the head's MLP width (default: the base model's)")
     parser.add_argument("--draft-vocab", type=int, default=0, help="draft from the N most frequent tokens (0: all)")
     parser.add_argument("--kernels", choices=KERNELS, default="default", help="matmul kernels while answering")
-    parser.add_argument("--data", help="where answers + features are cached (default: $SVIP_HOME/eagle/OUT-NAME.pt)")
+    parser.add_argument(
+        "--teacher-dtype", choices=["fp32", "bf16"], default="fp32", help="the target's precision for its features"
+    )
+    parser.add_argument(
+        "--train-dtype", choices=["fp32", "bf16"], default="fp32", help="autocast precision of the head's training"
+    )
+    parser.add_argument("--probe", default="eagle", help="question set whose answers are scored each epoch ('' none)")
+    parser.add_argument("--data", help="where the templated answers are cached (default: under $SVIP_HOME/eagle)")
+    parser.add_argument(
+        "--evaluate", action="store_true", help="score the head already in OUT on --probe's answers; train nothing"
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     import_eagle()
@@ -179,24 +348,44 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from svip.runtime import DTYPES
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.base)
-    base = AutoModelForCausalLM.from_pretrained(args.base, torch_dtype=torch.float32).eval()
-    lm_weight = base.lm_head.weight.detach().clone()
-    # resumable: the answers are the slow part; kept out of the head directory (hundreds of MB of features)
-    data_path = Path(args.data) if args.data else cache_root() / "eagle" / f"{out.name}-train-data.pt"
-    if data_path.exists():
-        examples = torch.load(data_path)
-    else:
-        pack_linears(base, args.kernels)
-        prompts = build_prompts(args.prompts, seed=args.seed, exclude=_eval_turns())
-        examples = answer_with_features(
-            base, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.answer_batch_size
+    base = AutoModelForCausalLM.from_pretrained(args.base, torch_dtype=DTYPES[args.teacher_dtype]).eval()
+    lm_weight = base.lm_head.weight.detach().float().clone()
+    pack_linears(base, args.kernels)
+    teacher = Path(args.base).name + ("" if args.teacher_dtype == "fp32" else f"-{args.teacher_dtype}")
+    if args.evaluate:
+        probe = probe_answers(base, tokenizer, questions=args.probe, max_new_tokens=64, teacher=teacher)
+        with_soft_labels(base.lm_head, probe)
+        print(json.dumps({"head": str(out), "probe": args.probe, **_evaluate(out, args.base, lm_weight, probe)}))
+        return 0
+    examples = [dict(e, source="templated") for e in _templated_answers(base, tokenizer, args, teacher)]
+    sources: dict = {"templated": {"prompts": args.prompts, "max_new_tokens": args.max_new_tokens}}
+    if args.source_prompts:
+        answers = source_answers(
+            base,
+            tokenizer,
+            count=args.source_prompts,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+            teacher=teacher,
+            batch_size=args.answer_batch_size,
         )
-        data_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(examples, data_path)
+        examples += [dict(e, source="source-prompts") for e in answers]
+        sources["source_prompts"] = {"prompts": args.source_prompts, "max_new_tokens": args.max_new_tokens}
+    if args.corpus_tokens:
+        texts, sources["corpus"] = corpus_texts(
+            base, tokenizer, tokens=args.corpus_tokens, seed=args.seed, teacher=teacher
+        )
+        examples += [dict(e, source="corpus") for e in texts]
+    probe = (
+        probe_answers(base, tokenizer, questions=args.probe, max_new_tokens=64, teacher=teacher) if args.probe else []
+    )
+    with_soft_labels(base.lm_head, examples + probe)
     del base
     data_seconds = time.perf_counter() - started
     config = json.loads((Path(args.base) / "config.json").read_text())
@@ -208,47 +397,61 @@ def main(argv: list[str] | None = None) -> int:
     if len(vocab) < lm_weight.shape[0]:
         (out / "draft_vocab.json").write_text(json.dumps(vocab))
     vocab_ids = torch.tensor(vocab)
+    to_draft = torch.full((lm_weight.shape[0],), -1, dtype=torch.long)
+    to_draft[vocab_ids] = torch.arange(len(vocab))
     head = Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
     head.gradient_checkpointing = False
-    report = train(
+    answer_tokens = [t for e in examples if e["source"] != "corpus" for t in e["answer"]]
+    record = dict(
+        base=Path(args.base).name,
+        prompts=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        sources=sources,
+        examples_per_source=dict(collections.Counter(e["source"] for e in examples)),
+        tokens=sum(len(e["prompt"]) + len(e["answer"]) for e in examples),
+        answer_tokens=len(answer_tokens),
+        draft_vocab=len(vocab),
+        answer_tokens_in_draft_vocab=sum(t in set(vocab) for t in answer_tokens) / max(1, len(answer_tokens)),
+        intermediate_size=config["intermediate_size"],
+        data_seconds=data_seconds,
+        torch_threads=torch.get_num_threads(),
+        kernels=args.kernels,
+        teacher_dtype=args.teacher_dtype,
+        train_dtype=args.train_dtype,
+        probe=f"{len(probe)} answers (64 tokens) to {args.probe}'s 2 shortest questions per category" if probe else None,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        noise=args.noise,
+        seed=args.seed,
+    )
+
+    def checkpoint(report: dict) -> None:
+        """The head and its record as of the last epoch: an interrupted run keeps every finished epoch."""
+        state = {
+            k: v.detach().to(torch.float16).contiguous()
+            for k, v in head.state_dict().items()
+            if not k.startswith("embed_tokens")
+        }
+        save_file(state, str(out / "model.safetensors"))
+        record.update(report, parameters=sum(v.numel() for v in state.values()))
+        record["total_cpu_seconds"] = time.perf_counter() - started
+        (out / "training.json").write_text(json.dumps(record, indent=1))
+
+    train(
         head,
         lm_weight[vocab_ids],
-        vocab_ids,
+        to_draft,
         examples,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         noise=args.noise,
         seed=args.seed,
+        dtype=DTYPES[args.train_dtype],
+        probe=probe,
+        on_epoch=checkpoint,
     )
-    state = {
-        k: v.detach().to(torch.float16).contiguous()
-        for k, v in head.state_dict().items()
-        if not k.startswith("embed_tokens")
-    }
-    save_file(state, str(out / "model.safetensors"))
-    answer_tokens = [t for e in examples for t in e["answer"]]
-    report.update(
-        base=Path(args.base).name,
-        prompts=args.prompts,
-        max_new_tokens=args.max_new_tokens,
-        tokens=sum(len(e["prompt"]) + len(e["answer"]) for e in examples),
-        answer_tokens=len(answer_tokens),
-        draft_vocab=len(vocab),
-        answer_tokens_in_draft_vocab=sum(t in set(vocab) for t in answer_tokens) / max(1, len(answer_tokens)),
-        intermediate_size=config["intermediate_size"],
-        parameters=sum(v.numel() for v in state.values()),
-        data_seconds=data_seconds,
-        total_cpu_seconds=time.perf_counter() - started,
-        torch_threads=torch.get_num_threads(),
-        kernels=args.kernels,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        noise=args.noise,
-        seed=args.seed,
-    )
-    (out / "training.json").write_text(json.dumps(report, indent=1))
-    print(f"[done] wrote {out}/model.safetensors; {report['total_cpu_seconds']:.0f} s")
+    print(f"[done] wrote {out}/model.safetensors; {record['total_cpu_seconds']:.0f} s")
     return 0
 
 

@@ -11,9 +11,10 @@ a shipped question file, and the tests check that none is left.
 
 from __future__ import annotations
 
+import ast
 import random
 
-__all__ = ["build_prompts"]
+__all__ = ["build_prompts", "source_prompts"]
 
 _SUBJECTS = [
     "volcanoes",
@@ -138,3 +139,82 @@ def build_prompts(count: int, *, seed: int = 0, exclude: set[str] | frozenset[st
     if count > len(prompts):
         raise ValueError(f"only {len(prompts)} distinct training prompts available, asked for {count}")
     return prompts[:count]
+
+
+_SOURCE_TASKS = [
+    "Summarize the following text in one or two sentences:\n\n{p}",
+    "Explain this passage to a beginner, in plain words:\n\n{p}",
+    "Write three quiz questions, with their answers, about this text:\n\n{p}",
+    "Rewrite this paragraph in a friendly, conversational tone:\n\n{p}",
+    "What is the main point of the following passage? Answer briefly.\n\n{p}",
+    "Write a short Python example that illustrates the following:\n\n{p}",
+]
+_NAME_TASKS = [
+    "What does Python's `{m}.{f}` do? Explain with a short example.",
+    "When would I use `{f}` from Python's `{m}` module? Give a small example.",
+]
+
+
+def _prose(paragraph: str) -> bool:
+    """A docstring paragraph that reads as prose: long enough, mostly letters, no doctest or table."""
+    letters = sum(c.isalpha() or c.isspace() for c in paragraph)
+    return 200 <= len(paragraph) <= 700 and letters / len(paragraph) > 0.85 and ">>>" not in paragraph
+
+
+def _documented_functions(source: str) -> list[str]:
+    """Public module-level functions that have a docstring."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and ast.get_docstring(node)
+    ]
+
+
+def source_prompts(
+    count: int,
+    *,
+    seed: int = 0,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    sources: tuple[str, ...] = ("stdlib", "torch"),
+) -> list[str]:
+    """``count`` prompts built on the documentation of pinned Python sources, none of them in ``exclude``.
+
+    Why: answers to ``build_prompts``' templates all look alike, and a head
+    trained on them alone predicted 70% of held-out answers to the *same*
+    templates but 28% of answers to EAGLE's questions. Here every prompt
+    quotes a different docstring paragraph (or names a different function)
+    of the standard library or the pinned ``torch``, the same on every
+    machine with the same pins: summaries, explanations, rewrites, quizzes,
+    examples. At most one prompt per file, files in a seeded order.
+    """
+    from ..corpus import candidate_files, docstrings, source_roots
+
+    rng = random.Random(seed)
+    files = [(root, path) for root in source_roots(sources).values() for path in candidate_files(root)]
+    files = [(root, path) for root, path in files if path.suffix == ".py"]
+    rng.shuffle(files)
+    prompts: list[str] = []
+    seen = set(exclude)
+    for root, path in files:
+        if len(prompts) >= count:
+            break
+        source = path.read_text(encoding="utf-8", errors="ignore")
+        module = ".".join((root.name,) * (root.name != "lib") + path.relative_to(root).with_suffix("").parts)
+        functions = _documented_functions(source)
+        if functions and len(prompts) % 4 == 3:
+            prompt = rng.choice(_NAME_TASKS).format(m=module.removesuffix(".__init__"), f=rng.choice(functions))
+        else:
+            paragraphs = [p.strip() for p in docstrings(source).split("\n\n") if _prose(p.strip())]
+            if not paragraphs:
+                continue
+            prompt = rng.choice(_SOURCE_TASKS).format(p=rng.choice(paragraphs))
+        if prompt not in seen:
+            seen.add(prompt)
+            prompts.append(prompt)
+    if len(prompts) < count:
+        raise ValueError(f"only {len(prompts)} source prompts available, asked for {count}")
+    return prompts
