@@ -36,7 +36,17 @@ from svip.spec import make_policy
 from .adaptive import AdaptiveTreeRule, measure_tree_curve
 from .method import EagleMethod
 
-__all__ = ["EagleSetupError", "EagleGenerator", "EagleMethodRunner", "eagle_root", "hub_offline_for", "import_eagle"]
+__all__ = [
+    "EagleSetupError",
+    "EagleGenerator",
+    "EagleMethodRunner",
+    "eagle_root",
+    "hub_offline_for",
+    "import_eagle",
+    "is_eagle3_head",
+]
+
+EAGLE3_BASES = ("llama", "qwen3")  # base models whose EAGLE modeling file returns EAGLE-3's three layers at the pin
 
 
 class EagleSetupError(RuntimeError):
@@ -92,8 +102,33 @@ def hub_offline_for(*paths: str):
         hub.HF_HUB_OFFLINE = saved
 
 
+def is_eagle3_head(head: str | Path) -> bool:
+    """An EAGLE-3 head (upstream's ``cnets.Model``): its config names a draft vocabulary size; EAGLE-1/2's does not.
+
+    A hub id (not a local directory) is taken as EAGLE-1/2, upstream's default.
+    """
+    config = Path(head) / "config.json"
+    return config.exists() and "draft_vocab_size" in json.loads(config.read_text())
+
+
+def _check_eagle3_base(base_model: str) -> None:
+    config = Path(base_model) / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.exists() else None
+    if model_type is not None and model_type not in EAGLE3_BASES:
+        raise EagleSetupError(
+            f"an EAGLE-3 head reads three target layers, which EAGLE's modeling file for {model_type!r} does not "
+            f"return at the pin (only {', '.join(EAGLE3_BASES)}); use an EAGLE-1/2 head for this base model"
+        )
+
+
 class EagleGenerator:
-    """EAGLE-2 (optionally + SVIP) and plain decoding on one loaded ``EaModel``."""
+    """EAGLE-2 or EAGLE-3 tree decoding (optionally + SVIP) and plain decoding on one loaded ``EaModel``.
+
+    The head's format decides the drafter: an EAGLE-3 head (``is_eagle3_head``)
+    drafts with upstream's ``cnets.Model`` from its own draft vocabulary
+    (``d2t``), an EAGLE-1/2 head with ``cnets1.Model`` through the target's LM
+    head or a ``draft_vocab.json`` beside it. The patch's SVIP stop is the same in both.
+    """
 
     def __init__(
         self,
@@ -111,9 +146,12 @@ class EagleGenerator:
         if device != "cpu":
             kwargs["device_map"] = device
         default = EagleMethod()
+        self.eagle3 = is_eagle3_head(head)
+        if self.eagle3:
+            _check_eagle3_base(base_model)
         with hub_offline_for(base_model, head):
             self.model = ea_model.EaModel.from_pretrained(
-                use_eagle3=False,
+                use_eagle3=self.eagle3,
                 base_model_path=base_model,
                 ea_model_path=head,
                 total_token=default.total,
@@ -132,6 +170,7 @@ class EagleGenerator:
         self._draft_seconds = 0.0
         self.levels: list[int] = []  # tree levels grown per draft of the last generate() (SVIP cuts them)
         self.sizes: list[int] = []  # nodes verified per tree (without the root) of the last generate()
+        self.trees: list[list[int]] = []  # each draft tree's tokens (root first) of the last generate()
         self._rules: dict[str, AdaptiveTreeRule] = {}  # one learner per svip-adaptive method, across prompts
         self._rule: AdaptiveTreeRule | None = None  # the one growing trees now
         self._curve: dict | None = None
@@ -147,6 +186,7 @@ class EagleGenerator:
                 self._draft_seconds += time.perf_counter() - start
                 self.levels.append(self.model.ea_layer.svip_levels)
             self.sizes.append(int(grown[0].shape[1]) - 1)
+            self.trees.append(grown[0][0].tolist())
             if self._rule is not None:
                 self._rule.end_draft(self.levels[-1], self.sizes[-1])
             return grown
@@ -156,7 +196,7 @@ class EagleGenerator:
     def _load_draft_vocab(self, head: Path) -> tuple[torch.Tensor, torch.nn.Linear] | None:
         """The head's reduced draft vocabulary (``draft_vocab.json``: sorted target ids), with its LM-head rows."""
         path = head / "draft_vocab.json"
-        if not path.exists():
+        if self.eagle3 or not path.exists():  # an EAGLE-3 head has its own draft vocabulary (d2t)
             return None
         ids = torch.tensor(json.loads(path.read_text()), dtype=torch.long)
         lm_head = self.model.base_model.lm_head
@@ -189,7 +229,10 @@ class EagleGenerator:
         if (layer.top_k, layer.depth, layer.total_tokens) != (method.top_k, method.depth, method.total - 1):
             layer.top_k, layer.depth, layer.total_tokens = method.top_k, method.depth, method.total - 1
             layer.init_tree()
-        if self.draft_vocab is not None and method.vocab == "head":
+        if self.eagle3:
+            if method.vocab == "full":
+                raise ValueError(f"{method.spec}: an EAGLE-3 head drafts from its own vocabulary; vocab=full needs EAGLE-2")
+        elif self.draft_vocab is not None and method.vocab == "head":
             layer.set_draft_vocab(*self.draft_vocab)
         else:
             layer.set_draft_vocab(None, None)
@@ -222,7 +265,7 @@ class EagleGenerator:
         self.model.ea_layer.reset_kv()
         self._utils.reset_tree_mode(self.model)
         self._draft_seconds = 0.0
-        self.levels, self.sizes = [], []
+        self.levels, self.sizes, self.trees = [], [], []
         past = self._cache(len(prompt) + max_new_tokens + tree_nodes + 16)
         return torch.tensor([list(prompt)], dtype=torch.long, device=self.device), past
 

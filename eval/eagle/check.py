@@ -77,6 +77,7 @@ def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: 
                         "emitted": rounds["accept_lengths"],
                         "levels": list(generator.levels),
                         "sizes": list(generator.sizes),
+                        "trees": list(generator.trees),
                     }
                 ),
                 flush=True,
@@ -86,7 +87,7 @@ def _methods(base: str, head: str, prompts, methods: list[str], max_new_tokens: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="smollm2-135m", help="base model: zoo name, directory or hub id")
-    parser.add_argument("--head", required=True, help="EAGLE-1/2 head directory or hub id")
+    parser.add_argument("--head", required=True, help="EAGLE head directory or hub id (EAGLE-1/2 or EAGLE-3 format)")
     parser.add_argument("--questions", default="eagle")
     parser.add_argument("--per-category", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=32)
