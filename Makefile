@@ -145,10 +145,14 @@ eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE hea
 	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export smollm2-135m) \
 		adapters/eagle/heads/smollm2-135m --prompts 400 --max-new-tokens 96 --epochs 4
 
-eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B head (448 self-distilled answers, 32k draft vocabulary)
+# The Qwen head's data: the bf16 target's answers to 448 templated prompts and 768 prompts on pinned sources' docs,
+# and 200k tokens of pinned source text teacher-forced; training under bf16 autocast (a CPU with bf16 matrix units).
+eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B head (self-distilled + pinned text, 32k draft vocabulary)
 	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
-		adapters/eagle/heads/qwen2.5-coder-1.5b --prompts 448 --max-new-tokens 96 --epochs 5 --answer-batch-size 64 \
-		--kernels onednn --intermediate-size 1024 --draft-vocab 32000
+		adapters/eagle/heads/qwen2.5-coder-1.5b --prompts 448 --source-prompts 768 --corpus-tokens 200000 \
+		--max-new-tokens 96 --epochs $(EAGLE_HEAD_EPOCHS) --answer-batch-size 64 --teacher-dtype bf16 --train-dtype bf16 \
+		--intermediate-size 1024 --draft-vocab 32000
+EAGLE_HEAD_EPOCHS ?= 4
 
 eagle-vocab-entropy: eagle-setup models  ## the reduced draft vocabulary's entropy vs the full vocabulary's, on real drafts
 	$(EAGLE_PY) -m svip.eval.eagle.vocab_entropy --target qwen2.5-coder-1.5b --eagle-head adapters/eagle/heads/qwen2.5-coder-1.5b \

@@ -193,6 +193,22 @@ def test_training_prompts_are_disjoint_from_every_eval_set_and_deterministic():
         build_prompts(10**6)
 
 
+def test_source_prompts_quote_pinned_docs_are_distinct_deterministic_and_in_no_eval_set():
+    from svip.eval.eagle.train_prompts import source_prompts
+
+    eval_turns = {t for name in BUILTIN_SETS for q in load_questions(name) for t in q.turns}
+    prompts = source_prompts(40, seed=0, sources=("stdlib",))
+    assert len(set(prompts)) == 40 and not set(prompts) & eval_turns
+    assert source_prompts(40, seed=0, sources=("stdlib",)) == prompts
+    assert source_prompts(40, seed=1, sources=("stdlib",)) != prompts
+    quoted = [p.split("\n\n", 1)[1] for p in prompts if "\n\n" in p]  # a task line, then a docstring paragraph
+    named = [p for p in prompts if "\n\n" not in p]  # or a question on a documented function
+    assert quoted and named and all(200 <= len(q) <= 700 for q in quoted)
+    assert source_prompts(5, exclude={prompts[0]}, seed=0, sources=("stdlib",))[0] != prompts[0]
+    with pytest.raises(ValueError, match="source prompts available"):
+        source_prompts(10**5, sources=("stdlib",))
+
+
 @pytest.mark.parametrize("head", [HEAD, QWEN_HEAD], ids=lambda p: p.name)
 def test_shipped_heads_are_in_upstream_format(head):
     assert (head / "model.safetensors").exists(), f"no shipped head at {head}"
@@ -236,7 +252,9 @@ def test_patch_applies_to_the_pinned_commit_and_only_adds_lines(tmp_path):
     stat = subprocess.run(
         ["git", "apply", "--numstat", str(PATCH)], cwd=clone, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert stat[1] == "0" and stat[2] == "eagle/model/cnets1.py"  # 0 deleted lines: upstream code is untouched
+    files = {stat[i + 2]: stat[i + 1] for i in range(0, len(stat), 3)}  # path -> deleted lines
+    assert files == {"eagle/model/cnets.py": "0", "eagle/model/cnets1.py": "0"}  # EAGLE-3's and EAGLE-2's drafters,
+    # lines added only: upstream code is untouched
 
 
 # -- real EAGLE runs (EAGLE's venv) ---------------------------------------------------------------
@@ -306,6 +324,65 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
     assert cut, "SVIP never cut a tree: the entropy stop is not reaching EAGLE"
 
 
+def _random_eagle3_head(directory: Path, draft_vocab: int = 8192) -> Path:
+    """An EAGLE-3 head for SmolLM2 in upstream's format (``cnets.Model``, ``d2t``/``t2d``), random weights:
+    for the mechanics only (no EAGLE-3 head is trained here)."""
+    import torch
+    from safetensors.torch import save_file
+
+    config = json.loads((HEAD / "config.json").read_text())
+    config.update(draft_vocab_size=draft_vocab, architectures=["LlamaForCausalLMEagle3"])
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    hidden, layers = config["hidden_size"], 3
+    state = {
+        "fc.weight": torch.randn(hidden, layers * hidden) / (layers * hidden) ** 0.5,
+        "norm.weight": torch.ones(hidden),
+        "lm_head.weight": torch.randn(draft_vocab, hidden) * 0.2,  # peaked enough that some levels pass SVIP
+        "d2t": torch.arange(draft_vocab) * 5 - torch.arange(draft_vocab),  # draft index i -> target id 5i
+        "t2d": torch.zeros(config["vocab_size"], dtype=torch.bool).index_fill_(0, torch.arange(draft_vocab) * 5, True),
+    }
+    kv = config["num_key_value_heads"] * config["head_dim"]
+    shapes = {
+        "self_attn.q_proj": (hidden, 2 * hidden),
+        "self_attn.k_proj": (kv, 2 * hidden),
+        "self_attn.v_proj": (kv, 2 * hidden),
+        "self_attn.o_proj": (hidden, hidden),
+        "mlp.gate_proj": (config["intermediate_size"], hidden),
+        "mlp.up_proj": (config["intermediate_size"], hidden),
+        "mlp.down_proj": (hidden, config["intermediate_size"]),
+    }
+    for name, shape in shapes.items():
+        state[f"midlayer.{name}.weight"] = torch.randn(*shape) / shape[1] ** 0.5
+    for norm in ("input_layernorm", "hidden_norm", "post_attention_layernorm"):
+        state[f"midlayer.{norm}.weight"] = torch.ones(hidden)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
+    return directory
+
+
+@pytest.mark.slow
+def test_greedy_eagle3_svip_is_token_identical_to_target_only(tmp_path):
+    """EAGLE-3's drafter (``cnets.py``, reduced vocabulary through ``d2t``) with the patch's SVIP stop, on SmolLM2."""
+    _require_checkout()
+    head = _random_eagle3_head(tmp_path / "eagle3-head")
+    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip", "eagle2+svip-adaptive"]
+    rows = _check(EAGLE_DIR, "--per-category", "1", "--max-new-tokens", "24", "--methods", *methods, head=head)
+    by_question: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    assert len(by_question) == 5
+    cut = False
+    for question_id, runs in by_question.items():
+        for method in methods[1:]:
+            assert runs[method]["tokens"] == runs["target-only"]["tokens"], (question_id, method)
+        assert all(level == 8 for level in runs["eagle2"]["levels"])  # upstream tree: root + depth 7
+        cut |= any(level < 8 for level in runs["eagle2+svip"]["levels"])
+        drafted = {t for tree in runs["eagle2"]["trees"] for t in tree[1:]}
+        assert drafted and all(t % 5 == 0 and t < 5 * 8192 for t in drafted)  # only d2t's image is drafted
+    assert cut, "SVIP never cut an EAGLE-3 tree"
+
+
 @pytest.mark.slow
 def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only():
     """Qwen2.5-Coder-1.5B + the shipped head (reduced draft vocabulary), fp32, oneDNN kernels, 10 EAGLE prompts."""
@@ -339,24 +416,32 @@ def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only():
         ours = engine.generate(prompt, max_new_tokens=24, stop_tokens={tokenizer.eos_token_id}).tokens
         assert ours == reference, question_id
     assert accepted > 0 and vocab  # the head drafted tokens the target accepted
+    tree = [a for runs in by_question.values() for a in runs["eagle2"]["accepted"][1:]]  # after the prefill round
+    # the second head (varied text) keeps ~1.1 drafted tokens a round on the GPU tree; the first, templated-only
+    # one kept ~0.55 (README): a head that does not carry to these prompts fails here
+    assert sum(tree) / len(tree) > 0.8, sum(tree) / len(tree)
 
 
 # -- the patched tree drafter itself (imports in this environment; tiny random head) ----------------
-def _tiny_tree_drafter(total: int = 20, depth: int = 4, top_k: int = 4):
+def _tiny_tree_drafter(total: int = 20, depth: int = 4, top_k: int = 4, version: int = 2):
+    """A random patched drafter: EAGLE-2's (``cnets1``, drafting through ``head``) or EAGLE-3's (``cnets``: its
+    own LM head over a 48-token draft vocabulary mapped to target ids by ``d2t``, fed 3 fused target layers)."""
     _require_checkout()
     import torch
 
     sys.path.insert(0, str(EAGLE_DIR))
     try:
-        from eagle.model.cnets1 import Model
+        from eagle.model import cnets, cnets1
         from eagle.model.configs import EConfig
     finally:
         sys.path.remove(str(EAGLE_DIR))
+    Model = cnets1.Model if version == 2 else cnets.Model
     if not hasattr(Model, "set_svip"):
         pytest.skip(f"{EAGLE_DIR} is not patched (make eagle-setup)")
     torch.manual_seed(0)
     config = EConfig(
         vocab_size=64,
+        draft_vocab_size=48,
         hidden_size=32,
         intermediate_size=64,
         num_attention_heads=4,
@@ -367,6 +452,8 @@ def _tiny_tree_drafter(total: int = 20, depth: int = 4, top_k: int = 4):
     )
     config.rope_scaling = None  # transformers 5 fills in a RoPE dict that this 4.x-era class reads as scaling
     model = Model(config, total_tokens=total, depth=depth, top_k=top_k).eval()
+    if version == 3:
+        model.d2t.copy_(torch.arange(48) * 16 // 12 - torch.arange(48))  # draft index i -> target id 4i//3
     model.init_tree()
     head = torch.nn.Linear(32, 64, bias=False)
     return model, head
@@ -376,14 +463,15 @@ def _grow(model, head):
     import torch
 
     model.reset_kv()
-    hidden = torch.randn(1, 6, 32)
+    hidden = torch.randn(1, 6, model.fc.in_features if hasattr(model, "d2t") else 32)  # EAGLE-3: 3 target layers
     ids = torch.randint(1, 64, (1, 7))
     draft_tokens, retrieve_indices, tree_mask, positions = model.topK_genrate(hidden, ids, head, None)
     return draft_tokens.shape[1], model.svip_levels, int(positions.max())
 
 
-def test_patched_tree_is_upstream_sized_with_svip_off_and_cut_by_the_entropy_bound():
-    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4)
+@pytest.mark.parametrize("version", [2, 3], ids=["eagle2", "eagle3"])
+def test_patched_tree_is_upstream_sized_with_svip_off_and_cut_by_the_entropy_bound(version):
+    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4, version=version)
     assert _grow(model, head)[:2] == (20, 5)  # svip off: root + 19 nodes chosen from all 4 levels grown
     model.set_svip(h=0.0)  # sqrt(gamma*H) > 0 for any H > 0: stop after the root's children
     nodes, levels, deepest = _grow(model, head)
@@ -411,8 +499,9 @@ class _StubRule:
         return self.size
 
 
-def test_a_rule_sets_the_patched_trees_depth_and_size():
-    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4)
+@pytest.mark.parametrize("version", [2, 3], ids=["eagle2", "eagle3"])
+def test_a_rule_sets_the_patched_trees_depth_and_size(version):
+    model, head = _tiny_tree_drafter(total=20, depth=4, top_k=4, version=version)
     rule = _StubRule(levels=2, size=3)
     model.set_svip(None, rule=rule)
     nodes, levels, deepest = _grow(model, head)
@@ -441,10 +530,11 @@ def test_the_adaptive_tree_rule_cuts_only_between_distinct_scores():
     assert policy.verify_tokens == rule.verify_tokens and rule.verify_tokens(1) == 5 and rule.verify_tokens(30) == 20
 
 
-def test_tree_stop_variants_read_the_frontier_as_documented():
+@pytest.mark.parametrize("version", [2, 3], ids=["eagle2", "eagle3"])
+def test_tree_stop_variants_read_the_frontier_as_documented(version):
     import torch
 
-    model, _ = _tiny_tree_drafter()
+    model, _ = _tiny_tree_drafter(version=version)
     sharp = torch.log_softmax(torch.tensor([20.0] + [0.0] * 63), -1)  # H ~ 0
     flat = torch.log_softmax(torch.zeros(64), -1)  # H = ln 64 = 4.16 nats > 0.3^2 / 0.15 = 0.6
     frontier = torch.stack([flat, sharp])
@@ -496,3 +586,56 @@ def test_eagle_method_takes_the_vocabulary_choice():
     assert "vocab" not in EagleMethod.parse("eagle2+svip").spec  # old canonical strings stay as they were
     with pytest.raises(ValueError, match="vocab must be one of"):
         EagleMethod.parse("eagle2:vocab=small")
+
+
+def test_head_training_learns_the_soft_labels_under_bf16_autocast_and_checkpoints_every_epoch():
+    """The loop of ``train_head`` on a tiny random head: batching, the draft-vocabulary loss, autocast, checkpoints."""
+    import torch
+
+    from svip.eval.eagle.train_head import train
+
+    model, _ = _tiny_tree_drafter(version=2)
+    model.gradient_checkpointing = False
+    generator = torch.Generator().manual_seed(0)
+    draft_ids = torch.arange(0, 64, 2)  # 32 even ids are draftable
+    to_draft = torch.full((64,), -1, dtype=torch.long)
+    to_draft[draft_ids] = torch.arange(32)
+    lm_rows = torch.randn(32, 32, generator=generator)
+    examples = []
+    for _ in range(40):
+        ids = torch.randint(1, 64, (9,), generator=generator).tolist()
+        labels = torch.tensor([[(2 * t + 6) % 64, (2 * t + 7) % 64] for t in ids])  # the next token is a rule
+        examples.append(
+            {
+                "prompt": ids[:3],
+                "answer": ids[3:],
+                "features": torch.randn(9, 32, generator=generator).to(torch.float16),
+                "top_ids": labels.to(torch.int32),
+                "top_logp": torch.log(torch.tensor([[0.8, 0.2]] * 9)).to(torch.float16),
+            }
+        )
+    seen = []
+    report = train(
+        model, lm_rows, to_draft, examples, epochs=12, batch_size=4, lr=3e-3, noise=0.0, seed=0,
+        dtype=torch.bfloat16, probe=examples[:10], on_epoch=lambda r: seen.append(len(r["epochs"])),
+    )
+    assert seen == list(range(1, 13)) and report["held_out_examples"] == 2 and report["train_examples"] == 38
+    first, last = report["epochs"][0]["probe_top1"], report["epochs"][-1]["probe_top1"]
+    assert last > max(0.5, first), (first, last)  # the rule is learnt: well above chance (1/32)
+
+
+def test_the_heads_format_picks_the_drafter_and_eagle3_needs_a_base_with_three_layers(tmp_path):
+    from svip.adapters.eagle.generator import EagleSetupError, _check_eagle3_base, is_eagle3_head
+
+    assert not is_eagle3_head(HEAD) and not is_eagle3_head(QWEN_HEAD)  # the shipped heads: EAGLE-1/2
+    eagle3 = tmp_path / "eagle3"
+    eagle3.mkdir()
+    (eagle3 / "config.json").write_text(json.dumps({"draft_vocab_size": 32000, "vocab_size": 128256}))
+    assert is_eagle3_head(eagle3) and not is_eagle3_head("yuhuili/EAGLE-Vicuna-7B-v1.3")  # a hub id: upstream default
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    with pytest.raises(EagleSetupError, match="three target layers"):
+        _check_eagle3_base(str(base))
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    _check_eagle3_base(str(base))
