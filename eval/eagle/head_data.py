@@ -98,14 +98,14 @@ def teacher_features(model, sequences: list[list[int]], *, batch_size: int = 8, 
 
 
 @torch.no_grad()
-def soft_labels(lm_head: torch.nn.Module, features: torch.Tensor, top_k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def soft_labels(weight: torch.Tensor, features: torch.Tensor, top_k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """The target's ``top_k`` next tokens and their log-probabilities at each position of ``features``.
 
+    ``weight``: the target's dense LM-head weight (taken before ``pack_linears``, which keeps no dense copy).
     Why keep only a few: the full distribution (152k tokens) per position
     would not fit in memory for a few hundred thousand positions, and the
     head's loss needs the runners-up, not the tail.
     """
-    weight = lm_head.weight
     logits = torch.nn.functional.linear(features.to(weight.dtype), weight).float()
     top = logits.log_softmax(-1).topk(top_k, dim=-1)
     return top.indices.to(torch.int32), top.values.to(torch.float16)

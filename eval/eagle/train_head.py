@@ -58,7 +58,7 @@ from ..cache import cached
 from .head_data import answer_with_features, soft_labels, teacher_features
 from .train_prompts import build_prompts, source_prompts
 
-__all__ = ["draft_vocabulary", "train", "main"]
+__all__ = ["draft_vocabulary", "teacher_name", "templated_answers", "train", "main"]
 
 
 def _eval_turns() -> set[str]:
@@ -118,7 +118,7 @@ def probe_answers(base, tokenizer, *, questions: str, max_new_tokens: int, teach
     )
 
 
-def with_soft_labels(lm_head, examples: list[dict], top_k: int = 8) -> list[dict]:
+def with_soft_labels(lm_head_weight: torch.Tensor, examples: list[dict], top_k: int = 8) -> list[dict]:
     """Each example with the target's top-k next tokens at its answer positions (from their features).
 
     The loss and the hits read labels at answer positions only, so the
@@ -127,7 +127,7 @@ def with_soft_labels(lm_head, examples: list[dict], top_k: int = 8) -> list[dict
     """
     for number, example in enumerate(examples):
         start = len(example["prompt"])
-        ids, logp = soft_labels(lm_head, example["features"][start:], top_k)
+        ids, logp = soft_labels(lm_head_weight, example["features"][start:], top_k)
         example["top_ids"] = torch.cat([torch.zeros(start, top_k, dtype=ids.dtype), ids])
         example["top_logp"] = torch.cat([torch.zeros(start, top_k, dtype=logp.dtype), logp])
         if number % 200 == 0:
@@ -146,12 +146,8 @@ def draft_vocabulary(examples: list[dict], size: int, vocab_size: int) -> list[i
         return list(range(vocab_size))
     counts = torch.zeros(vocab_size, dtype=torch.float64)
     for e in examples:
-        counts.index_add_(
-            0, torch.tensor(e["answer"], dtype=torch.long), torch.ones(len(e["answer"]), dtype=torch.float64)
-        )
-        counts.index_add_(
-            0, torch.tensor(e["prompt"], dtype=torch.long), torch.full((len(e["prompt"]),), 1e-3, dtype=torch.float64)
-        )
+        counts.index_add_(0, torch.tensor(e["answer"], dtype=torch.long), torch.ones(len(e["answer"]), dtype=torch.float64))
+        counts.index_add_(0, torch.tensor(e["prompt"], dtype=torch.long), torch.full((len(e["prompt"]),), 1e-3, dtype=torch.float64))
     return sorted(torch.topk(counts, size).indices.tolist())
 
 
@@ -199,6 +195,13 @@ def _loss(head, lm_rows, to_draft, hidden, tokens, target, mask, top_ids, top_lo
     with torch.no_grad():
         hits = (rows[:, 0] == log_q.argmax(-1)).float().sum()
     return feature_loss + 0.1 * token_loss, hits, float(len(predicted))
+
+
+def _draft_rows(vocab: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Target id -> its row among the draft vocabulary's (``vocab``, sorted ids); -1 for a token outside it."""
+    to_draft = torch.full((vocab_size,), -1, dtype=torch.long)
+    to_draft[vocab] = torch.arange(len(vocab))
+    return to_draft
 
 
 def _top1(head, lm_rows, to_draft, examples, indices, batch_size: int) -> float:
@@ -292,22 +295,29 @@ def _evaluate(head_dir: Path, base_dir: str, lm_weight: torch.Tensor, probe: lis
     head.load_state_dict({k: v.float() for k, v in load_file(str(head_dir / "model.safetensors")).items()}, strict=False)
     vocab_path = head_dir / "draft_vocab.json"
     vocab = torch.tensor(json.loads(vocab_path.read_text())) if vocab_path.exists() else torch.arange(len(lm_weight))
-    to_draft = torch.full((len(lm_weight),), -1, dtype=torch.long)
-    to_draft[vocab] = torch.arange(len(vocab))
-    top1 = _top1(head, lm_weight[vocab], to_draft, probe, list(range(len(probe))), batch_size=8)
+    top1 = _top1(head, lm_weight[vocab], _draft_rows(vocab, len(lm_weight)), probe, list(range(len(probe))), batch_size=8)
     return {"probe_top1": top1, "positions": sum(len(e["answer"]) for e in probe)}
 
 
-def _templated_answers(base, tokenizer, args, teacher: str) -> list[dict]:
-    """The target's answers to ``build_prompts``' templates (resumable: the answers are the slow part)."""
-    default = f"{Path(args.out).name}-train-data.pt" if args.teacher_dtype == "fp32" else f"{teacher}-head-data.pt"
-    path = Path(args.data) if args.data else cache_root() / "eagle" / default
+def teacher_name(model: str, dtype: str) -> str:
+    """The target as the training caches name it: its name, with the precision unless fp32.
+
+    One rule for the EAGLE head and the GliDe draft, which share the templated answers' file.
+    """
+    return model if dtype == "fp32" else f"{model}-{dtype}"
+
+
+def templated_answers(
+    base, tokenizer, *, path: Path, count: int, max_new_tokens: int, seed: int, batch_size: int
+) -> list[dict]:
+    """The target's answers (with features) to ``count`` of ``build_prompts``' templates, cached at ``path``.
+
+    Resumable (the answers are the slow part); the GliDe draft's training reads the same file.
+    """
 
     def answer() -> list[dict]:
-        prompts = build_prompts(args.prompts, seed=args.seed, exclude=_eval_turns())
-        return answer_with_features(
-            base, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.answer_batch_size
-        )
+        prompts = build_prompts(count, seed=seed, exclude=_eval_turns())
+        return answer_with_features(base, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
 
     return cached(path, answer)
 
@@ -355,15 +365,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     base = AutoModelForCausalLM.from_pretrained(args.base, torch_dtype=DTYPES[args.teacher_dtype]).eval()
-    lm_weight = base.lm_head.weight.detach().float().clone()
+    lm_head_weight = base.lm_head.weight.detach()  # dense, in the teacher's precision: packing keeps no copy
+    lm_weight = lm_head_weight.float()  # the head's draft rows and its loss, fp32
     pack_linears(base, args.kernels)
-    teacher = Path(args.base).name + ("" if args.teacher_dtype == "fp32" else f"-{args.teacher_dtype}")
+    teacher = teacher_name(Path(args.base).name, args.teacher_dtype)
     if args.evaluate:
         probe = probe_answers(base, tokenizer, questions=args.probe, max_new_tokens=64, teacher=teacher)
-        with_soft_labels(base.lm_head, probe)
+        with_soft_labels(lm_head_weight, probe)
         print(json.dumps({"head": str(out), "probe": args.probe, **_evaluate(out, args.base, lm_weight, probe)}))
         return 0
-    examples = [dict(e, source="templated") for e in _templated_answers(base, tokenizer, args, teacher)]
+    default = f"{out.name}-train-data.pt" if args.teacher_dtype == "fp32" else f"{teacher}-head-data.pt"
+    answers = templated_answers(
+        base,
+        tokenizer,
+        path=Path(args.data) if args.data else cache_root() / "eagle" / default,
+        count=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        batch_size=args.answer_batch_size,
+    )
+    examples = [dict(e, source="templated") for e in answers]
     sources: dict = {"templated": {"prompts": args.prompts, "max_new_tokens": args.max_new_tokens}}
     if args.source_prompts:
         answers = source_answers(
@@ -385,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     probe = (
         probe_answers(base, tokenizer, questions=args.probe, max_new_tokens=64, teacher=teacher) if args.probe else []
     )
-    with_soft_labels(base.lm_head, examples + probe)
+    with_soft_labels(lm_head_weight, examples + probe)
     del base
     data_seconds = time.perf_counter() - started
     config = json.loads((Path(args.base) / "config.json").read_text())
@@ -397,8 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(vocab) < lm_weight.shape[0]:
         (out / "draft_vocab.json").write_text(json.dumps(vocab))
     vocab_ids = torch.tensor(vocab)
-    to_draft = torch.full((lm_weight.shape[0],), -1, dtype=torch.long)
-    to_draft[vocab_ids] = torch.arange(len(vocab))
+    to_draft = _draft_rows(vocab_ids, lm_weight.shape[0])
     head = Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
     head.gradient_checkpointing = False
     answer_tokens = [t for e in examples if e["source"] != "corpus" for t in e["answer"]]

@@ -280,23 +280,26 @@ def train(
 
 
 def _teacher_name(args) -> str:
-    """The target as the teacher's caches name it: its name, with the precision unless fp32 (the EAGLE head's data)."""
-    return args.target if args.teacher_dtype == "fp32" else f"{args.target}-{args.teacher_dtype}"
+    """The target as the teacher's caches name it (the EAGLE head's rule: they share the templated answers)."""
+    from ..eagle.train_head import teacher_name
+
+    return teacher_name(args.target, args.teacher_dtype)
 
 
 def _answers(args, target, tokenizer) -> list[dict]:
     """``{"prompt", "answer"}`` ids: the target's answers to templated prompts (EAGLE head data), cached or new."""
-    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{_teacher_name(args)}-head-data.pt"
-    if path.exists():
-        return [{"prompt": r["prompt"], "answer": r["answer"]} for r in torch.load(path)]
-    from ..eagle.head_data import answer_with_features
-    from ..eagle.train_head import _eval_turns
-    from ..eagle.train_prompts import build_prompts
+    from ..eagle.train_head import templated_answers
 
-    prompts = build_prompts(args.prompts, seed=args.seed, exclude=_eval_turns())
-    examples = answer_with_features(target, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(examples, path)
+    path = Path(args.data) if args.data else cache_root() / "eagle" / f"{_teacher_name(args)}-head-data.pt"
+    examples = templated_answers(
+        target,
+        tokenizer,
+        path=path,
+        count=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        batch_size=16,
+    )
     return [{"prompt": r["prompt"], "answer": r["answer"]} for r in examples]
 
 
