@@ -6,7 +6,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
-	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
+	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide
 
 help:  ## list targets
@@ -131,6 +131,9 @@ QWEN_CPU_PRECISION ?= $(if $(CPU_BF16),--dtype bf16,--dtype fp32 --kernels onedn
 # The default preset is the pairing where EAGLE does best on a CPU (the Qwen target + its shipped head);
 # EAGLE_PRESET=eagle2-smollm2-cpu is the quick smoke run, eagle2-vicuna-7b / eagle2-llama2-chat-7b the GPU ones.
 EAGLE_PRESET ?= eagle2-qwen-cpu
+# The Qwen EAGLE-3 head (make eagle3-head-qwen; 139 MB in fp16, over what we ship: trained into the cache)
+EAGLE3_HEAD_QWEN ?= $(or $(SVIP_HOME),$(HOME)/.cache/svip)/eagle/heads/qwen2.5-coder-1.5b-eagle3
+EAGLE_HEAD_DEPS :=
 include eval/configs/$(EAGLE_PRESET).mk
 EAGLE_VENV := third_party/eagle-venv
 EAGLE_PY   := $(EAGLE_VENV)/bin/python
@@ -154,11 +157,24 @@ eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B h
 		--intermediate-size 1024 --draft-vocab 32000
 EAGLE_HEAD_EPOCHS ?= 4
 
+# EAGLE-3's format for the same target: three target layers in (Qwen2's through our patch), its own 32k draft
+# vocabulary out, trained with the training-time test (train_eagle3) on the target's answers (cached by eagle-head-qwen).
+eagle3-head-qwen: eagle-setup models  ## train an EAGLE-3 head for Qwen2.5-Coder-1.5B (TTT; into $SVIP_HOME/eagle/heads)
+	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
+		$(EAGLE3_HEAD_QWEN) --eagle3 --ttt-steps $(EAGLE3_TTT_STEPS) --prompts 448 --source-prompts 768 \
+		--max-new-tokens 96 --epochs $(EAGLE3_HEAD_EPOCHS) --answer-batch-size 64 --teacher-dtype bf16 --train-dtype bf16 \
+		--intermediate-size 1024 --draft-vocab 32000
+EAGLE3_HEAD_EPOCHS ?= 4
+EAGLE3_TTT_STEPS ?= 4
+
+$(EAGLE3_HEAD_QWEN)/model.safetensors:
+	$(MAKE) eagle3-head-qwen
+
 eagle-vocab-entropy: eagle-setup models  ## the reduced draft vocabulary's entropy vs the full vocabulary's, on real drafts
 	$(EAGLE_PY) -m svip.eval.eagle.vocab_entropy --target qwen2.5-coder-1.5b --eagle-head adapters/eagle/heads/qwen2.5-coder-1.5b \
 		--kernels onednn --per-category 2 --max-new-tokens 48
 
-eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-default,$(if $(filter qwen%,$(EAGLE_BASE_MODEL)),models))  ## EAGLE-2 vs EAGLE-2+SVIP, Table 4 layout (EAGLE_PRESET=eagle2-vicuna-7b on a GPU)
+eagle2-svip: eagle-setup $(if $(filter smollm2-135m,$(EAGLE_BASE_MODEL)),models-default,$(if $(filter qwen%,$(EAGLE_BASE_MODEL)),models)) $(EAGLE_HEAD_DEPS)  ## EAGLE-2 vs EAGLE-2+SVIP, Table 4 layout (EAGLE_PRESET=eagle2-vicuna-7b on a GPU)
 	$(EAGLE_PY) -m svip.eval.cli bench --run-dir $(EAGLE_RUN_DIR) --target $(EAGLE_BASE_MODEL) --eagle-head $(EAGLE_HEAD) \
 		--questions eagle $(EAGLE_FLAGS) --methods $(EAGLE_METHODS)
 	$(EAGLE_PY) -m svip.eval.cli report $(EAGLE_RUN_DIR)

@@ -345,8 +345,13 @@ def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
 def _describe_run(config: dict) -> str:
     layers = f" (first {config['draft_layers']} layers)" if config.get("draft_layers") else ""
     kernels = f" ({config['kernels']} kernels)" if config.get("kernels", "default") != "default" else ""
+    draft = config.get("draft") or "-"
+    if config.get("eagle_head"):  # the eagle2* methods draft with EAGLE-3's tree for a head in its format
+        from svip.adapters.eagle.generator import is_eagle3_head
+
+        draft = f"{'EAGLE-3' if is_eagle3_head(config['eagle_head']) else 'EAGLE-1/2'} head {config['eagle_head']}"
     return (
-        f"{config.get('target')} / {config.get('draft') or '-'}{layers} {config.get('dtype')}{kernels} on {config.get('device')}, "
+        f"{config.get('target')} / {draft}{layers} {config.get('dtype')}{kernels} on {config.get('device')}, "
         f"{config.get('questions')}, {config.get('max_new_tokens')} new tokens, T={config.get('temperature')}"
     )
 

@@ -8,6 +8,7 @@ cannot reach GitHub).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from svip.eval.methods import MethodRunner, canonical_method
 from svip.eval.prompts import encode_prompt
 from svip.eval.runner import BenchConfig
 from svip.method import Decoded
+from svip.runtime import cache_root
 
 from helpers import pristine_clone
 
@@ -34,6 +36,8 @@ EAGLE_DIR = Path(os.environ.get("SVIP_EAGLE_DIR", ROOT / "third_party" / "EAGLE"
 EAGLE_PY = ROOT / "third_party" / "eagle-venv" / "bin" / "python"
 HEAD = ROOT / "adapters" / "eagle" / "heads" / "smollm2-135m"
 QWEN_HEAD = ROOT / "adapters" / "eagle" / "heads" / "qwen2.5-coder-1.5b"
+# the EAGLE-3 head for the same target: 139 MB, trained into the cache (make eagle3-head-qwen), not shipped
+QWEN_EAGLE3_HEAD = cache_root() / "eagle" / "heads" / "qwen2.5-coder-1.5b-eagle3"
 
 
 # -- method strings -------------------------------------------------------------------------------
@@ -253,11 +257,20 @@ def test_patch_applies_to_the_pinned_commit_and_only_adds_lines(tmp_path):
         ["git", "apply", "--numstat", str(PATCH)], cwd=clone, capture_output=True, text=True, check=True
     ).stdout.split()
     files = {stat[i + 2]: stat[i + 1] for i in range(0, len(stat), 3)}  # path -> deleted lines
-    assert files == {"eagle/model/cnets.py": "0", "eagle/model/cnets1.py": "0"}  # EAGLE-3's and EAGLE-2's drafters,
+    # EAGLE-3's and EAGLE-2's drafters, and Qwen2's modeling file (the three layers EAGLE-3 reads);
     # lines added only: upstream code is untouched
+    assert files == {"eagle/model/cnets.py": "0", "eagle/model/cnets1.py": "0", "eagle/model/modeling_qwen2_kv.py": "0"}
 
 
 # -- real EAGLE runs (EAGLE's venv) ---------------------------------------------------------------
+def _by_question(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """check.py's rows as question id -> method -> row."""
+    by_question: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    return by_question
+
+
 def _check(env_dir: Path, *args: str, head: Path = HEAD) -> list[dict]:
     if not EAGLE_PY.exists():
         pytest.skip(f"no EAGLE venv at {EAGLE_PY} (make eagle-setup)")
@@ -298,9 +311,7 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
         "eagle2:total=20,depth=4,top_k=5,variant=top+svip-adaptive",
     ]
     rows = _check(EAGLE_DIR, "--per-category", "1", "--max-new-tokens", "32", "--methods", *methods)
-    by_question: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    by_question = _by_question(rows)
     assert len(by_question) == 5
     from svip.adapters.vanilla import SpeculativeEngine
 
@@ -324,13 +335,13 @@ def test_greedy_eagle2_svip_is_token_identical_to_target_only(smol_target, smol_
     assert cut, "SVIP never cut a tree: the entropy stop is not reaching EAGLE"
 
 
-def _random_eagle3_head(directory: Path, draft_vocab: int = 8192) -> Path:
-    """An EAGLE-3 head for SmolLM2 in upstream's format (``cnets.Model``, ``d2t``/``t2d``), random weights:
-    for the mechanics only (no EAGLE-3 head is trained here)."""
+def _random_eagle3_head(directory: Path, draft_vocab: int = 8192, like: Path = HEAD) -> Path:
+    """An EAGLE-3 head in upstream's format (``cnets.Model``, ``d2t``/``t2d``) shaped for the base model of the
+    shipped EAGLE-1/2 head ``like``, random weights: for the mechanics only (no EAGLE-3 head is trained here)."""
     import torch
     from safetensors.torch import save_file
 
-    config = json.loads((HEAD / "config.json").read_text())
+    config = json.loads((like / "config.json").read_text())
     config.update(draft_vocab_size=draft_vocab, architectures=["LlamaForCausalLMEagle3"])
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps(config))
@@ -343,7 +354,7 @@ def _random_eagle3_head(directory: Path, draft_vocab: int = 8192) -> Path:
         "d2t": torch.arange(draft_vocab) * 5 - torch.arange(draft_vocab),  # draft index i -> target id 5i
         "t2d": torch.zeros(config["vocab_size"], dtype=torch.bool).index_fill_(0, torch.arange(draft_vocab) * 5, True),
     }
-    kv = config["num_key_value_heads"] * config["head_dim"]
+    kv = config["num_key_value_heads"] * config.get("head_dim", hidden // config["num_attention_heads"])
     shapes = {
         "self_attn.q_proj": (hidden, 2 * hidden),
         "self_attn.k_proj": (kv, 2 * hidden),
@@ -368,9 +379,7 @@ def test_greedy_eagle3_svip_is_token_identical_to_target_only(tmp_path):
     head = _random_eagle3_head(tmp_path / "eagle3-head")
     methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip", "eagle2+svip-adaptive"]
     rows = _check(EAGLE_DIR, "--per-category", "1", "--max-new-tokens", "24", "--methods", *methods, head=head)
-    by_question: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    by_question = _by_question(rows)
     assert len(by_question) == 5
     cut = False
     for question_id, runs in by_question.items():
@@ -384,19 +393,39 @@ def test_greedy_eagle3_svip_is_token_identical_to_target_only(tmp_path):
 
 
 @pytest.mark.slow
-def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only():
-    """Qwen2.5-Coder-1.5B + the shipped head (reduced draft vocabulary), fp32, oneDNN kernels, 10 EAGLE prompts."""
+def test_greedy_eagle3_svip_on_qwen2_reads_three_layers_and_is_token_identical_to_target_only(tmp_path):
+    """Qwen2.5's EAGLE modeling file returns EAGLE-3's three layers only with the patch: a random EAGLE-3 head
+    on the 1.5B (fp32) drafts from them and every method decodes as target-only does."""
     _require_checkout()
     if not (QWEN_HEAD / "model.safetensors").exists():
         pytest.skip(f"no head at {QWEN_HEAD}")
+    head = _random_eagle3_head(tmp_path / "eagle3-qwen-head", like=QWEN_HEAD)
+    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip"]
+    args = ("--base", "qwen2.5-coder-1.5b", "--kernels", "onednn", "--per-category", "1", "--max-new-tokens", "16")
+    rows = _check(EAGLE_DIR, *args, "--methods", *methods, head=head)
+    by_question = _by_question(rows)
+    assert len(by_question) == 5
+    for question_id, runs in by_question.items():
+        for method in methods[1:]:
+            assert runs[method]["tokens"] == runs["target-only"]["tokens"], (question_id, method)
+        drafted = {t for tree in runs["eagle2"]["trees"] for t in tree[1:]}
+        assert drafted and all(t % 5 == 0 and t < 5 * 8192 for t in drafted)  # only d2t's image is drafted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", [QWEN_HEAD, QWEN_EAGLE3_HEAD], ids=["eagle2-head", "eagle3-head"])
+def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only(head):
+    """Qwen2.5-Coder-1.5B + the shipped head (reduced draft vocabulary) or the trained EAGLE-3 head, fp32,
+    oneDNN kernels, 10 EAGLE prompts."""
+    _require_checkout()
+    if not (head / "model.safetensors").exists():
+        pytest.skip(f"no head at {head}")
     methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip", "eagle2+svip-adaptive"]
     args = ("--base", "qwen2.5-coder-1.5b", "--kernels", "onednn", "--per-category", "2", "--max-new-tokens", "24")
-    rows = _check(EAGLE_DIR, *args, "--methods", *methods, head=QWEN_HEAD)
-    by_question: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        by_question.setdefault(row["question_id"], {})[row["method"]] = row
+    rows = _check(EAGLE_DIR, *args, "--methods", *methods, head=head)
+    by_question = _by_question(rows)
     assert len(by_question) == 10
-    vocab = set(json.loads((QWEN_HEAD / "draft_vocab.json").read_text()))
+    vocab = head.name == "qwen2.5-coder-1.5b" and set(json.loads((head / "draft_vocab.json").read_text()))
     from svip.adapters.vanilla import SpeculativeEngine
     from svip.eval.loading import Placement, load_model, load_tokenizer
     from svip.kernels import pack_linears
@@ -415,10 +444,10 @@ def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only():
         prompt = encode_prompt(tokenizer, question.turns[0])
         ours = engine.generate(prompt, max_new_tokens=24, stop_tokens={tokenizer.eos_token_id}).tokens
         assert ours == reference, question_id
-    assert accepted > 0 and vocab  # the head drafted tokens the target accepted
+    assert accepted > 0 and vocab != set()  # the head drafted tokens the target accepted
     tree = [a for runs in by_question.values() for a in runs["eagle2"]["accepted"][1:]]  # after the prefill round
-    # the second head (varied text) keeps ~1.1 drafted tokens a round on the GPU tree; the first, templated-only
-    # one kept ~0.55 (README): a head that does not carry to these prompts fails here
+    # the shipped head (varied text) keeps ~1.2 drafted tokens a round on the GPU tree, the EAGLE-3 one ~0.95 (bf16
+    # runs); the first, templated-only head kept ~0.55 (README): a head that does not carry to these prompts fails here
     assert sum(tree) / len(tree) > 0.8, sum(tree) / len(tree)
 
 
@@ -588,11 +617,31 @@ def test_eagle_method_takes_the_vocabulary_choice():
         EagleMethod.parse("eagle2:vocab=small")
 
 
+def _rule_examples(draw, feature: str, width: int, generator, count: int = 40) -> list[dict]:
+    """Tiny training examples: ``draw() -> (9 ids, their labels)`` (3 of prompt), random ``feature`` rows of
+    ``width``, the labels' soft targets 0.8 / 0.2."""
+    import torch
+
+    examples = []
+    for _ in range(count):
+        ids, labels = draw()
+        examples.append(
+            {
+                "prompt": ids[:3],
+                "answer": ids[3:],
+                feature: torch.randn(9, width, generator=generator).to(torch.float16),
+                "top_ids": labels.to(torch.int32),
+                "top_logp": torch.log(torch.tensor([[0.8, 0.2]] * 9)).to(torch.float16),
+            }
+        )
+    return examples
+
+
 def test_head_training_learns_the_soft_labels_under_bf16_autocast_and_checkpoints_every_epoch():
     """The loop of ``train_head`` on a tiny random head: batching, the draft-vocabulary loss, autocast, checkpoints."""
     import torch
 
-    from svip.eval.eagle.train_head import train
+    from svip.eval.eagle.train_head import eagle2_loss, train
 
     model, _ = _tiny_tree_drafter(version=2)
     model.gradient_checkpointing = False
@@ -601,27 +650,95 @@ def test_head_training_learns_the_soft_labels_under_bf16_autocast_and_checkpoint
     to_draft = torch.full((64,), -1, dtype=torch.long)
     to_draft[draft_ids] = torch.arange(32)
     lm_rows = torch.randn(32, 32, generator=generator)
-    examples = []
-    for _ in range(40):
+    def draw():
         ids = torch.randint(1, 64, (9,), generator=generator).tolist()
-        labels = torch.tensor([[(2 * t + 6) % 64, (2 * t + 7) % 64] for t in ids])  # the next token is a rule
-        examples.append(
-            {
-                "prompt": ids[:3],
-                "answer": ids[3:],
-                "features": torch.randn(9, 32, generator=generator).to(torch.float16),
-                "top_ids": labels.to(torch.int32),
-                "top_logp": torch.log(torch.tensor([[0.8, 0.2]] * 9)).to(torch.float16),
-            }
-        )
+        return ids, torch.tensor([[(2 * t + 6) % 64, (2 * t + 7) % 64] for t in ids])  # the next token is a rule
+
+    examples = _rule_examples(draw, "features", 32, generator)
     seen = []
     report = train(
-        model, lm_rows, to_draft, examples, epochs=12, batch_size=4, lr=3e-3, noise=0.0, seed=0,
-        dtype=torch.bfloat16, probe=examples[:10], on_epoch=lambda r: seen.append(len(r["epochs"])),
+        model, functools.partial(eagle2_loss, model, lm_rows, to_draft), examples, epochs=12, batch_size=4, lr=3e-3,
+        noise=0.0, seed=0, dtype=torch.bfloat16, probe=examples[:10], on_epoch=lambda r: seen.append(len(r["epochs"])),
     )
     assert seen == list(range(1, 13)) and report["held_out_examples"] == 2 and report["train_examples"] == 38
     first, last = report["epochs"][0]["probe_top1"], report["epochs"][-1]["probe_top1"]
     assert last > max(0.5, first), (first, last)  # the rule is learnt: well above chance (1/32)
+
+
+def test_ttt_steps_are_what_the_eagle3_drafter_computes_down_a_chain_with_its_kv_cache():
+    """Training-time test step j at position t = upstream's cached forward (the drafting path) fed the context up
+    to t, then its own outputs j times: the training sees exactly the states drafting will."""
+    import torch
+
+    from svip.eval.eagle.train_eagle3 import ttt_hidden
+
+    model, _ = _tiny_tree_drafter(version=3)
+    model.reset()
+    torch.manual_seed(1)
+    length, steps = 6, 3
+    features = torch.randn(1, length, model.fc.in_features)
+    tokens = torch.randint(1, 64, (1, length + steps - 1))
+    with torch.no_grad():
+        trained = ttt_hidden(model, features, tokens, steps)
+        torch.testing.assert_close(trained[0], model(features, input_ids=tokens[:, :length]), rtol=1e-4, atol=1e-5)
+        for t in range(length):
+            out, cache = model(features[:, : t + 1], input_ids=tokens[:, : t + 1], use_cache=True)
+            hidden = out[:, -1:]
+            for step in range(1, steps):
+                position = torch.tensor([[t + step]])
+                hidden, cache = model(
+                    hidden, input_ids=tokens[:, t + step : t + step + 1], past_key_values=cache, position_ids=position,
+                    use_cache=True,
+                )
+                torch.testing.assert_close(trained[step][:, t], hidden[:, 0], rtol=1e-4, atol=1e-5)
+
+
+def test_ttt_batches_align_each_position_with_the_next_token_and_the_label_after_it():
+    import torch
+
+    from svip.eval.eagle.train_eagle3 import _batch3
+
+    example = {
+        "prompt": [5, 6],
+        "answer": [7, 8, 9],
+        "layer_features": torch.arange(5.0)[:, None].expand(5, 3).to(torch.float16),
+        "top_ids": torch.tensor([[10 + p] for p in range(5)], dtype=torch.int32),  # label at p: the token after p
+        "top_logp": torch.zeros(5, 1, dtype=torch.float16),
+    }
+    short = {key: value[:3] for key, value in example.items()} | {"prompt": [5, 6], "answer": [7]}
+    features, tokens, top_ids, _, mask = _batch3([example, short], [0, 1], steps=3)
+    assert features.shape == (2, 4, 3) and features[0, :, 0].tolist() == [0, 1, 2, 3]  # positions 0..3 feed
+    assert tokens[0].tolist() == [6, 7, 8, 9, 0, 0] and tokens[1].tolist() == [6, 7, 0, 0, 0, 0]  # the token after
+    assert top_ids[0, :, 0].tolist() == [11, 12, 13, 14, 0, 0]  # slot u: the label at position u + 1
+    assert mask[0].tolist() == [False, True, True, True, False, False]  # labels of answer positions 2..4
+    assert mask[1].tolist() == [False, True, False, False, False, False]
+
+
+def test_eagle3_head_training_learns_a_rule_several_steps_deep():
+    """``train`` with the TTT loss on a tiny random EAGLE-3 head: deeper steps (fed the head's own outputs) learn
+    the rule as well, and the LM head (the target's rows) and the embedding stay frozen."""
+    import torch
+
+    from svip.eval.eagle.train_eagle3 import prepare_head, ttt_loss
+    from svip.eval.eagle.train_head import _draft_rows, train
+
+    model, _ = _tiny_tree_drafter(version=3)
+    model.gradient_checkpointing = False
+    generator = torch.Generator().manual_seed(0)
+    vocab = torch.cat([torch.arange(32), torch.arange(40, 56)])  # 48 draftable target ids
+    prepare_head(model, torch.randn(64, 32, generator=generator), vocab)
+    frozen = model.lm_head.weight.clone()
+    def draw():
+        rows = torch.randint(0, 48, (9,), generator=generator)
+        return vocab[rows].tolist(), torch.stack([vocab[(rows + 5) % 48], vocab[(rows + 6) % 48]], -1)  # a rule
+
+    examples = _rule_examples(draw, "layer_features", 96, generator)
+    loss = functools.partial(ttt_loss, model, _draft_rows(vocab, 64), steps=3)
+    report = train(model, loss, examples, epochs=12, batch_size=4, lr=3e-3, noise=0.0, seed=0, probe=examples[:10])
+    first, last = report["epochs"][0]["probe_top1"], report["epochs"][-1]["probe_top1"]
+    assert last > max(0.5, first), (first, last)
+    assert torch.equal(model.lm_head.weight, frozen) and not model.embed_tokens.weight.requires_grad
+    assert model.t2d[vocab].all() and int(model.t2d.sum()) == 48 and torch.equal(model.d2t + torch.arange(48), vocab)
 
 
 def test_the_heads_format_picks_the_drafter_and_eagle3_needs_a_base_with_three_layers(tmp_path):
@@ -634,8 +751,14 @@ def test_the_heads_format_picks_the_drafter_and_eagle3_needs_a_base_with_three_l
     assert is_eagle3_head(eagle3) and not is_eagle3_head("yuhuili/EAGLE-Vicuna-7B-v1.3")  # a hub id: upstream default
     base = tmp_path / "base"
     base.mkdir()
-    (base / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (base / "config.json").write_text(json.dumps({"model_type": "mixtral"}))
     with pytest.raises(EagleSetupError, match="three target layers"):
         _check_eagle3_base(str(base))
-    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    _check_eagle3_base(str(base))
+    for model_type in ("llama", "qwen2", "qwen3"):  # qwen2 through the patch
+        (base / "config.json").write_text(json.dumps({"model_type": model_type}))
+        _check_eagle3_base(str(base))
+    from svip.eval.cli import _describe_run
+
+    run = {"target": "qwen2.5-coder-1.5b", "dtype": "bf16", "device": "cpu", "questions": "eagle"}
+    assert "/ EAGLE-3 head " in _describe_run(run | {"eagle_head": str(eagle3)})  # the report says which drafter ran
+    assert "/ EAGLE-1/2 head " in _describe_run(run | {"eagle_head": str(QWEN_HEAD)})

@@ -46,7 +46,8 @@ __all__ = [
     "is_eagle3_head",
 ]
 
-EAGLE3_BASES = ("llama", "qwen3")  # base models whose EAGLE modeling file returns EAGLE-3's three layers at the pin
+# base models whose EAGLE modeling file returns EAGLE-3's three layers: llama and qwen3 at the pin, qwen2 by our patch
+EAGLE3_BASES = ("llama", "qwen2", "qwen3")
 
 
 class EagleSetupError(RuntimeError):
@@ -117,7 +118,7 @@ def _check_eagle3_base(base_model: str) -> None:
     if model_type is not None and model_type not in EAGLE3_BASES:
         raise EagleSetupError(
             f"an EAGLE-3 head reads three target layers, which EAGLE's modeling file for {model_type!r} does not "
-            f"return at the pin (only {', '.join(EAGLE3_BASES)}); use an EAGLE-1/2 head for this base model"
+            f"return (patched EAGLE returns them for {', '.join(EAGLE3_BASES)}); use an EAGLE-1/2 head for this base model"
         )
 
 

@@ -84,14 +84,21 @@ def answer_with_features(
 
 
 @torch.no_grad()
-def teacher_features(model, sequences: list[list[int]], *, batch_size: int = 8, progress=print) -> list[torch.Tensor]:
-    """The final hidden state at every position of each sequence, teacher-forced (fp16; right-padded batches)."""
+def teacher_features(
+    model, sequences: list[list[int]], *, batch_size: int = 8, layers: tuple[int, ...] | None = None, progress=print
+) -> list[torch.Tensor]:
+    """The final hidden state at every position of each sequence, teacher-forced (fp16; right-padded batches).
+
+    ``layers``: instead, the inputs of those decoder layers, concatenated (EAGLE-3 reads three of them).
+    """
     features = []
     for first in range(0, len(sequences), batch_size):
         batch = sequences[first : first + batch_size]
         width = max(map(len, batch))
         ids = torch.tensor([s + [0] * (width - len(s)) for s in batch])  # right padding: real positions from 0
-        hidden = model.model(input_ids=ids).last_hidden_state
+        out = model.model(input_ids=ids, output_hidden_states=layers is not None)
+        # hidden_states[i] is the input of layer i (the embeddings for i = 0)
+        hidden = out.last_hidden_state if layers is None else torch.cat([out.hidden_states[i] for i in layers], -1)
         features += [hidden[row, : len(s)].to(torch.float16).clone() for row, s in enumerate(batch)]
         progress(f"[teacher] {len(features)}/{len(sequences)} sequences")
     return features

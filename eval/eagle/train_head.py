@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import hashlib
 import json
 import math
@@ -188,13 +189,29 @@ def _loss(head, lm_rows, to_draft, hidden, tokens, target, mask, top_ids, top_lo
     keep = mask.bool()
     predicted, target, top_ids, top_logp = predicted[keep].float(), target[keep], top_ids[keep], top_logp[keep]
     feature_loss = F.smooth_l1_loss(predicted, target, reduction="none").mean(-1).sum() / max(1, len(predicted))
+    token_loss, hits = soft_cross_entropy(F.linear(predicted, lm_rows), to_draft, top_ids, top_logp)
+    return feature_loss + 0.1 * token_loss / max(1, len(predicted)), hits, float(len(predicted))
+
+
+def soft_cross_entropy(logits, to_draft, top_ids, top_logp):
+    """Summed cross-entropy of ``logits`` (positions, draft vocabulary) to the target's top-k next tokens,
+    renormalised over those in the draft vocabulary, and the hits (the head's top-1 = the target's greedy token).
+
+    A target token outside the draft vocabulary gets no weight and is never a hit: it can only be emitted by
+    the target. Shared by the EAGLE-2 and EAGLE-3 heads' losses.
+    """
     rows = to_draft[top_ids]  # (positions, k)
     weights = torch.where(rows >= 0, top_logp, torch.full_like(top_logp, -math.inf)).softmax(-1).nan_to_num(0.0)
-    log_q = torch.log_softmax(F.linear(predicted, lm_rows).float(), dim=-1)
-    token_loss = -(weights * log_q.gather(-1, rows.clamp(min=0))).sum() / max(1, len(predicted))
+    log_q = torch.log_softmax(logits.float(), dim=-1)
+    loss = -(weights * log_q.gather(-1, rows.clamp(min=0))).sum()
     with torch.no_grad():
         hits = (rows[:, 0] == log_q.argmax(-1)).float().sum()
-    return feature_loss + 0.1 * token_loss, hits, float(len(predicted))
+    return loss, hits
+
+
+def eagle2_loss(head, lm_rows, to_draft, examples, indices, noise: float):
+    """EAGLE-2's loss (``_loss``) on the batch of ``examples[indices]``: what ``train`` calls for an EAGLE-1/2 head."""
+    return _loss(head, lm_rows, to_draft, *_batch(examples, indices), noise=noise)
 
 
 def _draft_rows(vocab: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -204,21 +221,20 @@ def _draft_rows(vocab: torch.Tensor, vocab_size: int) -> torch.Tensor:
     return to_draft
 
 
-def _top1(head, lm_rows, to_draft, examples, indices, batch_size: int) -> float:
+def _top1(head, batch_loss, examples, indices, batch_size: int) -> float:
     """The head's top-1 agreement with the target's greedy next token over ``indices`` (teacher-forced)."""
     head.eval()
     hits = total = 0.0
     with torch.no_grad():
         for step in range(0, len(indices), batch_size):
-            _, h, n = _loss(head, lm_rows, to_draft, *_batch(examples, indices[step : step + batch_size]), noise=0.0)
+            _, h, n = batch_loss(examples, indices[step : step + batch_size], 0.0)
             hits, total = hits + float(h), total + n
     return hits / max(total, 1)
 
 
 def train(
     head,
-    lm_rows,
-    to_draft,
+    batch_loss,
     examples,
     *,
     epochs: int,
@@ -231,6 +247,9 @@ def train(
     on_epoch=None,
 ) -> dict:
     """AdamW with warm-up and cosine decay; held-out top-1 per epoch (5% of the examples, seeded).
+
+    ``batch_loss(examples, indices, noise) -> (loss, hits, positions)``: the head's loss on one batch
+    (``eagle2_loss`` for an EAGLE-1/2 head, ``train_eagle3.ttt_loss`` for an EAGLE-3 one).
 
     ``dtype=torch.bfloat16`` runs the forward under autocast (fp32 master
     weights): on a CPU with bf16 matrix units that is several times faster.
@@ -257,8 +276,7 @@ def train(
         start = time.perf_counter()
         for step in range(0, len(training), batch_size):
             with autocast:
-                batch = _batch(examples, training[step : step + batch_size])
-                loss, _, _ = _loss(head, lm_rows, to_draft, *batch, noise=noise)
+                loss, _, _ = batch_loss(examples, training[step : step + batch_size], noise)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 0.5)
@@ -266,17 +284,18 @@ def train(
             schedule.step()
             if (step // batch_size) % 50 == 0:
                 print(
-                    f"[train] epoch {epoch + 1}: {step}/{len(training)} examples, loss {float(loss.detach()):.3f}", flush=True
+                    f"[train] epoch {epoch + 1}: {step}/{len(training)} examples, loss {float(loss.detach()):.3f}",
+                    flush=True,
                 )
         with autocast:
             record = {
                 "epoch": epoch + 1,
-                "held_out_top1": _top1(head, lm_rows, to_draft, examples, held_out, batch_size),
+                "held_out_top1": _top1(head, batch_loss, examples, held_out, batch_size),
                 "seconds": time.perf_counter() - start,
                 "last_loss": float(loss.detach()),
             }
             if probe:
-                record["probe_top1"] = _top1(head, lm_rows, to_draft, probe, list(range(len(probe))), batch_size)
+                record["probe_top1"] = _top1(head, batch_loss, probe, list(range(len(probe))), batch_size)
         history.append(record)
         print(f"[train] {history[-1]}", flush=True)
         report = {"held_out_examples": len(held_out), "train_examples": len(training), "epochs": history}
@@ -292,10 +311,13 @@ def _evaluate(head_dir: Path, base_dir: str, lm_weight: torch.Tensor, probe: lis
     from safetensors.torch import load_file
 
     head = Model(EConfig.from_pretrained(str(head_dir / "config.json")), load_emb=True, path=base_dir)
-    head.load_state_dict({k: v.float() for k, v in load_file(str(head_dir / "model.safetensors")).items()}, strict=False)
+    head.load_state_dict(
+        {k: v.float() for k, v in load_file(str(head_dir / "model.safetensors")).items()}, strict=False
+    )
     vocab_path = head_dir / "draft_vocab.json"
     vocab = torch.tensor(json.loads(vocab_path.read_text())) if vocab_path.exists() else torch.arange(len(lm_weight))
-    top1 = _top1(head, lm_weight[vocab], _draft_rows(vocab, len(lm_weight)), probe, list(range(len(probe))), batch_size=8)
+    loss = functools.partial(eagle2_loss, head, lm_weight[vocab], _draft_rows(vocab, len(lm_weight)))
+    top1 = _top1(head, loss, probe, list(range(len(probe))), batch_size=8)
     return {"probe_top1": top1, "positions": sum(len(e["answer"]) for e in probe)}
 
 
@@ -334,7 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--answer-batch-size", type=int, default=16, help="prompts answered together")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--noise", type=float, default=0.2)
+    parser.add_argument(
+        "--noise", type=float, help="uniform noise on the input features (default: 0.2, EAGLE's; 0 with --eagle3)"
+    )
+    parser.add_argument(
+        "--eagle3",
+        action="store_true",
+        help="an EAGLE-3 head (three target layers in, its own --draft-vocab out; training-time test, train_eagle3)",
+    )
+    parser.add_argument("--ttt-steps", type=int, default=4, help="EAGLE-3's training-time test steps (upstream: 7)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--intermediate-size", type=int, help="the head's MLP width (default: the base model's)")
     parser.add_argument("--draft-vocab", type=int, default=0, help="draft from the N most frequent tokens (0: all)")
@@ -351,14 +381,21 @@ def main(argv: list[str] | None = None) -> int:
         "--evaluate", action="store_true", help="score the head already in OUT on --probe's answers; train nothing"
     )
     args = parser.parse_args(argv)
+    if args.noise is None:
+        args.noise = 0.0 if args.eagle3 else 0.2
+    if args.eagle3 and args.evaluate:
+        parser.error("--evaluate scores EAGLE-1/2 heads; an EAGLE-3 head's probe score is in its training.json")
+    if args.ttt_steps < 1:
+        parser.error("--ttt-steps must be >= 1")
     torch.manual_seed(args.seed)
     import_eagle()
     from eagle.model.cnets1 import Model
     from eagle.model.configs import EConfig
-    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from svip.runtime import DTYPES
+
+    from .train_eagle3 import eagle3_config, eagle3_layers, prepare_head, ttt_loss  # it imports this module
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,6 +411,65 @@ def main(argv: list[str] | None = None) -> int:
         with_soft_labels(lm_head_weight, probe)
         print(json.dumps({"head": str(out), "probe": args.probe, **_evaluate(out, args.base, lm_weight, probe)}))
         return 0
+    examples, sources, probe = training_examples(args, base, tokenizer, teacher, out)
+    with_soft_labels(lm_head_weight, examples + probe)
+    if args.eagle3:
+        layers = eagle3_layers(base.config.num_hidden_layers)
+        for group in (g for g in (examples, probe) if g):  # the target's three layers, teacher-forced, cached
+            sequences = [e["prompt"] + e["answer"] for e in group]
+            path = cache_root() / "eagle" / f"{teacher}-layers-{_digest(sequences, layers)}.pt"
+            for example, features in zip(
+                group, cached(path, functools.partial(teacher_features, base, sequences, layers=layers))
+            ):
+                example["layer_features"] = features
+                del example["features"]  # the last layer's: read by the labels only (1 GB here)
+    del base
+    data_seconds = time.perf_counter() - started
+    base_config = json.loads((Path(args.base) / "config.json").read_text())
+    vocab = draft_vocabulary(examples, args.draft_vocab, lm_weight.shape[0])
+    vocab_ids = torch.tensor(vocab)
+    to_draft = _draft_rows(vocab_ids, lm_weight.shape[0])
+    if args.eagle3:
+        from eagle.model.cnets import Model as Eagle3Model
+
+        config = eagle3_config(base_config, draft_vocab=len(vocab), intermediate_size=args.intermediate_size)
+        (out / "config.json").write_text(json.dumps(config, indent=1))
+        head = Eagle3Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
+        prepare_head(head, lm_weight, vocab_ids)
+        batch_loss = functools.partial(ttt_loss, head, to_draft, steps=args.ttt_steps)
+    else:
+        config = dict(base_config, num_hidden_layers=1, bias=True, architectures=["LlamaForCausalLM"])
+        if args.intermediate_size:
+            config["intermediate_size"] = args.intermediate_size
+        (out / "config.json").write_text(json.dumps(config, indent=1))
+        if len(vocab) < lm_weight.shape[0]:
+            (out / "draft_vocab.json").write_text(json.dumps(vocab))
+        head = Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
+        batch_loss = functools.partial(eagle2_loss, head, lm_weight[vocab_ids], to_draft)
+    head.gradient_checkpointing = False
+    record = training_record(args, examples, sources, probe, vocab, config, data_seconds)
+    if args.eagle3:
+        record.update(format="eagle3", layers=list(layers), ttt_steps=args.ttt_steps, lm_head="target rows, frozen")
+    train(
+        head,
+        batch_loss,
+        examples,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        noise=args.noise,
+        seed=args.seed,
+        dtype=DTYPES[args.train_dtype],
+        probe=probe,
+        on_epoch=lambda report: save_head(head, out, record, report, started),
+    )
+    print(f"[done] wrote {out}/model.safetensors; {record['total_cpu_seconds']:.0f} s")
+    return 0
+
+
+def training_examples(args, base, tokenizer, teacher: str, out: Path) -> tuple[list[dict], dict, list[dict]]:
+    """The examples ``args`` ask for (templated answers, source-prompt answers, corpus text; each from its
+    cache when there), what they are (for ``training.json``) and the probe's answers."""
     default = f"{out.name}-train-data.pt" if args.teacher_dtype == "fp32" else f"{teacher}-head-data.pt"
     answers = templated_answers(
         base,
@@ -406,23 +502,14 @@ def main(argv: list[str] | None = None) -> int:
     probe = (
         probe_answers(base, tokenizer, questions=args.probe, max_new_tokens=64, teacher=teacher) if args.probe else []
     )
-    with_soft_labels(lm_head_weight, examples + probe)
-    del base
-    data_seconds = time.perf_counter() - started
-    config = json.loads((Path(args.base) / "config.json").read_text())
-    config.update(num_hidden_layers=1, bias=True, architectures=["LlamaForCausalLM"])
-    if args.intermediate_size:
-        config["intermediate_size"] = args.intermediate_size
-    (out / "config.json").write_text(json.dumps(config, indent=1))
-    vocab = draft_vocabulary(examples, args.draft_vocab, lm_weight.shape[0])
-    if len(vocab) < lm_weight.shape[0]:
-        (out / "draft_vocab.json").write_text(json.dumps(vocab))
-    vocab_ids = torch.tensor(vocab)
-    to_draft = _draft_rows(vocab_ids, lm_weight.shape[0])
-    head = Model(EConfig.from_pretrained(str(out / "config.json")), load_emb=True, path=args.base)
-    head.gradient_checkpointing = False
+    return examples, sources, probe
+
+
+def training_record(args, examples, sources, probe, vocab, config, data_seconds: float) -> dict:
+    """What ``training.json`` says of a head beside the per-epoch scores: its data, vocabulary and settings."""
     answer_tokens = [t for e in examples if e["source"] != "corpus" for t in e["answer"]]
-    record = dict(
+    in_vocab = set(vocab)
+    return dict(
         base=Path(args.base).name,
         prompts=args.prompts,
         max_new_tokens=args.max_new_tokens,
@@ -431,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         tokens=sum(len(e["prompt"]) + len(e["answer"]) for e in examples),
         answer_tokens=len(answer_tokens),
         draft_vocab=len(vocab),
-        answer_tokens_in_draft_vocab=sum(t in set(vocab) for t in answer_tokens) / max(1, len(answer_tokens)),
+        answer_tokens_in_draft_vocab=sum(t in in_vocab for t in answer_tokens) / max(1, len(answer_tokens)),
         intermediate_size=config["intermediate_size"],
         data_seconds=data_seconds,
         torch_threads=torch.get_num_threads(),
@@ -445,34 +532,21 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
 
-    def checkpoint(report: dict) -> None:
-        """The head and its record as of the last epoch: an interrupted run keeps every finished epoch."""
-        state = {
-            k: v.detach().to(torch.float16).contiguous()
-            for k, v in head.state_dict().items()
-            if not k.startswith("embed_tokens")
-        }
-        save_file(state, str(out / "model.safetensors"))
-        record.update(report, parameters=sum(v.numel() for v in state.values()))
-        record["total_cpu_seconds"] = time.perf_counter() - started
-        (out / "training.json").write_text(json.dumps(record, indent=1))
 
-    train(
-        head,
-        lm_weight[vocab_ids],
-        to_draft,
-        examples,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        noise=args.noise,
-        seed=args.seed,
-        dtype=DTYPES[args.train_dtype],
-        probe=probe,
-        on_epoch=checkpoint,
-    )
-    print(f"[done] wrote {out}/model.safetensors; {record['total_cpu_seconds']:.0f} s")
-    return 0
+def save_head(head, out: Path, record: dict, report: dict, started: float) -> None:
+    """The head (fp16, upstream's format, no embedding: EAGLE loads the base's) and its record as of the
+    last epoch: an interrupted run keeps every finished epoch."""
+    from safetensors.torch import save_file
+
+    state = {
+        k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in head.state_dict().items()
+        if not k.startswith("embed_tokens")
+    }
+    save_file(state, str(out / "model.safetensors"))
+    record.update(report, parameters=sum(v.numel() for v in state.values() if v.is_floating_point()))
+    record["total_cpu_seconds"] = time.perf_counter() - started
+    (out / "training.json").write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":
