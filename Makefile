@@ -155,7 +155,7 @@ eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B h
 		adapters/eagle/heads/qwen2.5-coder-1.5b --prompts 448 --source-prompts 768 --corpus-tokens 200000 \
 		--max-new-tokens 96 --epochs $(EAGLE_HEAD_EPOCHS) --answer-batch-size 64 --teacher-dtype bf16 --train-dtype bf16 \
 		--intermediate-size 1024 --draft-vocab 32000
-EAGLE_HEAD_EPOCHS ?= 4
+EAGLE_HEAD_EPOCHS ?= 8
 
 # EAGLE-3's format for the same target: three target layers in (Qwen2's through our patch), its own 32k draft
 # vocabulary out, trained with the training-time test (train_eagle3) on the target's answers (cached by eagle-head-qwen).
