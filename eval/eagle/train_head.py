@@ -27,6 +27,10 @@ LM head, cover the N tokens the target emits most; written to
 training several times faster on a CPU with bf16 matrix units, and match
 what a bf16 run's head reads.
 
+``--eagle3`` trains an EAGLE-3 head instead (upstream's ``cnets.Model``: three
+target layers in, its own draft vocabulary out), with EAGLE-3's
+training-time test (``train_eagle3``); the same data and ``train`` loop.
+
 The model class is upstream's own ``eagle.model.cnets1.Model``, and the
 checkpoint is written in upstream's format (``config.json`` +
 ``model.safetensors``, fp16, no embedding), so ``EaModel.from_pretrained(
