@@ -559,6 +559,65 @@ def test_the_adaptive_tree_rule_cuts_only_between_distinct_scores():
     assert policy.verify_tokens == rule.verify_tokens and rule.verify_tokens(1) == 5 and rule.verify_tokens(30) == 20
 
 
+def _paths_by_hand(node_logits, candidates, retrieve_indices):
+    """Upstream's greedy check spelled out: walk each path while its next token is its node's argmax."""
+    lengths = []
+    for path, nodes in zip(candidates.tolist(), retrieve_indices.tolist()):
+        length = 0
+        while length + 1 < len(path) and path[length + 1] == int(node_logits[nodes[length]].argmax()):
+            length += 1
+        lengths.append(length)
+    best = lengths.index(max(lengths)) if max(lengths) > 0 else 0
+    return best, max(lengths), node_logits[retrieve_indices[best, max(lengths)]]
+
+
+def test_greedy_path_picks_upstreams_path_from_per_node_argmaxes():
+    import torch
+
+    from svip.adapters.eagle.generator import greedy_path
+
+    generator = torch.Generator().manual_seed(0)
+    lengths_seen = set()
+    for trial in range(200):
+        nodes, vocab, depth = 12, 6, 4
+        logits = torch.randint(0, 3, (nodes, vocab), generator=generator).float()  # many ties: first max wins
+        paths = torch.randint(0, nodes, (5, depth + 1), generator=generator)
+        paths[:, 0] = 0  # every path starts at the root
+        paths[trial % 5, 3:] = -1  # a shorter path, padded as upstream pads (-1 reads the last node)
+        argmax = logits.argmax(-1)
+        tokens = torch.randint(0, vocab, (5, depth + 1), generator=generator)
+        follow = torch.rand(5, depth, generator=generator) < (0.9 if trial % 2 else 0.2)  # long paths, then short
+        tokens[:, 1:] = torch.where(follow, argmax[paths[:, :-1]], tokens[:, 1:])
+        tokens[paths == -1] = -1
+        best, length, next_logits = greedy_path(logits, tokens, paths)
+        expected = _paths_by_hand(logits, tokens, paths)
+        assert (int(best), int(length)) == expected[:2]
+        assert torch.equal(next_logits, expected[2])
+        lengths_seen.add(int(length))
+    assert lengths_seen >= {0, 1, 2, 3, 4}  # the check saw rejections at the root and whole paths accepted
+
+
+def test_greedy_path_is_upstreams_evaluate_posterior_on_gathered_logits():
+    import torch
+
+    from svip.adapters.eagle.generator import EagleSetupError, greedy_path, import_eagle
+
+    try:
+        _, _, utils = import_eagle()
+    except EagleSetupError as error:
+        pytest.skip(str(error))
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(100):
+        logits = torch.randint(0, 3, (10, 5), generator=generator).float()
+        paths = torch.randint(0, 10, (4, 4), generator=generator)
+        paths[:, 0] = 0
+        tokens = torch.where(torch.rand(4, 4, generator=generator) < 0.6, 0, 1)
+        tokens[:, 1:] = torch.where(tokens[:, 1:] == 0, logits.argmax(-1)[paths[:, :-1]], tokens[:, 1:])
+        ours = greedy_path(logits, tokens, paths)
+        theirs = utils.evaluate_posterior(logits[paths], tokens, None)
+        assert int(ours[0]) == int(theirs[0]) and int(ours[1]) == int(theirs[1]) and torch.equal(ours[2], theirs[2])
+
+
 @pytest.mark.parametrize("version", [2, 3], ids=["eagle2", "eagle3"])
 def test_tree_stop_variants_read_the_frontier_as_documented(version):
     import torch

@@ -7,5 +7,5 @@ EAGLE_HEAD       := $(EAGLE3_HEAD_QWEN)
 EAGLE_HEAD_DEPS  := $(EAGLE3_HEAD_QWEN)/model.safetensors
 EAGLE_RUN_DIR    := runs/eagle3-qwen
 EAGLE_FLAGS      := $(QWEN_CPU_PRECISION) --device cpu --per-category 2 --shortest --max-new-tokens 64
-EAGLE_METHODS    := eagle2 eagle2+svip eagle2:total=20,depth=4,top_k=5 eagle2:total=20,depth=4,top_k=5+svip \
+EAGLE_METHODS    := eagle2 eagle2+svip eagle2:total=16,depth=3,top_k=15 eagle2:total=16,depth=3,top_k=15+svip \
                     eagle2+svip-adaptive
