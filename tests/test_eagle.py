@@ -400,7 +400,7 @@ def test_greedy_eagle3_svip_on_qwen2_reads_three_layers_and_is_token_identical_t
     if not (QWEN_HEAD / "model.safetensors").exists():
         pytest.skip(f"no head at {QWEN_HEAD}")
     head = _random_eagle3_head(tmp_path / "eagle3-qwen-head", like=QWEN_HEAD)
-    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip"]
+    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=16,depth=3,top_k=15+svip"]  # the CPU preset's tree
     args = ("--base", "qwen2.5-coder-1.5b", "--kernels", "onednn", "--per-category", "1", "--max-new-tokens", "16")
     rows = _check(EAGLE_DIR, *args, "--methods", *methods, head=head)
     by_question = _by_question(rows)
@@ -420,7 +420,7 @@ def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only(head)
     _require_checkout()
     if not (head / "model.safetensors").exists():
         pytest.skip(f"no head at {head}")
-    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=20,depth=4,top_k=5+svip", "eagle2+svip-adaptive"]
+    methods = ["target-only", "eagle2", "eagle2+svip", "eagle2:total=16,depth=3,top_k=15+svip", "eagle2+svip-adaptive"]
     args = ("--base", "qwen2.5-coder-1.5b", "--kernels", "onednn", "--per-category", "2", "--max-new-tokens", "24")
     rows = _check(EAGLE_DIR, *args, "--methods", *methods, head=head)
     by_question = _by_question(rows)
