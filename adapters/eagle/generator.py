@@ -393,7 +393,7 @@ class EagleGenerator:
         (``tree_logits[0, retrieve_indices]``: leaves x depth x vocab) before
         the greedy check reads one argmax per row; on a CPU that copy and the
         argmax over it took 15 ms a round on a 20-node tree and 196 ms on the
-        60-node one, against a 170 ms target step (Qwen2.5-Coder 1.5B, bf16,
+        60-node one, against a 169-178 ms target step (Qwen2.5-Coder 1.5B, bf16,
         Xeon with AMX). ``_choose_path`` gathers only what it needs.
         """
         position_ids = tree_position_ids + input_ids.shape[1]
