@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,25 @@ def test_training_prompts_are_disjoint_from_every_eval_set_and_deterministic():
     assert build_prompts(5, exclude={prompts[0]}, seed=0)[0] != prompts[0]
     with pytest.raises(ValueError, match="distinct training prompts"):
         build_prompts(10**6)
+
+
+def test_styled_prompts_take_the_five_benchmark_shapes_and_are_in_no_eval_set():
+    from svip.eval.eagle.styled_prompts import styled_prompts
+
+    eval_turns = {t for name in BUILTIN_SETS for q in load_questions(name) for t in q.turns}
+    prompts = styled_prompts(600, seed=0)
+    assert len(set(prompts)) == 600 and not set(prompts) & eval_turns
+    assert styled_prompts(600, seed=0) == prompts and styled_prompts(600, seed=1) != prompts
+    code = [p for p in prompts if p.startswith("Complete the code I provided.\n\ndef ")]
+    articles = [p for p in prompts if p.startswith("Summarize: ")]
+    questions = [p for p in prompts if p.endswith("?") and "\n" not in p and len(p) < 80]
+    problems = [p for p in prompts if "$" in p or re.search(r"\d+ ", p)]
+    assert min(len(code), len(articles), len(questions), len(problems)) >= 20
+    assert all(180 <= len(p.split()) - 1 <= 420 for p in articles)
+    assert all(">>> " in p for p in code)
+    assert styled_prompts(5, exclude={prompts[0]}, seed=0)[0] != prompts[0]
+    first = styled_prompts(5, seed=0)  # one of each shape, in turn
+    assert first[1] in code and first[3] in articles and first[2] in questions and first[4] in problems
 
 
 def test_source_prompts_quote_pinned_docs_are_distinct_deterministic_and_in_no_eval_set():
@@ -722,6 +742,30 @@ def test_head_training_learns_the_soft_labels_under_bf16_autocast_and_checkpoint
     assert seen == list(range(1, 13)) and report["held_out_examples"] == 2 and report["train_examples"] == 38
     first, last = report["epochs"][0]["probe_top1"], report["epochs"][-1]["probe_top1"]
     assert last > max(0.5, first), (first, last)  # the rule is learnt: well above chance (1/32)
+
+
+def test_a_warm_start_loads_a_saved_head_and_refuses_another_shape(tmp_path):
+    """``--init``: a head ``save_head`` wrote comes back weight for weight; a head of another shape is an error."""
+    import torch
+
+    from svip.eval.eagle.train_head import load_init, save_head
+
+    saved, _ = _tiny_tree_drafter(version=2)
+    save_head(saved, tmp_path, {"epochs": [{"probe_top1": 0.25}]}, {}, started=0.0)
+    torch.manual_seed(1)
+    fresh, _ = _tiny_tree_drafter(version=2)
+    with torch.no_grad():
+        fresh.fc.weight.add_(1.0)  # differs from the saved head before loading
+    record = load_init(fresh, tmp_path)
+    assert record["epochs"] == 1 and record["probe_top1"] == 0.25 and len(record["sha256"]) == 64
+    for name, value in saved.state_dict().items():
+        if not name.startswith("embed_tokens"):
+            assert torch.equal(fresh.state_dict()[name], value.half().to(value.dtype)), name
+    other, _ = _tiny_tree_drafter(version=3)
+    with pytest.raises(SystemExit, match="not this head's shape"):
+        load_init(other, tmp_path)
+    with pytest.raises(SystemExit, match="no model.safetensors"):
+        load_init(fresh, tmp_path / "missing")
 
 
 def test_ttt_steps_are_what_the_eagle3_drafter_computes_down_a_chain_with_its_kv_cache():

@@ -61,6 +61,7 @@ from svip.runtime import cache_root
 
 from ..cache import cached
 from .head_data import answer_with_features, soft_labels, teacher_features
+from .styled_prompts import styled_prompts
 from .train_prompts import build_prompts, source_prompts
 
 __all__ = ["draft_vocabulary", "teacher_name", "templated_answers", "train", "main"]
@@ -77,12 +78,11 @@ def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def source_answers(
-    base, tokenizer, *, count: int, max_new_tokens: int, seed: int, teacher: str, batch_size: int = 64
+def prompt_answers(
+    base, tokenizer, prompts: list[str], *, kind: str, max_new_tokens: int, teacher: str, batch_size: int = 64
 ) -> list[dict]:
-    """The target's answers (with features) to ``count`` prompts on pinned sources' docs, cached by their digest."""
-    prompts = source_prompts(count, seed=seed, exclude=_eval_turns())
-    path = cache_root() / "eagle" / f"{teacher}-source-answers-{_digest(prompts, max_new_tokens)}.pt"
+    """The target's answers (with features) to ``prompts``, cached under ``kind`` and the prompts' digest."""
+    path = cache_root() / "eagle" / f"{teacher}-{kind}-answers-{_digest(prompts, max_new_tokens)}.pt"
     return cached(
         path,
         lambda: answer_with_features(base, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size),
@@ -354,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="where to write config.json + model.safetensors (+ draft_vocab.json)")
     parser.add_argument("--prompts", type=int, default=800, help="templated prompts the target answers")
     parser.add_argument("--source-prompts", type=int, default=0, help="prompts on pinned sources' docs it answers too")
+    parser.add_argument(
+        "--styled-prompts", type=int, default=0, help="prompts in the benchmark's five styles (styled_prompts) too"
+    )
     parser.add_argument("--corpus-tokens", type=int, default=0, help="tokens of pinned source text, teacher-forced")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=4)
@@ -370,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ttt-steps", type=int, default=4, help="EAGLE-3's training-time test steps (upstream: 7)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", help="start from this head's weights (a directory this script wrote; same shape)")
     parser.add_argument("--intermediate-size", type=int, help="the head's MLP width (default: the base model's)")
     parser.add_argument("--draft-vocab", type=int, default=0, help="draft from the N most frequent tokens (0: all)")
     parser.add_argument("--kernels", choices=KERNELS, default="default", help="matmul kernels while answering")
@@ -452,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         batch_loss = functools.partial(eagle2_loss, head, lm_weight[vocab_ids], to_draft)
     head.gradient_checkpointing = False
     record = training_record(args, examples, sources, probe, vocab, config, data_seconds)
+    if args.init:
+        record["init"] = load_init(head, Path(args.init))
     if args.eagle3:
         record.update(format="eagle3", layers=list(layers), ttt_steps=args.ttt_steps, lm_head="target rows, frozen")
     train(
@@ -486,18 +492,24 @@ def training_examples(args, base, tokenizer, teacher: str, out: Path) -> tuple[l
     )
     examples = [dict(e, source="templated") for e in answers]
     sources: dict = {"templated": {"prompts": args.prompts, "max_new_tokens": args.max_new_tokens}}
-    if args.source_prompts:
-        answers = source_answers(
+    more = {
+        "source": (args.source_prompts, source_prompts),  # kind: (count, the prompts' builder)
+        "styled": (args.styled_prompts, styled_prompts),
+    }
+    for kind, (count, build) in more.items():
+        if not count:
+            continue
+        answers = prompt_answers(
             base,
             tokenizer,
-            count=args.source_prompts,
+            build(count, seed=args.seed, exclude=_eval_turns()),
+            kind=kind,
             max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
             teacher=teacher,
             batch_size=args.answer_batch_size,
         )
-        examples += [dict(e, source="source-prompts") for e in answers]
-        sources["source_prompts"] = {"prompts": args.source_prompts, "max_new_tokens": args.max_new_tokens}
+        examples += [dict(e, source=f"{kind}-prompts") for e in answers]
+        sources[f"{kind}_prompts"] = {"prompts": count, "max_new_tokens": args.max_new_tokens}
     if args.corpus_tokens:
         texts, sources["corpus"] = corpus_texts(
             base, tokenizer, tokens=args.corpus_tokens, seed=args.seed, teacher=teacher
@@ -507,6 +519,30 @@ def training_examples(args, base, tokenizer, teacher: str, out: Path) -> tuple[l
         probe_answers(base, tokenizer, questions=args.probe, max_new_tokens=64, teacher=teacher) if args.probe else []
     )
     return examples, sources, probe
+
+
+def load_init(head, init: Path) -> dict:
+    """Load a head this script saved into ``head`` (a warm start: continue training on more data rather than
+    start over), and name what it was: its path, hash and its own record's last probe score."""
+    from safetensors.torch import load_file
+
+    weights = init / "model.safetensors"
+    if not weights.is_file():
+        raise SystemExit(f"--init {init}: no model.safetensors there")
+    try:
+        missing, unexpected = head.load_state_dict(load_file(str(weights)), strict=False)
+    except RuntimeError as error:  # a tensor of another size
+        raise SystemExit(f"--init {init}: not this head's shape ({str(error).splitlines()[-1].strip()})") from None
+    missing = [k for k in missing if not k.startswith("embed_tokens")]  # saved without: EAGLE loads the base's
+    if missing or unexpected:
+        raise SystemExit(f"--init {init}: not this head's shape (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    earlier = json.loads((init / "training.json").read_text()) if (init / "training.json").is_file() else {}
+    return {
+        "path": str(init),
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "epochs": len(earlier.get("epochs", [])),
+        "probe_top1": (earlier.get("epochs") or [{}])[-1].get("probe_top1"),
+    }
 
 
 def training_record(args, examples, sources, probe, vocab, config, data_seconds: float) -> dict:
