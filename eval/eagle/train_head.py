@@ -386,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", default="eagle", help="question set whose answers are scored each epoch ('' none)")
     parser.add_argument("--data", help="where the templated answers are cached (default: under $SVIP_HOME/eagle)")
     parser.add_argument(
+        "--data-only",
+        action="store_true",
+        help="decode and cache the training data, then stop (its own process: see the Makefile's eagle-head-qwen)",
+    )
+    parser.add_argument(
         "--evaluate", action="store_true", help="score the head already in OUT on --probe's answers; train nothing"
     )
     args = parser.parse_args(argv)
@@ -420,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"head": str(out), "probe": args.probe, **_evaluate(out, args.base, lm_weight, probe)}))
         return 0
     examples, sources, probe = training_examples(args, base, tokenizer, teacher, out)
+    if args.data_only:
+        print(f"[done] {len(examples)} examples cached under {cache_root() / 'eagle'}; no training (--data-only)")
+        return 0
     with_soft_labels(lm_head_weight, examples + probe)
     if args.eagle3:
         layers = eagle3_layers(base.config.num_hidden_layers)
