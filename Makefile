@@ -155,15 +155,13 @@ eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE hea
 # answers are decoded in a process of their own (--data-only): decoded and labelled in one process, the run went over
 # 24 GB here (killed by the kernel after the answers were cached); from the cache, training peaks at ~9 GB.
 EAGLE_HEAD_QWEN_STAGE1 ?= $(or $(SVIP_HOME),$(HOME)/.cache/svip)/eagle/heads/qwen2.5-coder-1.5b-stage1
+TRAIN_QWEN_HEAD = $(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b)
 QWEN_HEAD_FLAGS := --prompts 448 --source-prompts 768 --corpus-tokens 200000 --max-new-tokens 96 --answer-batch-size 64 \
 	--teacher-dtype bf16 --train-dtype bf16 --intermediate-size 1024 --draft-vocab 32000
 eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B head (self-distilled + pinned text, 32k draft vocabulary)
-	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
-		$(EAGLE_HEAD_QWEN_STAGE1) $(QWEN_HEAD_FLAGS) --epochs $(EAGLE_HEAD_EPOCHS)
-	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
-		adapters/eagle/heads/qwen2.5-coder-1.5b $(QWEN_HEAD_FLAGS) --styled-prompts 1024 --data-only
-	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
-		adapters/eagle/heads/qwen2.5-coder-1.5b $(QWEN_HEAD_FLAGS) --styled-prompts 1024 --init $(EAGLE_HEAD_QWEN_STAGE1) \
+	$(TRAIN_QWEN_HEAD) $(EAGLE_HEAD_QWEN_STAGE1) $(QWEN_HEAD_FLAGS) --epochs $(EAGLE_HEAD_EPOCHS)
+	$(TRAIN_QWEN_HEAD) adapters/eagle/heads/qwen2.5-coder-1.5b $(QWEN_HEAD_FLAGS) --styled-prompts 1024 --data-only
+	$(TRAIN_QWEN_HEAD) adapters/eagle/heads/qwen2.5-coder-1.5b $(QWEN_HEAD_FLAGS) --styled-prompts 1024 --init $(EAGLE_HEAD_QWEN_STAGE1) \
 		--epochs 4 --lr 5e-4
 EAGLE_HEAD_EPOCHS ?= 8
 

@@ -155,7 +155,8 @@ def _articles() -> list[str]:
 def styled_prompts(count: int, *, seed: int = 0, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """``count`` distinct prompts, the five styles in turn (deterministic for a seed), none of them in ``exclude``."""
     rng = random.Random(seed)
-    chat = [t.format(r=r, s=s) for t in _CHAT for r in _ROLES for s in _SUBJECTS if "{r}" in t or r == _ROLES[0]]
+    roles = {t: _ROLES if "{r}" in t else _ROLES[:1] for t in _CHAT}  # a template without a role: once per subject
+    chat = [t.format(r=r, s=s) for t in _CHAT for r in roles[t] for s in _SUBJECTS]
     stubs = [_stub(entry, rng) for entry in _STUBS for _ in range(2)]
     questions = [
         q.format(x=x, y=rng.choice([t for t in _THINGS if t != x])).capitalize() for q in _QUESTIONS for x in _THINGS

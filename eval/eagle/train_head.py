@@ -67,11 +67,12 @@ from .train_prompts import build_prompts, source_prompts
 __all__ = ["draft_vocabulary", "teacher_name", "templated_answers", "train", "main"]
 
 
-def _eval_turns() -> set[str]:
-    """Every turn of every shipped question file: prompts that must not be trained on."""
+@functools.cache
+def _eval_turns() -> frozenset[str]:
+    """Every turn of every shipped question file: prompts that must not be trained on (read once a run)."""
     from svip.eval.datasets import BUILTIN_SETS, load_questions
 
-    return {turn for name in BUILTIN_SETS for question in load_questions(name) for turn in question.turns}
+    return frozenset(turn for name in BUILTIN_SETS for question in load_questions(name) for turn in question.turns)
 
 
 def _digest(*parts) -> str:
