@@ -1,0 +1,455 @@
+"""patches/llamacpp-svip.patch against the pinned llama.cpp (third_party/llama.cpp.pin).
+
+Without a build: the patch applies to the pristine tree and reverse-applies (so ``make llamacpp-setup`` can tell
+"already applied"), and it is mostly added lines. With the builds (``make llamacpp-setup`` for the patched one,
+``python -m svip.adapters.llamacpp.upstream --unpatched`` for the pristine one) and SmolLM2-135M as a GGUF: with
+SVIP off the patched binaries print what upstream prints (text, draft statistics, the server's JSON); with SVIP on
+the greedy output stays the target's and the draft length varies with the draft's entropy. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from svip.adapters.llamacpp.upstream import LLAMACPP, BuildError, binary, tree_dir
+from svip.adapters.upstream import downloads_dir, read_pin, sha256_of
+
+PATCH = LLAMACPP.patch
+MAX_REMOVED_LINES = 20  # the patch only adds, except where an upstream line gains a per-request override
+PATCHED_FILES = {
+    "common/arg.cpp",
+    "common/common.h",
+    "common/speculative.cpp",
+    "common/speculative.h",
+    "tools/server/server-common.cpp",
+    "tools/server/server-common.h",
+    "tools/server/server-context.cpp",
+    "tools/server/server-schema.cpp",
+    "tools/server/server-task.h",
+}
+SETUP_HINT = "make llamacpp-setup"
+PROMPTS = (
+    "The capital of France is",
+    "def fibonacci(n):\n    ",
+    "Summarize: The mitochondrion is the powerhouse of the cell. It produces ATP through",
+)
+N_PREDICT = 32
+N_DRAFT = 8
+THREADS = os.environ.get("SVIP_LLAMACPP_TEST_THREADS", "2")
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check)
+
+
+def _sdist() -> Path | None:
+    """The pinned sdist if it is on this machine: $LLAMACPP_SDIST, or our download cache."""
+    expected = read_pin(LLAMACPP.pin)["sha256"]
+    candidates = [Path(os.environ["LLAMACPP_SDIST"])] if os.environ.get("LLAMACPP_SDIST") else []
+    candidates += sorted((downloads_dir() / LLAMACPP.name).glob("*.tar.gz"))
+    return next((p for p in candidates if p.is_file() and sha256_of(p) == expected), None)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """The pinned tree, unpacked and committed as ``make llamacpp-setup`` does, without the patch."""
+    dest = tmp_path_factory.mktemp("llamacpp") / "llama.cpp"
+    tarball = _sdist()
+    if tarball is not None:
+        return LLAMACPP.setup(dest, str(tarball), patched=False)
+    for tree in (tree_dir(unpatched=True), tree_dir()):  # an unpacked copy: its one commit is the pristine tree
+        if (tree / ".git").exists():
+            _git(dest.parent, "clone", "-q", str(tree), str(dest))
+            return dest
+    pytest.skip(
+        f"no pinned llama.cpp sdist here (pip download cache or LLAMACPP_SDIST) nor an unpacked tree: {SETUP_HINT}"
+    )
+
+
+def test_patch_applies_at_the_pin_and_reverse_applies(pristine):
+    patch = str(PATCH)
+    assert _git(pristine, "apply", "--check", patch, check=False).returncode == 0, "the patch does not apply"
+    _git(pristine, "apply", patch)
+    assert _git(pristine, "apply", "--reverse", "--check", patch, check=False).returncode == 0
+    assert _git(pristine, "apply", "--check", patch, check=False).returncode != 0  # applied once, not twice
+    changed = set(_git(pristine, "diff", "--name-only").stdout.split())
+    assert changed == PATCHED_FILES
+
+
+def test_setup_from_the_sdist_is_idempotent(tmp_path, capsys):
+    """The sdist path of ``Upstream.setup``: sha256, unpack, one pristine commit (the same everywhere), patch once."""
+    tarball = _sdist()
+    if tarball is None:
+        pytest.skip(f"the pinned sdist is not in the download cache: {SETUP_HINT} downloads it")
+    dest = LLAMACPP.setup(tmp_path / "llama.cpp", str(tarball))
+    head = _git(dest, "rev-parse", "HEAD").stdout.strip()
+    assert "applied" in capsys.readouterr().out
+    LLAMACPP.setup(dest, str(tarball))
+    assert "already applied" in capsys.readouterr().out
+    for tree in (tree_dir(), tree_dir(unpatched=True)):
+        if (tree / ".git").exists():  # deterministic: fixed author, date and message
+            assert _git(tree, "rev-parse", "HEAD").stdout.strip() == head
+
+
+def test_patch_is_mostly_added_lines():
+    lines = PATCH.read_text().splitlines()
+    removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
+    added = [line for line in lines if line.startswith("+") and not line.startswith("+++")]
+    files = {line.split(" b/", 1)[1] for line in lines if line.startswith("diff --git ")}
+    assert files == PATCHED_FILES
+    assert len(removed) <= MAX_REMOVED_LINES, f"{len(removed)} removed lines:\n" + "\n".join(removed)
+    assert len(added) > 10 * len(removed)
+
+
+def test_binary_names_the_setup_target_when_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr("svip.adapters.llamacpp.upstream.REPO", tmp_path)
+    with pytest.raises(BuildError, match="make llamacpp-setup"):
+        binary("llama-server")
+    with pytest.raises(BuildError, match="--unpatched, next to make llamacpp-setup"):
+        binary("llama-server", unpatched=True)
+
+
+# --- the built binaries ------------------------------------------------------------------------------------------
+
+
+def _binary_or_skip(name: str, *, unpatched: bool = False) -> Path:
+    try:
+        return binary(name, unpatched=unpatched)
+    except BuildError as error:
+        pytest.skip(str(error))
+
+
+def _convert(model_dir: Path, out: Path) -> Path:
+    tree = next((t for t in (tree_dir(), tree_dir(unpatched=True)) if (t / "convert_hf_to_gguf.py").exists()), None)
+    if tree is None:
+        pytest.skip(f"no llama.cpp tree to convert SmolLM2 to GGUF with: {SETUP_HINT}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial")
+    env = {**os.environ, "PYTHONPATH": str(tree / "gguf-py")}
+    command = [sys.executable, str(tree / "convert_hf_to_gguf.py"), str(model_dir), "--outtype", "f32"]
+    subprocess.run([*command, "--outfile", str(partial)], env=env, check=True, capture_output=True)
+    partial.rename(out)
+    return out
+
+
+def _svip_home() -> Path:
+    return Path(os.environ.get("SVIP_HOME", Path.home() / ".cache" / "svip")).expanduser()
+
+
+def _smol_dir() -> Path:
+    model_dir = _svip_home() / "models" / "smollm2-135m"
+    if not (model_dir / "config.json").exists():
+        pytest.skip("SmolLM2-135M is not prepared: make models-default")
+    return model_dir
+
+
+GGUF_CACHE = "gguf/llamacpp-tests"  # under $SVIP_HOME, apart from the harness's GGUFs
+
+
+@pytest.fixture(scope="module")
+def smol_gguf() -> Path:
+    """SmolLM2-135M as an f32 GGUF: $SVIP_LLAMACPP_TEST_GGUF, else converted once into $SVIP_HOME/gguf/."""
+    if os.environ.get("SVIP_LLAMACPP_TEST_GGUF"):
+        return Path(os.environ["SVIP_LLAMACPP_TEST_GGUF"])
+    out = _svip_home() / GGUF_CACHE / "smollm2-135m-f32.gguf"
+    return out if out.exists() else _convert(_smol_dir(), out)
+
+
+@pytest.fixture(scope="module")
+def smol_crude_gguf(smol_gguf, tmp_path_factory) -> Path:
+    """A crude draft: SmolLM2's first 26 of 30 layers (its own final norm and head), so drafts get rejected too.
+
+    Fewer layers make a draft that is confidently wrong (12 layers: p ~ 1 on a repeated space), the case SVIP's
+    premise excludes; at 26 its entropy still tracks its mistakes.
+    """
+    out = _svip_home() / GGUF_CACHE / "smollm2-135m-26l-f32.gguf"
+    if not out.exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir, work = _smol_dir(), tmp_path_factory.mktemp("smol-26l")
+        AutoModelForCausalLM.from_pretrained(model_dir, num_hidden_layers=26).save_pretrained(work)
+        AutoTokenizer.from_pretrained(model_dir).save_pretrained(work)
+        _convert(work, out)
+    return out
+
+
+def _speculative_simple(exe: Path, target: Path, draft: Path, prompt: str, *extra: str) -> tuple[str, str]:
+    command = [str(exe), "-m", str(target), "-md", str(draft), "--spec-type", "draft-simple", "-p", prompt]
+    command += ["-n", str(N_PREDICT), "--temp", "0", "--spec-draft-n-max", str(N_DRAFT), "-t", THREADS, "-c", "1024"]
+    result = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, result.stderr
+
+
+def _draft_stats(log: str) -> list[str]:
+    """What speculative-simple reports about drafting, without times."""
+    lines = [
+        re.sub(r"^[\d.]+ \w ", "", line)  # the log's timestamp and level
+        for line in log.splitlines()
+        if re.search(r"n_drafted|n_accept|n_predict|accept   |statistics ", line)
+    ]
+    return [re.sub(r", dur\(b,g,a\) = .*", "", line) for line in lines]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_flags_off_speculative_simple_matches_upstream(prompt, smol_gguf, smol_crude_gguf):
+    patched = _binary_or_skip("llama-speculative-simple")
+    upstream = _binary_or_skip("llama-speculative-simple", unpatched=True)
+    for draft in (smol_gguf, smol_crude_gguf):
+        out_p, log_p = _speculative_simple(patched, smol_gguf, draft, prompt, "-lv", "4")
+        out_u, log_u = _speculative_simple(upstream, smol_gguf, draft, prompt, "-lv", "4")
+        assert out_p == out_u
+        stats = _draft_stats(log_p)
+        assert stats == _draft_stats(log_u)
+        assert any("n_drafted" in line for line in stats) and any("statistics" in line for line in stats)
+        assert "#svip" not in log_p and "svip-adaptive" not in log_p
+
+
+def _draft_lengths(log: str) -> list[int]:
+    """Tokens drafted per verify round, from speculative-simple's debug log."""
+    return [int(m.group(2)) for m in re.finditer(r"accepted (\d+)/(\d+) draft tokens", log)]
+
+
+def _target_only(target: Path, prompt: str) -> str:
+    """llama-completion's greedy continuation of ``prompt`` (no draft model)."""
+    command = [str(_binary_or_skip("llama-completion")), "-m", str(target), "-p", prompt, "-n", str(N_PREDICT)]
+    command += ["--temp", "0", "-t", THREADS, "-c", "1024", "-no-cnv"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split(prompt, 1)[1]
+
+
+def _same_start(a: str, b: str) -> bool:
+    """One text continues the other (the tools stop after slightly different token counts)."""
+    a, b = a.rstrip(), b.rstrip()
+    return bool(a and b) and (a.startswith(b) or b.startswith(a))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_svip_keeps_the_target_greedy_output_and_varies_the_draft_length(prompt, smol_gguf, smol_crude_gguf):
+    patched = _binary_or_skip("llama-speculative-simple")
+    target_only = _target_only(smol_gguf, prompt)
+    lengths = []
+    for draft in (smol_gguf, smol_crude_gguf):
+        out, log = _speculative_simple(patched, smol_gguf, draft, prompt, "--spec-draft-svip-h", "0.3", "-lv", "5")
+        assert _same_start(out.split(prompt, 1)[1], target_only)
+        lengths += _draft_lengths(log)
+        assert re.search(r"#svip\(stop,skip,defer\) = \d+ 0 0", log)
+    assert len(set(lengths)) > 1 and min(lengths) < N_DRAFT  # not a constant n_max
+
+
+# --- llama-server --------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Server:
+    """A llama-server with a draft model on a free local port; stopped by its own pid."""
+
+    def __init__(self, exe: Path, target: Path, draft: Path, *extra: str) -> None:
+        self.port = _free_port()
+        command = [
+            str(exe),
+            "-m",
+            str(target),
+            "-md",
+            str(draft),
+            "--spec-type",
+            "draft-simple",
+            "--host",
+            "127.0.0.1",
+        ]
+        command += [
+            "--port",
+            str(self.port),
+            "-np",
+            "1",
+            "-c",
+            "2048",
+            "-t",
+            THREADS,
+            "--spec-draft-n-max",
+            str(N_DRAFT),
+        ]
+        command += ["--no-webui", *extra]
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"svip-llama-server-{self.port}.log", "w+")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise AssertionError(f"llama-server exited: {self.log.read()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError("llama-server did not come up in 300 s")
+
+    def completion(self, **request) -> dict:
+        body = json.dumps(request).encode()
+        http = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/completion", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(http, timeout=600) as response:
+            return json.loads(response.read())
+
+    def close(self) -> str:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+        return text
+
+
+def _tokenize(exe_server: _Server, text: str) -> list[int]:
+    body = json.dumps({"content": text, "add_special": False}).encode()
+    http = urllib.request.Request(
+        f"http://127.0.0.1:{exe_server.port}/tokenize", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(http, timeout=60) as response:
+        return json.loads(response.read())["tokens"]
+
+
+def _request(tokens: list[int], **fields) -> dict:
+    return {"prompt": tokens, "n_predict": N_PREDICT, "temperature": 0, "return_tokens": True, **fields}
+
+
+_VOLATILE = {"timings"}  # times
+
+
+@pytest.mark.slow
+def test_flags_off_server_json_matches_upstream(smol_gguf, smol_crude_gguf):
+    answers = {}
+    for unpatched in (False, True):
+        server = _Server(_binary_or_skip("llama-server", unpatched=unpatched), smol_gguf, smol_crude_gguf)
+        try:
+            answers[unpatched] = [server.completion(**_request(_tokenize(server, p))) for p in PROMPTS]
+        finally:
+            server.close()
+    for patched, upstream in zip(answers[False], answers[True]):
+        assert patched.keys() == upstream.keys()
+        assert {k: v for k, v in patched.items() if k not in _VOLATILE} == {
+            k: v for k, v in upstream.items() if k not in _VOLATILE
+        }
+        assert patched["timings"].keys() == upstream["timings"].keys()  # no draft_rounds unless asked
+        for key in ("draft_n", "draft_n_accepted", "predicted_n", "prompt_n"):
+            assert patched["timings"].get(key) == upstream["timings"].get(key)
+
+
+def _caps(rounds: list[dict]) -> list[int]:
+    """The most each round could draft: n_max, or what is left of n_predict (the first token comes from the prompt)."""
+    caps, generated = [], 1
+    for r in rounds:
+        caps.append(max(0, min(N_DRAFT, N_PREDICT - generated - 1)))
+        generated += r["accepted"] + 1
+    return caps
+
+
+@pytest.mark.slow
+def test_server_per_request_svip_fields(smol_gguf, smol_crude_gguf):
+    server = _Server(
+        _binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "-lv", "4"
+    )  # 4: the draft statistics
+    threshold = 0.3**2 / 0.15  # sqrt(gamma*H) > h  <=>  H > h^2/gamma
+    try:
+        lengths = []
+        for prompt in PROMPTS:
+            tokens = _tokenize(server, prompt)
+            target_only = server.completion(**_request(tokens, **{"speculative.n_max": 0, "speculative.rounds": True}))
+            assert "draft_n" not in target_only["timings"]
+            assert {r["drafted"] for r in target_only["timings"]["draft_rounds"]} == {0}
+            fixed = server.completion(**_request(tokens, **{"speculative.rounds": True}))
+            svip = server.completion(
+                **_request(
+                    tokens,
+                    **{"speculative.svip_h": 0.3, "speculative.svip_gamma": 0.15, "speculative.entropies": True},
+                )
+            )
+            adaptive = server.completion(
+                **_request(tokens, **{"speculative.svip_adaptive": True, "speculative.rounds": True})
+            )
+            for answer in (fixed, svip, adaptive):
+                assert answer["tokens"] == target_only["tokens"]  # lossless whatever the rule
+                rounds = answer["timings"]["draft_rounds"]
+                assert sum(r["drafted"] for r in rounds) == answer["timings"].get("draft_n", 0)
+                assert sum(r["accepted"] for r in rounds) == answer["timings"].get("draft_n_accepted", 0)
+                assert all(0 <= r["accepted"] <= r["drafted"] <= cap for r, cap in zip(rounds, _caps(rounds)))
+            rounds = fixed["timings"]["draft_rounds"]
+            assert [r["drafted"] for r in rounds] == _caps(rounds)  # without SVIP: always as many as allowed
+            rounds = svip["timings"]["draft_rounds"]
+            for r, cap in zip(rounds, _caps(rounds)):
+                entropies = r.get("entropies", [])
+                assert len(entropies) == r["drafted"]
+                assert all(h <= threshold for h in entropies[:-1])  # each token but the last stays under the bound
+                if 0 < r["drafted"] < cap:
+                    assert entropies[-1] > threshold  # the token that crossed it is kept, then drafting stops
+            lengths += [r["drafted"] for r in rounds if r["drafted"]]
+        assert len(set(lengths)) > 1 and min(lengths) < N_DRAFT
+    finally:
+        log = server.close()
+    assert re.search(r"#svip\(stop,skip,defer\) = [1-9]", log)
+
+
+@pytest.mark.slow
+def test_server_rejects_bad_svip_fields(smol_gguf):
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf)
+    try:
+        for field, value in (
+            ("speculative.svip_h", -1),
+            ("speculative.svip_gamma", 0),
+            ("speculative.svip_adaptive", "x"),
+        ):
+            with pytest.raises(urllib.error.HTTPError) as error:
+                server.completion(**_request([1, 2, 3], **{field: value}))
+            assert error.value.code == 400
+    finally:
+        server.close()
+
+
+def test_module_finds_its_toolchain_or_names_the_package(monkeypatch):
+    from svip.adapters.llamacpp import upstream
+
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "ninja" else "/usr/bin/" + tool)
+    with pytest.raises(BuildError, match=r"ninja \(apt-get install ninja-build\)"):
+        upstream._toolchain()
+
+
+@pytest.mark.skipif(
+    not (shutil.which("cmake") and shutil.which("ninja") and shutil.which("cc")), reason="no cmake/ninja/cc"
+)
+def test_build_failure_shows_the_log_tail(tmp_path):
+    """A tree that does not compile: the error carries the end of the build log, not just an exit code."""
+    from svip.adapters.llamacpp import upstream
+
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.14)\nproject(t C)\nadd_executable(t t.c)\n"
+    )
+    (tmp_path / "t.c").write_text("int main(void) { return undefined_symbol_here; }\n")
+    with pytest.raises(BuildError, match=r"(?s)llama\.cpp build failed .*log's tail.*undefined_symbol_here"):
+        upstream.build(tmp_path, targets=("t",))
+    assert (tmp_path / "build" / "svip-build.log").exists()
