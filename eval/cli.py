@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from svip.grammar import MethodSpecError, expand_grid
+from svip.grammar import MethodSpecError
 from svip.kernels import KERNELS
 from svip.spec import PolicySpecError, policy_help
 
@@ -37,14 +37,6 @@ def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> N
         "(fp32 on the CPU; on CPUs where MKL repacks weights per call, verifying k tokens gets much cheaper: "
         "check with `svip calibrate`) (default: %(default)s)",
     )
-    if draft:
-        group.add_argument(
-            "--glide-draft",
-            default=None,
-            metavar="DIR",
-            help="GliDe draft for the glide* methods (built on its base draft model, reads the target's KV cache; "
-            "make glide-draft)",
-        )
     group.add_argument(
         "--memory-first-gpu",
         type=float,
@@ -55,6 +47,28 @@ def _add_model_args(parser: argparse.ArgumentParser, *, draft: bool = True) -> N
     group.add_argument(
         "--memory-per-gpu", type=float, default=None, metavar="GIB", help="target: GiB allowed on each other GPU"
     )
+    _add_kind_options(parser)
+
+
+def _add_kind_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per option a registered kind declares (``--eagle-head``, ``--glide-draft``, ...), with its help."""
+    from svip.adapters.registry import options
+
+    found = options()
+    if not found:
+        return
+    group = parser.add_argument_group("what the methods' kinds need")
+    for option in found.values():
+        group.add_argument(
+            option.flag, dest=option.name, default=option.default, metavar=option.metavar, help=option.help
+        )
+
+
+def _options(args) -> dict[str, str | None]:
+    """The kinds' options as given on the command line (``ModelRequest.options``, ``BenchConfig.options``)."""
+    from svip.adapters.registry import options
+
+    return {name: getattr(args, name, option.default) for name, option in options().items()}
 
 
 def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
@@ -70,23 +84,38 @@ def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_models(args, sampling=None):
-    """The ``ModelSet`` for a command (the one loading path: every placement flag reaches the loader)."""
+def _load_models(args, sampling=None, methods=()):
+    """The ``ModelSet`` for a command (the one loading path: every placement flag reaches the loader).
+
+    ``methods``: what the models are for (a kind among them may bring its own); close the set when done.
+    """
     from svip.eval.loading import ModelRequest, load_models
 
-    return load_models(ModelRequest.of(args), sampling)
+    return load_models(ModelRequest.of(args, options=_options(args), methods=tuple(methods)), sampling)
 
 
-def _method(value: str) -> str:
-    """A method string of any kind (or a grid of them), checked before any model loads."""
-    from svip.eval.methods import canonical_method
+def _method(value: str) -> list:
+    """A method string of any kind (or a grid of them), parsed once, before any model loads."""
+    from svip.adapters.registry import expand
 
     try:
-        for method in expand_grid(value):
-            canonical_method(method)
+        return expand([value])
     except (PolicySpecError, MethodSpecError, ValueError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return value
+
+
+def _methods(args) -> list:
+    """The command's methods, parsed (given ones were parsed by argparse; the default list is parsed here)."""
+    from svip.adapters.registry import expand
+
+    return expand(args.methods)
+
+
+def _without_draft(methods, args, command: str) -> None:
+    """Refuse methods of the run's draft model when there is none (before loading anything)."""
+    needing = [m.text for m in methods if m.kind.needs == "draft"]
+    if needing and not args.draft:
+        raise ValueError(f"{command}: {needing[0]} needs a --draft model")
 
 
 def _methods_help(default) -> str:
@@ -100,32 +129,40 @@ def _methods_help(default) -> str:
     )
 
 
-def _expand(methods: list[str]) -> list[str]:
-    return [m for grid in methods for m in expand_grid(grid)]
-
-
 def cmd_generate(args) -> int:
-    from svip.eval.methods import MethodRunner
-    from svip.eval.metrics import TARGET_ONLY, policy_name
-    from svip.eval.prompts import encode_prompt, stop_token_ids
+    from svip.adapters import registry
     from svip.sampling import SamplingConfig
 
     sampling = SamplingConfig(args.temperature, args.top_p)
-    methods = _expand(args.methods) if args.draft else [TARGET_ONLY]
-    if not args.draft and args.methods_given:
-        raise ValueError("--methods needs a --draft model (without one, generate decodes target-only)")
-    if sampling.temperature > 0 and any(policy_name(m) == "oracle" for m in methods):
+    # without --draft and --methods, generate decodes target-only
+    methods = _methods(args) if args.draft or args.methods_given else [registry.parse(registry.TARGET_ONLY)]
+    _without_draft(methods, args, "generate (without --draft it decodes target-only)")
+    registry.check_run(methods, _options(args))
+    if sampling.temperature > 0 and any(m.policy_name == "oracle" for m in methods):
         raise ValueError("the oracle policy is defined for greedy decoding only (--temperature 0)")
-    models = _load_models(args, sampling)
+    with _load_models(args, sampling, methods) as models:
+        _generate(args, models, methods)
+    return 0
+
+
+def _generate(args, models, methods) -> None:
+    from svip.adapters import registry
+    from svip.eval.methods import MethodRunner
+    from svip.eval.prompts import encode_prompt, stop_token_ids
+
     runner = MethodRunner.for_models(models)
     prompt = encode_prompt(models.tokenizer, args.prompt, chat=not args.raw, template=args.template)
     stops = stop_token_ids(models.tokenizer, models.target)
-    reference = None
-    if any(policy_name(m) == "oracle" for m in methods):  # the oracle needs the target's own greedy output first
-        reference = runner.run(
-            TARGET_ONLY, prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=None
-        ).tokens
+    references: dict[str, list[int]] = {}
     for method in methods:
+        reference = None
+        if method.policy_name == "oracle":  # the oracle needs its baseline's own greedy output first
+            baseline = registry.baseline_of(method)
+            if baseline not in references:
+                references[baseline] = runner.run(
+                    baseline, prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=None
+                ).tokens
+            reference = references[baseline]
         result = runner.run(
             method, prompt, max_new_tokens=args.max_new_tokens, stop_tokens=stops, seed=args.seed, reference=reference
         )
@@ -148,36 +185,35 @@ def cmd_generate(args) -> int:
                     print(
                         f"    round {i:3d}: drafted {r.drafted:2d} accepted {r.accepted:2d} emitted {r.emitted:2d}  H=[{entropies}]"
                     )
-    return 0
 
 
 def cmd_check_lossless(args) -> int:
+    from svip.adapters import registry
     from svip.eval.datasets import load_questions, per_category
     from svip.eval.lossless import check_greedy_lossless, format_report
     from svip.eval.methods import MethodRunner
     from svip.eval.prompts import encode_prompt, stop_token_ids
 
-    if args.draft is None:
-        raise ValueError("check-lossless needs --draft")
-    models = _load_models(args)
-    tokenizer = models.tokenizer
+    methods = _methods(args)
+    _without_draft(methods, args, "check-lossless")
+    registry.check_run(methods, _options(args))
     questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
-    prompts = [
-        (
-            f"{q.group}/{q.question_id}",
-            encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw), template=args.template),
+    with _load_models(args, None, methods) as models:
+        tokenizer = models.tokenizer
+        prompts = [
+            (
+                f"{q.group}/{q.question_id}",
+                encode_prompt(tokenizer, q.turns[0], chat=not (q.raw or args.raw), template=args.template),
+            )
+            for q in questions
+        ]
+        rows = check_greedy_lossless(
+            MethodRunner.for_models(models),
+            prompts,
+            methods,
+            max_new_tokens=args.max_new_tokens,
+            stop_tokens=stop_token_ids(tokenizer, models.target),
         )
-        for q in questions
-    ]
-    runner = MethodRunner.for_models(models)
-    methods = [canonical for canonical in dict.fromkeys(_canonical(m) for m in _expand(args.methods))]
-    rows = check_greedy_lossless(
-        runner,
-        prompts,
-        methods,
-        max_new_tokens=args.max_new_tokens,
-        stop_tokens=stop_token_ids(tokenizer, models.target),
-    )
     print(
         f"{len(prompts)} prompts ({args.questions}, {args.per_category} {'shortest ' if args.shortest else ''}per category), {args.max_new_tokens} new tokens, "
         f"{args.dtype}, target {args.target}, draft {args.draft}{f' (first {args.draft_layers} layers)' if args.draft_layers else ''}"
@@ -192,11 +228,11 @@ def cmd_baseline(args) -> int:
     from svip.eval.datasets import load_questions, per_category
     from svip.eval.prompts import encode_prompt
 
-    models = _load_models(args)
-    target, tokenizer = models.target, models.tokenizer
-    questions = per_category(load_questions(args.questions), 1)
-    prompts = [encode_prompt(tokenizer, q.turns[0], chat=not q.raw) for q in questions]
-    result = compare_with_hf_generate(target, prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+    with _load_models(args) as models:
+        target, tokenizer = models.target, models.tokenizer
+        questions = per_category(load_questions(args.questions), 1)
+        prompts = [encode_prompt(tokenizer, q.turns[0], chat=not q.raw) for q in questions]
+        result = compare_with_hf_generate(target, prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
     print(
         f"target-only: svip engine vs transformers generate(), {args.target} {args.dtype}, {len(prompts)} prompts x {args.repeats}, {args.max_new_tokens} tokens each"
     )
@@ -217,7 +253,7 @@ def cmd_bench(args) -> int:
 
     config = BenchConfig(
         target=args.target,
-        draft=None if args.eagle_head else args.draft,
+        draft=args.draft,
         draft_layers=args.draft_layers,
         dtype=args.dtype,
         device=args.device,
@@ -234,9 +270,8 @@ def cmd_bench(args) -> int:
         raw=args.raw,
         template=args.template,
         multi_turn=args.multi_turn,
+        options=_options(args),
         methods=args.methods,
-        eagle_head=args.eagle_head,
-        glide_draft=args.glide_draft,
     )
     log = run_bench(config, Path(args.run_dir))
     records = read_records(log.path)
@@ -256,10 +291,10 @@ def cmd_calibrate(args) -> int:
     from svip.eval.machine import describe, machine_info
     from svip.eval.prompts import encode_prompt
 
-    models = _load_models(args)
-    question = per_category(load_questions(args.questions), 1, shortest=True)[0]
-    prompt = encode_prompt(models.tokenizer, question.turns[0], chat=not args.raw, template=args.template)
-    curve = measure_cost_curve(models.engine(), prompt, repeats=args.repeats)
+    with _load_models(args) as models:
+        question = per_category(load_questions(args.questions), 1, shortest=True)[0]
+        prompt = encode_prompt(models.tokenizer, question.turns[0], chat=not args.raw, template=args.template)
+        curve = measure_cost_curve(models.engine(), prompt, repeats=args.repeats)
     path = store_curve(curve, args.target, args.draft, args.dtype, args.out, kernels=args.kernels)
     print(describe(machine_info(), curve))
     print(f"stored: {path}")
@@ -276,7 +311,6 @@ def cmd_trace(args) -> int:
 
     if not args.draft:
         raise ValueError("trace needs a --draft model")
-    models = _load_models(args)
     questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
     reference = None
     if args.run:
@@ -295,15 +329,17 @@ def cmd_trace(args) -> int:
         "template": args.template,
     }
 
-    def encode(question):
-        return encode_prompt(
-            models.tokenizer, question.turns[0], chat=not (args.raw or question.raw), template=args.template
-        )
+    with _load_models(args) as models:
 
-    stops = stop_token_ids(models.tokenizer, models.target)
-    path = write_trace(
-        Path(args.out), models, questions, encode, settings, reference=reference, stops=stops, branch=args.branch
-    )
+        def encode(question):
+            return encode_prompt(
+                models.tokenizer, question.turns[0], chat=not (args.raw or question.raw), template=args.template
+            )
+
+        stops = stop_token_ids(models.tokenizer, models.target)
+        path = write_trace(
+            Path(args.out), models, questions, encode, settings, reference=reference, stops=stops, branch=args.branch
+        )
     print(f"trace: {path}")
     return 0
 
@@ -324,7 +360,7 @@ def cmd_simulate(args) -> int:
         f"trace: {args.trace}, {len(rows)} questions; {header['settings']['target']} / {header['settings']['draft']}"
     )
     print(describe(header.get("machine"), costs.curve).splitlines()[-1] + ("" if costs.prefill else "; no prefill"))
-    print(simulate_report(header, rows, _expand(args.methods), costs, run_dir=args.run))
+    print(simulate_report(header, rows, [m.text for m in _methods(args)], costs, run_dir=args.run))
     return 0
 
 
@@ -343,13 +379,15 @@ def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
 
 
 def _describe_run(config: dict) -> str:
+    from svip.adapters.registry import kinds
+    from svip.eval.runner import stored_options
+
     layers = f" (first {config['draft_layers']} layers)" if config.get("draft_layers") else ""
     kernels = f" ({config['kernels']} kernels)" if config.get("kernels", "default") != "default" else ""
-    draft = config.get("draft") or "-"
-    if config.get("eagle_head"):  # the eagle2* methods draft with EAGLE-3's tree for a head in its format
-        from svip.adapters.eagle.generator import is_eagle3_head
-
-        draft = f"{'EAGLE-3' if is_eagle3_head(config['eagle_head']) else 'EAGLE-1/2'} head {config['eagle_head']}"
+    options = stored_options(config)
+    # a kind whose options name the drafter (an EAGLE head: which tree drafts) says so; else the draft model
+    named = (kind.describe_draft(options) for kind in kinds().values() if kind.describe_draft is not None)
+    draft = next((label for label in named if label), None) or config.get("draft") or "-"
     return (
         f"{config.get('target')} / {draft}{layers} {config.get('dtype')}{kernels} on {config.get('device')}, "
         f"{config.get('questions')}, {config.get('max_new_tokens')} new tokens, T={config.get('temperature')}"
@@ -360,7 +398,7 @@ def cmd_report(args) -> int:
     from pathlib import Path
 
     from svip.eval.ablation import ablation_table
-    from svip.eval.machine import describe, same_machine
+    from svip.eval.machine import describe, describe_curve, same_machine
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
     from svip.eval.tables import (
         acceptance_by_entropy_table,
@@ -368,13 +406,17 @@ def cmd_report(args) -> int:
         cross_entropy_summary,
         draft_table,
         eagle_table,
+        engine_table,
         glide_table,
         length_table,
         speedup_table,
         time_table,
     )
 
-    runs = [(run_dir, *_stored_run(run_dir)) for run_dir in args.run_dirs]
+    run_dirs = [*args.run_dirs, *args.run_dir]
+    if not run_dirs:
+        raise ValueError("report needs a run directory (svip report RUN_DIR ... or --run-dir RUN_DIR)")
+    runs = [(run_dir, *_stored_run(run_dir)) for run_dir in run_dirs]
     machines: list[tuple[str, dict | None]] = []
     for run_dir, records, config in runs:
         if len(runs) > 1:
@@ -385,6 +427,8 @@ def cmd_report(args) -> int:
         env = json.loads(environment_path.read_text()) if environment_path.exists() else {}
         machines.append((run_dir, env.get("machine")))
         print(describe(env.get("machine"), env.get("cost_curve")))
+        for kind, curve in (env.get("cost_curves") or {}).items():  # other engines' own curves (llama.cpp's)
+            print(describe_curve(curve, f"{kind} cost curve ({curve.get('tool', 'measured')}, {curve.get('gguf', '')})"))
         starts = Path(run_dir) / "environments.jsonl"
         if starts.exists():
             seen = [json.loads(line).get("machine") for line in starts.read_text().splitlines() if line.strip()]
@@ -399,6 +443,10 @@ def cmd_report(args) -> int:
                 f"hf-confidence threshold re-fit: {refit}"
             )
         print(speedup_table(records))
+        engines = engine_table(records)
+        if engines:
+            print()
+            print(engines)
         print()
         print(draft_table(records))
         print()
@@ -459,21 +507,15 @@ def cmd_models(args) -> int:
     return models.main([args.action, *args.names])
 
 
-def _canonical(method: str) -> str:
-    from svip.eval.methods import canonical_method
-
-    return canonical_method(method)
-
-
 class _Given(argparse.Action):
-    """Store the list and note that the user gave it (generate refuses methods without a draft)."""
+    """Store the parsed methods (a grid gives several) and note that the user gave them (generate's default is target-only)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         if option_string and option_string != "--methods":
             import warnings
 
             warnings.warn(f"{option_string} is deprecated; use --methods", FutureWarning, stacklevel=2)
-        setattr(namespace, self.dest, list(values))
+        setattr(namespace, self.dest, [method for grid in values for method in grid])
         namespace.methods_given = True
 
 
@@ -578,14 +620,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every turn of multi-turn questions (MT-Bench: 2), each after the method's own answer",
     )
-    bench.add_argument(
-        "--eagle-head",
-        default=None,
-        metavar="DIR_OR_HUB_ID",
-        help="EAGLE-1/2 head for methods eagle2[:total=60,depth=7,top_k=10] and eagle2[:...,variant=min|weighted|top]+svip[:h=0.3,gamma=0.15]; "
-        "runs the patched upstream EaModel (make eagle-setup; its venv), and target-only on the same base model. "
-        "Shipped: adapters/eagle/heads/smollm2-135m",
-    )
     _add_prompt_args(bench)
     bench.set_defaults(func=cmd_bench)
 
@@ -596,7 +630,14 @@ def build_parser() -> argparse.ArgumentParser:
         "matching table, from RUN_DIR/results.jsonl alone. Several run directories that differ only in --max-new-tokens "
         "also give the Table 2/6 layout (speedup by generation length).",
     )
-    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories (svip bench --run-dir)")
+    report.add_argument(
+        "--run-dir",
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="a run directory, as bench spells it (repeatable)",
+    )
     report.add_argument(
         "--plots", action="store_true", help="also write PNG plots to RUN_DIR/plots (needs matplotlib)"
     )
@@ -640,7 +681,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_question_args(tr, per_category=2, max_new_tokens=64)
     _add_prompt_args(tr)
     tr.add_argument("--out", required=True, help="trace file (JSON lines; appended, a rerun resumes)")
-    tr.add_argument("--run", default=None, metavar="RUN_DIR", help="reuse the target-only outputs of this bench run")
+    tr.add_argument(
+        "--run-dir",
+        "--run",
+        dest="run",
+        default=None,
+        metavar="RUN_DIR",
+        help="reuse the target-only outputs of this bench run",
+    )
     tr.add_argument(
         "--branch", type=int, default=8, help="draft tokens rolled out past a mismatch (default: %(default)s)"
     )
@@ -664,7 +712,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override parts of the curve: draft=0.1,verify=flat (GPU-like), verify=slope:0.05, verify=2:1.1/8:1.6, prefill=0",
     )
     sim.add_argument(
-        "--run", default=None, metavar="RUN_DIR", help="print the run's measured speedups beside (same questions)"
+        "--run-dir",
+        "--run",
+        dest="run",
+        default=None,
+        metavar="RUN_DIR",
+        help="print the run's measured speedups beside (same questions)",
     )
     sim.set_defaults(func=cmd_simulate)
 
@@ -673,6 +726,15 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("names", nargs="*")
     mod.set_defaults(func=cmd_models)
     return parser
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """``kill PID`` (SIGTERM) unwinds like Ctrl-C, so ``finally`` blocks stop a run's servers and engines."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -684,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     from svip.method import InputError
 
     args = build_parser().parse_args(argv)
+    _stop_cleanly_on_sigterm()
     try:
         return args.func(args)
     except (

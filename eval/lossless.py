@@ -1,4 +1,4 @@
-"""Greedy losslessness check: every policy's output against target-only, token by token.
+"""Greedy losslessness check: every policy's output against its baseline (target-only), token by token.
 
 Speculative decoding must not change the greedy output. In fp32 the match
 should be exact; in bf16/fp16 the verification forward over several tokens
@@ -13,7 +13,8 @@ from typing import Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from svip.adapters.kinds import ModelSet
+from svip.adapters import registry
+from svip.adapters.kinds import Method, ModelSet
 from svip.adapters.vanilla import SpeculativeEngine
 
 from .methods import TARGET_ONLY, MethodRunner
@@ -54,16 +55,16 @@ class PolicyMatch:
 def check_greedy_lossless(
     engine: SpeculativeEngine | MethodRunner,
     prompts: Sequence[tuple[str, Sequence[int]]],
-    policies: Iterable[str],
+    policies: Iterable[str | Method],
     *,
     max_new_tokens: int,
     stop_tokens: Iterable[int] = (),
     progress: bool = True,
     references: Mapping[str, Sequence[int]] | None = None,
 ) -> list[PolicyMatch]:
-    """Run target-only once per prompt, then every method; count identical outputs.
+    """Run each method's baseline once per prompt (target-only, or a kind's own), then every method; count identical outputs.
 
-    ``policies`` are method strings of any kind (``svip``, ``hf+svip``,
+    ``policies`` are methods of any kind (``svip``, ``hf+svip``,
     ``cascade:...+svip``); with a bare engine, only kinds that run on it.
     ``references`` (prompt label -> target-only tokens at these settings) skips
     the target-only runs when the caller already has them, e.g. one set shared
@@ -77,22 +78,25 @@ def check_greedy_lossless(
         runner.models.shared("engine", lambda: engine)
     if not runner.models.sampling.greedy:
         raise ValueError("the losslessness check compares greedy outputs; use temperature 0")
-    specs = list(policies)
+    given = list(policies)
+    methods = [registry.parse(p) for p in given]
+    specs = [str(p) for p in given]  # rows keep the caller's spelling
+    baselines = [registry.baseline_of(m) for m in methods]
     results = {spec: PolicyMatch(spec) for spec in specs}
     stops = frozenset(stop_tokens)
-    runs_per_prompt = len(specs) + (references is None)
+    runs_per_prompt = len(specs) + len(set(baselines) - ({TARGET_ONLY} if references is not None else set()))
     bar = tqdm(total=len(prompts) * runs_per_prompt, desc="lossless", disable=not progress, unit="gen")
     for label, prompt in prompts:
-        if references is not None:
-            reference = list(references[label])
-        else:
-            reference = runner.run(
-                TARGET_ONLY, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None
-            ).tokens
-            bar.update()
-        for spec in specs:
+        outputs: dict[str, list[int]] = {TARGET_ONLY: list(references[label])} if references is not None else {}
+        for spec, method, baseline in zip(specs, methods, baselines):
+            if baseline not in outputs:
+                outputs[baseline] = runner.run(
+                    baseline, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None
+                ).tokens
+                bar.update()
+            reference = outputs[baseline]
             output = runner.run(
-                spec, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None, reference=reference
+                method, prompt, max_new_tokens=max_new_tokens, stop_tokens=stops, seed=None, reference=reference
             )
             row = results[spec]
             row.prompts += 1

@@ -12,7 +12,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["RELEVANT_FLAGS", "describe", "machine_info", "same_machine"]
+__all__ = ["RELEVANT_FLAGS", "describe", "describe_curve", "machine_info", "same_machine"]
 
 RELEVANT_FLAGS = (
     "avx2",
@@ -74,7 +74,12 @@ def describe(machine: dict | None, curve: dict | None = None) -> str:
             f"{machine.get('torch_threads')} torch threads, ISA {' '.join(machine.get('isa') or []) or '-'}"
             + (f", GPU {', '.join(machine['gpus'])}" if machine.get("gpus") else ""))  # fmt: skip
     if curve:
-        verify = " ".join(f"{k}:{v:.2f}" for k, v in curve.get("verify_over_step", {}).items())
-        draft = f"; draft step/target step {curve['draft_over_step']:.2f}" if "draft_over_step" in curve else ""
-        text += f"\ncost curve: target step {1000 * curve['target_step_s']:.1f} ms; verify(k)/step {verify}{draft}"
+        text += "\n" + describe_curve(curve)
     return text
+
+
+def describe_curve(curve: dict, label: str = "cost curve") -> str:
+    """One line: the target step, verify(k)/step and the draft's step/target step."""
+    verify = " ".join(f"{k}:{v:.2f}" for k, v in curve.get("verify_over_step", {}).items())
+    draft = f"; draft step/target step {curve['draft_over_step']:.2f}" if "draft_over_step" in curve else ""
+    return f"{label}: target step {1000 * curve['target_step_s']:.1f} ms; verify(k)/step {verify}{draft}"

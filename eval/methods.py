@@ -1,7 +1,7 @@
 """Method strings in the harness: the default list, canonical spellings, and ``MethodRunner``.
 
 Every kind (``target-only``, bare policies on the vanilla engine, ``hf+``,
-``cascade``, ``eagle2``) lives in ``svip.adapters.registry``; this module only
+``cascade``, ...) lives in ``svip.adapters.registry``; this module only
 adds what the harness needs on top: one default method list for every
 command, record names read in today's spelling, and a runner that builds each
 method once and reuses it over prompts.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Collection, Sequence
 
 from svip.adapters import registry
-from svip.adapters.kinds import ModelSet
+from svip.adapters.kinds import Method, ModelSet
 from svip.method import SpeculativeMethod
 from svip.results import GenerationResult
 from svip.sampling import SamplingConfig
@@ -39,7 +39,7 @@ def record_method(name: str) -> str:
 
 
 class MethodRunner:
-    """Runs any method on one prompt with shared models; each method object is built once."""
+    """Runs any method on one prompt with shared models; each method is parsed and built once."""
 
     def __init__(
         self,
@@ -60,19 +60,17 @@ class MethodRunner:
         runner.models, runner._methods = models, {}
         return runner
 
-    @classmethod
-    def for_eagle(cls, generator) -> "MethodRunner":
-        """``target-only`` and ``eagle2*`` methods, all on one ``EagleGenerator``."""
-        return cls.for_models(ModelSet(sampling=generator.sampling, eagle=generator))
-
-    def method(self, method: str) -> SpeculativeMethod:
-        if method not in self._methods:
-            self._methods[method] = registry.build(method, self.models)
-        return self._methods[method]
+    def method(self, method: Method | str) -> SpeculativeMethod:
+        key = method.text if isinstance(method, Method) else method
+        if key not in self._methods:
+            parsed = registry.parse(method)
+            built = self._methods.get(parsed.text) or registry.build(parsed, self.models)
+            self._methods[key] = self._methods[parsed.text] = built
+        return self._methods[key]
 
     def run(
         self,
-        method: str,
+        method: Method | str,
         prompt: Sequence[int],
         *,
         max_new_tokens: int,
@@ -80,7 +78,7 @@ class MethodRunner:
         seed: int | None,
         reference: Sequence[int] | None = None,
     ) -> GenerationResult:
-        """Decode ``prompt`` with ``method``; ``reference`` (target-only output) feeds the oracle."""
+        """Decode ``prompt`` with ``method``; ``reference`` (its baseline's output) feeds the oracle."""
         return self.method(method).generate(
             prompt, max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, seed=seed, reference=reference
         )

@@ -18,7 +18,9 @@ from svip.grammar import parse_method
 
 __all__ = [
     "TARGET_ONLY",
+    "baseline_of",
     "method_kind",
+    "ms_per_token",
     "policy_name",
     "GroupSpeed",
     "DraftSummary",
@@ -89,9 +91,19 @@ def methods_in_order(records: Iterable[dict]) -> list[str]:
     return list(OrderedDict.fromkeys(r["method"] for r in records))
 
 
-def _paired(records: list[dict], method: str) -> dict[str, list[tuple[dict, dict]]]:
-    """Per group: (method record, target-only record) for questions both finished."""
-    baseline = {r["question_id"]: r for r in records if r["method"] == TARGET_ONLY}
+def baseline_of(method: str) -> str:
+    """The method a stored method is compared with: its engine's own target-only (``llamacpp+svip`` ->
+    ``llamacpp``), else ``target-only`` (the registry's answer; a name no kind reads compares with target-only)."""
+    from svip.adapters.registry import baseline_of as registry_baseline
+
+    return TARGET_ONLY if method == TARGET_ONLY else registry_baseline(method)
+
+
+def _paired(records: list[dict], method: str, against: str | None = None) -> dict[str, list[tuple[dict, dict]]]:
+    """Per group: (method record, baseline record) for questions both finished; the baseline is the method's
+    own (``baseline_of``) unless ``against`` names one."""
+    against = against or baseline_of(method)
+    baseline = {r["question_id"]: r for r in records if r["method"] == against}
     pairs: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
     for record in records:
         if record["method"] == method and record["question_id"] in baseline:
@@ -120,12 +132,20 @@ def _speed(pairs: list[tuple[dict, dict]]) -> GroupSpeed:
     )
 
 
-def speedups(records: list[dict]) -> dict[str, dict[str, GroupSpeed]]:
-    """method -> group (and "Avg.") -> speedup over target-only."""
+def speedups(records: list[dict], against: str | None = None) -> dict[str, dict[str, GroupSpeed]]:
+    """method -> group (and "Avg.") -> speedup over its own baseline (its engine's target-only, else
+    target-only), or over ``against`` for every method when given."""
     return {
-        method: {group: _speed(pairs) for group, pairs in _paired(records, method).items()}
+        method: {group: _speed(pairs) for group, pairs in _paired(records, method, against).items()}
         for method in methods_in_order(records)
     }
+
+
+def ms_per_token(records: list[dict], method: str) -> float | None:
+    """Total wall milliseconds over total new tokens of a method (prefill included, as in its speedups)."""
+    rows = [r for r in records if r["method"] == method]
+    tokens = sum(r["new_tokens"] for r in rows)
+    return 1000 * sum(r["wall_time"] for r in rows) / tokens if tokens else None
 
 
 def draft_summary(records: list[dict], method: str) -> DraftSummary:

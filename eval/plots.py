@@ -18,6 +18,7 @@ from .metrics import AVERAGE, TARGET_ONLY, groups_in_order, speedups
 
 __all__ = [
     "binned",
+    "equal_count_bins",
     "cross_entropy_ratios",
     "entropy_acceptance_by_method",
     "entropy_acceptance_points",
@@ -112,21 +113,41 @@ def binned(points: list[tuple[float, float]], bins: int, top: float | None = Non
     return [((b + 0.5) * width, sums[b] / counts[b], counts[b]) for b in kept]
 
 
+def equal_count_bins(points: list[tuple[float, float]], bins: int) -> list[tuple[float, float, int]]:
+    """(mean x, mean y, count) over ``bins`` bins of (nearly) equal count, sorted by x: every point is in one bin.
+
+    Figure 2's tail is few tokens spread over a wide entropy range; equal-width
+    bins with a minimum count dropped it (the part of the curve that justifies
+    the stop rule), equal-count bins keep it as its own point.
+    """
+    if not points:
+        raise ValueError("no drafted tokens in these records")
+    ordered = sorted(points)
+    bins = max(1, min(bins, len(ordered)))
+    edges = [round(i * len(ordered) / bins) for i in range(bins + 1)]
+    rows = []
+    for lo, hi in zip(edges, edges[1:]):
+        chunk = ordered[lo:hi]
+        if chunk:
+            rows.append((sum(x for x, _ in chunk) / len(chunk), sum(y for _, y in chunk) / len(chunk), len(chunk)))
+    return rows
+
+
 def _binned_means(points: list[tuple[float, float]], bins: int) -> tuple[list[float], list[float]]:
     rows = binned(points, bins)
     return [c for c, _, _ in rows], [m for _, m, _ in rows]
 
 
-def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 20) -> Path:
-    """Figure 2: P(accept | draft entropy) per method, over judged tokens only, with the token count of each bin."""
+def plot_entropy_vs_acceptance(records: list[dict], out: Path, bins: int = 12) -> Path:
+    """Figure 2: P(accept | draft entropy) per method over judged tokens only, equal-count bins (every token
+    plotted, each point at its bin's mean entropy), with the token count of each bin."""
     plt = _figure()
     by_method = entropy_acceptance_by_method(records)
     if not by_method:
         raise ValueError("no drafted tokens in these records")
-    top = max(h for points in by_method.values() for h, _ in points) or 1.0
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for method, points in by_method.items():
-        rows = binned([(h, float(ok)) for h, ok in points], bins, top)
+        rows = equal_count_bins([(h, float(ok)) for h, ok in points], bins)
         line = ax.plot(
             [c for c, _, _ in rows], [m for _, m, _ in rows], marker="o", label=f"{method} ({len(points)} tokens)"
         )[0]

@@ -3,8 +3,12 @@
 For each question the methods run back to back (A B C, A B C, ...), so drift
 in a shared, noisy machine hits every method alike; ``target-only`` always
 runs first because speedups, token-match and the oracle are measured against
-it. Results go to ``RUN_DIR/results.jsonl`` as they finish (see records.py),
-so a rerun with the same settings resumes where the last one stopped.
+it (or, for a kind with an engine of its own, against that engine's
+target-only, which then runs before the kind's other methods:
+``registry.baseline_of``). Results go to ``RUN_DIR/results.jsonl`` as they
+finish (see records.py), so a rerun with the same settings resumes where the
+last one stopped. Nothing here names a kind: what a kind needs (options, its
+own models, a cost curve, a baseline) it declares in the registry.
 """
 
 from __future__ import annotations
@@ -12,22 +16,23 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from tqdm.auto import tqdm
 
 from svip.adapters import registry
-from svip.adapters.kinds import ModelSet
-from svip.grammar import expand_grid
+from svip.adapters.kinds import Method, ModelSet
 from svip.sampling import SamplingConfig
 
 from .datasets import Question, load_questions, per_category
+from .loading import ModelRequest, load_models
 from .lossless import prefix_match
-from .methods import DEFAULT_METHODS, MethodRunner, canonical_method
-from .metrics import TARGET_ONLY, policy_name
+from .methods import DEFAULT_METHODS, MethodRunner
+from .metrics import TARGET_ONLY
 from .prompts import encode_prompt, stop_token_ids
 from .records import ResultLog
 
-__all__ = ["TARGET_ONLY", "BenchConfig", "RunDirError", "run_bench"]
+__all__ = ["TARGET_ONLY", "BenchConfig", "RunDirError", "run_bench", "stored_options"]
 
 
 class RunDirError(ValueError):
@@ -57,56 +62,98 @@ class BenchConfig:
     template: str | None = None  # fschat conversation template (vicuna_v1.1, llama-2); None: the model's own
     multi_turn: bool = False  # run every turn (MT-Bench has 2), each on the method's own earlier answers
     cross_entropy: bool = True  # store H(q, p) per drafted token (Figure 3); timed apart, not in wall_time
-    eagle_head: str | None = None  # EAGLE-1/2 head (dir or hub id): eagle2* methods on the patched upstream EaModel
-    glide_draft: str | None = None  # GliDe draft directory: glide* methods (cross-attention to the target's cache)
+    # the kinds' run-level settings by Option.name (a head, a draft directory, ...): only those the run's kinds
+    # declare, unset ones dropped, so a kind registered later never changes a stored run's settings
+    options: dict[str, str | None] = field(default_factory=dict)
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
 
     def __post_init__(self) -> None:
-        # Canonical spelling ("svip" -> "svip:h=0.3,gamma=0.15,max=40"): one key per method across reruns;
-        # an unknown policy fails here, before any model is loaded.
-        expanded = [m for grid in self.methods for m in expand_grid(grid)]  # "svip:h=0.2|0.3" -> two methods
-        self.methods = list(dict.fromkeys(canonical_method(m) for m in expanded))
-        if any(policy_name(m) == "oracle" for m in self.methods) and self.temperature > 0:
+        # Parsed once: canonical spelling ("svip" -> "svip:h=0.3,gamma=0.15,max=40") is one key per method across
+        # reruns; grids expand ("svip:h=0.2|0.3" -> two methods); a bad method fails here, before any model loads.
+        parsed = registry.expand(self.methods)
+        self.methods = [m.text for m in parsed]
+        if self.temperature > 0 and any(m.policy_name == "oracle" for m in parsed):
             raise ValueError("the oracle method is defined for greedy decoding only")
-        eagle = [m for m in self.methods if registry.kind_of(m).needs == "eagle"]
-        if eagle and not self.eagle_head:
-            raise ValueError(f"{eagle[0]} needs an EAGLE head (--eagle-head DIR_OR_HUB_ID)")
-        if self.eagle_head and len(eagle) < len([m for m in self.methods if m != TARGET_ONLY]):
-            # target-only runs on EAGLE's own base model there: other methods belong in a run of their own
-            raise ValueError("a run with --eagle-head takes only eagle2 / eagle2-svip methods")
-        glide = [m for m in self.methods if registry.kind_of(m).name.startswith("glide")]
-        if glide and not self.glide_draft:
-            raise ValueError(f"{glide[0]} needs a GliDe draft (--glide-draft DIR; shipped: adapters/glide/drafts/...)")
+        run = [registry.parse(TARGET_ONLY)] + parsed
+        declared = {option.name for method in run for option in method.kind.options}
+        self.options = {k: v for k, v in self.options.items() if k in declared and v is not None}
+        registry.check_run(run, self.options)
+        loader = registry.loader_of(run)
+        if loader is not None and loader.needs != "draft":
+            self.draft = None  # its own loader reads no draft model: one stored setting, whatever --draft said
+        baselines = [registry.parse(registry.baseline_of(m), warn=False) for m in run]
+        self._parsed = {m.text: m for m in [*run, *baselines]}
 
     @property
     def all_methods(self) -> list[str]:
-        return [TARGET_ONLY] + [m for m in self.methods if m != TARGET_ONLY]
+        """``target-only``, then each kind's own baseline (added if missing), then the rest: references run first."""
+        baselines = [registry.baseline_of(m) for m in self.parsed_methods]
+        return list(dict.fromkeys([TARGET_ONLY, *baselines, *self.methods]))
+
+    @property
+    def parsed_methods(self) -> list[Method]:
+        """The run's methods as parsed once (``methods`` holds their canonical text)."""
+        return [self._parsed[m] for m in self.methods]
+
+    def method(self, text: str) -> Method:
+        """Any method of ``all_methods``, parsed."""
+        return self._parsed[text]
 
     def settings(self) -> dict:
         """What must match for a resumed run: everything that changes a generation.
 
         Methods and the question subset (``per_category``, ``shortest``) may
         grow between reruns: records are per (method, question), so a wider
-        rerun only adds the missing ones.
+        rerun only adds the missing ones. ``options`` are compared apart
+        (``_conflicting_options``): a rerun may add a kind's options.
         """
-        return {k: v for k, v in asdict(self).items() if k not in _SUBSET_KEYS}
+        return {k: v for k, v in asdict(self).items() if k not in _SUBSET_KEYS and k != "options"}
 
 
 # May change between reruns: the method list and question subset grow, and placement moves weights without changing a generation.
 _SUBSET_KEYS = frozenset({"methods", "per_category", "shortest", "memory_first_gpu", "memory_per_gpu"})
 
 
+def stored_options(stored: Mapping) -> dict[str, str | None]:
+    """A stored config's options: its ``options``, and the top-level keys an older version wrote per option.
+
+    Before options were one dict, each kind's setting was a field of its own
+    (``{"<option name>": null, ...}``); any top-level key named like a registered
+    kind's ``Option`` is read as that option. Unset (None) ones are dropped.
+    """
+    names = registry.options()
+    legacy = {k: v for k, v in stored.items() if k in names}
+    return {k: v for k, v in {**legacy, **(stored.get("options") or {})}.items() if v is not None}
+
+
+def _stored_settings(stored: Mapping) -> dict:
+    names = registry.options()
+    defaults = BenchConfig(methods=[]).settings()  # keys a run from an older version did not store
+    kept = {k: v for k, v in stored.items() if k not in _SUBSET_KEYS and k != "options" and k not in names}
+    return {**defaults, **kept}
+
+
+def _conflicting_options(stored: Mapping[str, str | None], given: Mapping[str, str | None]) -> list[str]:
+    """Options set in both with other values (one set on one side only changes no stored generation)."""
+    return sorted(k for k in stored.keys() & given.keys() if stored[k] != given[k])
+
+
 def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
+    options = dict(config.options)
     if config_path.exists():
         stored = json.loads(config_path.read_text())
-        defaults = BenchConfig(methods=[]).settings()  # keys a run from an older version did not store
-        stored_settings = {**defaults, **{k: v for k, v in stored.items() if k not in _SUBSET_KEYS}}
-        if stored_settings != config.settings():
-            changed = sorted(k for k in config.settings() if stored_settings.get(k) != config.settings()[k])
+        stored_settings, settings = _stored_settings(stored), config.settings()
+        previous = stored_options(stored)
+        changed = sorted(
+            k for k in settings.keys() | stored_settings.keys() if stored_settings.get(k) != settings.get(k)
+        )
+        changed += [f"options.{k}" for k in _conflicting_options(previous, options)]
+        if stored_settings != settings or changed:
             raise RunDirError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use a new --run-dir")
-    config_path.write_text(json.dumps(asdict(config), indent=1))
+        options = {**previous, **options}  # the union: a later rerun is checked against every option used
+    config_path.write_text(json.dumps({**asdict(config), "options": options}, indent=1))
     return ResultLog(run_dir / "results.jsonl")
 
 
@@ -192,11 +239,38 @@ def _reference_turns(record: dict | None) -> list[list[int]] | None:
     return record.get("turn_tokens") or [record["tokens"]]
 
 
-def _load_models(config: BenchConfig):
-    from .loading import ModelRequest, load_models
+def _request(config: BenchConfig) -> ModelRequest:
+    return ModelRequest.of(config, methods=tuple(config.method(m) for m in config.all_methods))
 
+
+def _models(config: BenchConfig, models) -> ModelSet:
+    """The caller's ``ModelSet`` (or (target, draft, tokenizer)), else the config's models, loaded.
+
+    A caller's set gets the run's options and request if it has none, so a kind loading more finds them.
+    """
     sampling = SamplingConfig(config.temperature, config.top_p)
-    return load_models(ModelRequest.of(config), sampling, record_cross_entropy=config.cross_entropy)
+    if models is None:
+        return load_models(_request(config), sampling, record_cross_entropy=config.cross_entropy)
+    if isinstance(models, tuple):
+        target, draft, tokenizer = models
+        models = ModelSet(target, draft, tokenizer, sampling, config.cross_entropy)
+    models.options = models.options or dict(config.options)
+    models.request = models.request or _request(config)
+    return models
+
+
+def _cost_curves(methods: list[Method], models: ModelSet, prompt: list[int]) -> dict:
+    """Each kind's measured costs, once per run: ``cost_curve`` is the curve of whoever decodes target-only
+    (the kind that loaded the models, else the target-only kind: the vanilla engine's), ``cost_curves`` the others'."""
+    primary = registry.kinds()[models.loaded_by] if models.loaded_by else registry.kind_of(TARGET_ONLY)
+    found: dict = {}
+    if primary.cost_curve is not None:
+        found["cost_curve"] = primary.cost_curve(models, prompt)
+    others = {m.kind.name: m.kind for m in methods if m.kind.name != primary.name and m.text != TARGET_ONLY}
+    curves = {name: kind.cost_curve(models, prompt) for name, kind in others.items() if kind.cost_curve is not None}
+    if curves:
+        found["cost_curves"] = curves
+    return found
 
 
 class _QuestionRunner:
@@ -214,7 +288,8 @@ class _QuestionRunner:
     def turns(self, question: Question) -> int:
         return len(question.turns) if self.config.multi_turn else 1
 
-    def __call__(self, question: Question, method: str, reference: list[list[int]] | None) -> dict:
+    def __call__(self, question: Question, method: Method, reference: list[list[int]] | None) -> dict:
+        """``reference``: the turns of the method's baseline on this question (None: the method is a baseline)."""
         history: list[tuple[str, str]] = []
         prompts, results = [], []
         for turn in range(self.turns(question)):
@@ -231,44 +306,52 @@ class _QuestionRunner:
             prompts.append(prompt)
             results.append(result)
             history.append((question.turns[turn], self.tokenizer.decode(result.tokens, skip_special_tokens=True)))
-        return _record(question, method, prompts, results, None if method == TARGET_ONLY else reference)
+        return _record(question, method.text, prompts, results, reference)
 
 
 def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, models=None) -> ResultLog:
-    """Run (or resume) a benchmark; ``models`` (a ``ModelSet``, or (target, draft, tokenizer)) skips loading."""
+    """Run (or resume) a benchmark; ``models`` (a ``ModelSet``, or (target, draft, tokenizer)) skips loading.
+
+    The models' resources (a kind's server, draft, files) are closed when the
+    run ends, by finishing, by an error or by Ctrl-C; the error propagates.
+    """
     log = _open_run_dir(config, run_dir)
     questions = per_category(load_questions(config.questions), config.per_category, shortest=config.shortest)
-    methods = config.all_methods
-    todo = [(q, m) for q in questions for m in methods if (m, q.question_id) not in log]
+    methods = [config.method(m) for m in config.all_methods]
+    todo = [(q, m) for q in questions for m in methods if (m.text, q.question_id) not in log]
     if log.repaired:
         print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
     environment = _environment()
     if not todo:
         _write_environment(run_dir, environment)
         return log
-    if isinstance(models, tuple):
-        target, draft, tokenizer = models
-        models = ModelSet(
-            target, draft, tokenizer, SamplingConfig(config.temperature, config.top_p), config.cross_entropy
-        )
-    models = models if models is not None else _load_models(config)
-    if models.eagle is None and models.draft is None and len(methods) > 1:
-        raise ValueError("speculative methods need a draft model")
+    with _models(config, models) as loaded:
+        _run(config, run_dir, log, questions, methods, todo, loaded, environment, progress)
+    return log
+
+
+def _run(
+    config: BenchConfig,
+    run_dir: Path,
+    log: ResultLog,
+    questions: list[Question],
+    methods: list[Method],
+    todo: list[tuple[Question, Method]],
+    models: ModelSet,
+    environment: dict,
+    progress: bool,
+) -> None:
+    """The run proper, on loaded models: checks, cost curves, warm-up, then every missing (question, method)."""
+    needing = [m.text for m in methods if m.kind.needs == "draft"]
+    if models.loaded_by is None and models.draft is None and needing:
+        raise ValueError(f"{needing[0]} needs a draft model (--draft)")
     runner = MethodRunner.for_models(models)
     run_question = _QuestionRunner(runner, models.tokenizer, config, stop_token_ids(models.tokenizer, models.target))
     for question in questions:  # fail on a bad prompt (template, context) before any long run
         run_question.encode(question, 0, [])
 
     warm_prompt = run_question.encode(questions[0], 0, [])
-    if models.eagle is None and models.target is not None:  # the machine's cost curve, stored with the results
-        from svip.adapters.vanilla.costs import measure_cost_curve
-
-        # Shared with the methods: a cost-aware policy (svip-adaptive) starts from this curve.
-        environment["cost_curve"] = models.shared(
-            "cost_curve", lambda: measure_cost_curve(models.engine(), warm_prompt)
-        )
-    elif models.eagle is not None:  # the verify curve on EAGLE's base model and cache (svip-adaptive starts from it)
-        environment["cost_curve"] = models.eagle.cost_curve(warm_prompt)
+    environment.update(_cost_curves(methods, models, warm_prompt))  # stored with the results; shared with methods
     _write_environment(run_dir, environment)
     for method in methods:  # warm-up: allocator, kernels, caches; not recorded
         runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)
@@ -276,9 +359,9 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
     total = len(questions) * len(methods)
     bar = tqdm(total=total, initial=total - len(todo), desc="bench", unit="gen", disable=not progress)
     for question, method in todo:
-        reference = _reference_turns(log.get(TARGET_ONLY, question.question_id))
-        bar.set_postfix_str(f"{question.group}/{question.question_id} {method}")
+        baseline = registry.baseline_of(method)
+        reference = None if baseline == method.text else _reference_turns(log.get(baseline, question.question_id))
+        bar.set_postfix_str(f"{question.group}/{question.question_id} {method.text}")
         log.append(run_question(question, method, reference))
         bar.update()
     bar.close()
-    return log

@@ -7,10 +7,13 @@ from svip.grammar import parse_method
 from .metrics import (
     AVERAGE,
     TARGET_ONLY,
+    baseline_of,
     draft_forwards,
     draft_summary,
     groups_in_order,
     method_kind,
+    methods_in_order,
+    ms_per_token,
     oracle_share,
     policy_name,
     speedups,
@@ -19,6 +22,7 @@ from .metrics import (
 
 __all__ = [
     "acceptance_by_entropy_table",
+    "engine_table",
     "speedup_table",
     "draft_table",
     "time_table",
@@ -364,4 +368,40 @@ def acceptance_by_entropy_table(records: list[dict]) -> str | None:
             inside = [ok for h, ok in points if lo <= h < hi]
             cells.append(f"{f'{sum(inside) / len(inside):.2f} ({len(inside)})' if inside else '-':>12}")
         lines.append(f"{method:{width}} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+LLAMACPP_TARGET_ONLY = "llamacpp"  # the engine CPU users run: every method is also priced against it
+
+
+def engine_table(records: list[dict]) -> str | None:
+    """Both engines in one table: ms/token, the speedup over the method's own engine's target-only, over our
+    torch target-only and over llama.cpp's target-only, and token-match against its own baseline.
+
+    Printed only for runs whose methods have more than one baseline (e.g. the torch engine and llama.cpp).
+    """
+    methods = methods_in_order(records)
+    if len({baseline_of(m) for m in methods}) < 2:
+        return None
+    own = speedups(records)
+    columns = [("own", own), ("vs torch t-o", speedups(records, TARGET_ONLY))]
+    if any(r["method"] == LLAMACPP_TARGET_ONLY for r in records):
+        columns.append(("vs llama.cpp t-o", speedups(records, LLAMACPP_TARGET_ONLY)))
+    width = max(len(m) for m in methods)
+    header = f"{'method':{width}} {'baseline':>11} {'ms/token':>9} " + " ".join(f"{name:>16}" for name, _ in columns)
+    lines = [header + f" {'token-match':>11}", "-" * (len(header) + 12)]
+    for method in methods:
+        cells = []
+        for _, table in columns:
+            cell = table.get(method, {}).get(AVERAGE)
+            cells.append(f"{cell.speedup:>15.2f}x" if cell else f"{'-':>16}")
+        matches = [r["token_match"] for r in records if r["method"] == method and "token_match" in r]
+        match = f"{sum(matches) / len(matches):>11.4f}" if matches else f"{'-':>11}"
+        ms = ms_per_token(records, method)
+        baseline = "-" if method == TARGET_ONLY else baseline_of(method)
+        lines.append(f"{method:{width}} {baseline:>11} {ms:>9.1f} " + " ".join(cells) + f" {match}")
+    lines.append(
+        "own = over the method's own engine's target-only (llamacpp+* over llamacpp); ms/token = total wall time "
+        "(prefill included) / total new tokens; token-match against the method's own baseline"
+    )
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Collection
 
 __all__ = [
@@ -86,6 +87,11 @@ class MethodSpec:
     @property
     def params(self) -> dict[str, str]:
         return self.call.params
+
+    @cached_property
+    def policy_call(self) -> Call | None:
+        """The policy split into name and items once, for ``make_policy``/``policy_factory`` (None: no policy)."""
+        return parse_call(self.policy) if self.policy else None
 
     def __str__(self) -> str:
         if self.kind == VANILLA and not self.call.items and self.policy:

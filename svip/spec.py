@@ -11,7 +11,7 @@ import difflib
 from typing import Callable, Mapping, Optional, Sequence
 
 from .adaptive import AdaptiveSvipPolicy
-from .grammar import parse_call
+from .grammar import Call, parse_call
 from .policies import (
     ConfidencePolicy,
     ConstantPolicy,
@@ -65,40 +65,45 @@ def policy_help() -> str:
     return "; ".join(lines)
 
 
-def make_policy(spec: str, *, reference: Sequence[int] | None = None) -> DraftLengthPolicy:
-    """Build a policy from ``name`` or ``name:key=value,key=value``.
+def make_policy(spec: str | Call, *, reference: Sequence[int] | None = None) -> DraftLengthPolicy:
+    """Build a policy from ``name`` or ``name:key=value,key=value`` (or that string already split: a ``Call``).
 
     ``reference`` (the target's greedy output) is handed to policies that use
     one (the oracle) and ignored by the others.
     """
-    policy = _build(spec)
+    policy = _build(_call(spec))
     if reference is not None and isinstance(policy, OraclePolicy):
         policy.set_reference(reference)
     return policy
 
 
-def policy_factory(spec: str, *, costs: Callable[[], Mapping | None] | None = None) -> PolicyFactory:
+def policy_factory(spec: str | Call, *, costs: Callable[[], Mapping | None] | None = None) -> PolicyFactory:
     """The policy per generation: a fresh one for fixed rules, one learning instance for a whole run.
 
     A policy that ``learns_across_prompts`` (``svip-adaptive``) is built once,
     seeded with ``costs()`` (a measured cost curve; asked for only then), and
     returned for every prompt, so what it learned carries over; every other
-    policy is rebuilt so no state leaks between prompts.
+    policy is rebuilt (from the string split once, here) so no state leaks between prompts.
     """
-    make_policy(spec)  # fail on a bad string now, not at the first prompt
-    if not POLICIES[parse_call(spec, error=PolicySpecError).name].learns_across_prompts:
-        return lambda reference: make_policy(spec, reference=list(reference or []))
-    policy = make_policy(spec)
+    call = _call(spec)
+    policy = _build(call)  # fail on a bad string now, not at the first prompt
+    if not policy.learns_across_prompts:
+        return lambda reference: make_policy(call, reference=list(reference or []))
     curve = costs() if costs is not None else None
     if curve:
         policy.seed_costs(curve)
     return lambda reference: policy
 
 
-def _build(spec: str) -> DraftLengthPolicy:
+def _call(spec: str | Call) -> Call:
+    if isinstance(spec, Call):
+        return spec
     if not isinstance(spec, str) or not spec.strip():
         raise PolicySpecError("empty policy string; choose one of: " + policy_help())
-    call = parse_call(spec, error=PolicySpecError)
+    return parse_call(spec, error=PolicySpecError)
+
+
+def _build(call: Call) -> DraftLengthPolicy:
     name = call.name
     cls = POLICIES.get(name)
     if cls is None:

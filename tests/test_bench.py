@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from svip.adapters import registry
+from svip.eval.datasets import load_questions, per_category
 from svip.eval.records import ResultLog, read_records
 from svip.eval.runner import BenchConfig, RunDirError, run_bench
+
+import toy_method
 
 BENCH = [
     sys.executable, "-m", "svip.eval.cli", "bench",
@@ -74,6 +78,55 @@ def test_other_settings_refuse_the_run_dir(tmp_path):
     (run_dir / "config.json").write_text(json.dumps({**BenchConfig(max_new_tokens=64).settings(), "methods": []}))
     with pytest.raises(RunDirError, match="max_new_tokens"):
         run_bench(BenchConfig(max_new_tokens=32), run_dir)
+
+
+def test_an_old_config_with_kind_options_at_the_top_level_still_resumes(tmp_path):
+    """Before ``options``, each kind's setting was a config field of its own (``eagle_head``, ``glide_draft``)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    methods = ["target-only", "svip:h=0.3,gamma=0.15,max=40"]
+    old = {**BenchConfig(methods=[]).settings(), "eagle_head": None, "glide_draft": "drafts/a", "methods": methods[1:]}
+    (run_dir / "config.json").write_text(json.dumps({**old, "per_category": 1, "shortest": True}))
+    questions = per_category(load_questions("spec-bench"), 1, shortest=True)
+    log = ResultLog(run_dir / "results.jsonl")
+    for question in questions:
+        for method in methods:
+            log.append({"method": method, "question_id": question.question_id})
+    run_bench(BenchConfig(per_category=1, shortest=True, methods=["svip"]), run_dir)  # nothing to redo: no models
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert "glide_draft" not in stored and stored["options"] == {"glide_draft": "drafts/a"}  # kept, as an option
+    with pytest.raises(RunDirError, match="options.glide_draft"):  # a glide method here must use the same draft
+        run_bench(BenchConfig(per_category=1, shortest=True, methods=["glide"], options={"glide_draft": "b"}), run_dir)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("replay broke"), KeyboardInterrupt()])
+def test_a_run_closes_its_resources_when_a_method_fails(tmp_path, monkeypatch, smol_target, smol_tokenizer, error):
+    """The run's resources (here the toy's open file; a server in the llama.cpp kind) close; the error propagates."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("5 6 7")
+    calls = []
+    decode = toy_method.ReplayMethod._decode
+
+    def failing(self, request, reference):
+        calls.append(self.spec)
+        if len(calls) > 3:  # warm-up (2) and the first question's baseline ran; then it breaks
+            raise error
+        return decode(self, request, reference)
+
+    monkeypatch.setattr(toy_method.ReplayMethod, "_decode", failing)
+    registry.register(toy_method.REPLAY_KIND)
+    try:
+        config = BenchConfig(
+            per_category=1, shortest=True, max_new_tokens=3, methods=["replay:k=2"], options={"replay_file": str(ids)}
+        )
+        opened = len(toy_method.ReplayFile.opened)
+        with pytest.raises(type(error)):
+            run_bench(config, tmp_path / "run", progress=False, models=(smol_target, None, smol_tokenizer))
+    finally:
+        registry.unregister("replay")
+    files = toy_method.ReplayFile.opened[opened:]
+    assert len(files) == 1 and files[0].closed
+    assert [r["method"] for r in read_records(tmp_path / "run" / "results.jsonl")] == ["target-only", "replay:k=1"]
 
 
 def test_result_log_repairs_only_the_torn_tail(tmp_path):

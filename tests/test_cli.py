@@ -55,3 +55,17 @@ def test_errors_exit_2_with_a_message(capsys):
     assert "h must be" in capsys.readouterr().err
     assert main(["generate", "--target", "/no/such/model", "--prompt", "x"]) == 2
     assert "cannot load model" in capsys.readouterr().err
+
+
+def test_report_takes_the_run_dir_as_bench_spells_it(capsys):
+    """``svip report --run-dir DIR`` = ``svip report DIR`` (every command spells a run directory --run-dir)."""
+    from pathlib import Path
+
+    run = str(Path(__file__).parent / "data" / "old_run")
+    assert main(["report", run, "--no-paper"]) == 0
+    positional = capsys.readouterr().out
+    assert main(["report", "--run-dir", run, "--no-paper"]) == 0
+    assert capsys.readouterr().out == positional and "speedup" in positional
+    assert main(["report", "--no-paper"]) == 2 and "needs a run directory" in capsys.readouterr().err
+    for command in (["trace", "--out", "t.jsonl"], ["simulate", "t.jsonl"]):
+        assert build_parser().parse_args([*command, "--run-dir", run]).run == run

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from svip.adapters.eagle import EagleMethod, is_eagle_method
+from svip.adapters.eagle.loading import eagle_models
 from svip.adapters.eagle.upstream import PATCH, read_pin
 from svip.adapters.vanilla import RoundStats, SamplingConfig
 from svip.eval.datasets import BUILTIN_SETS, EAGLE_SETS, load_questions
@@ -86,11 +87,12 @@ def test_bench_config_needs_a_head_and_keeps_eagle_runs_separate():
     with pytest.raises(ValueError, match="needs an EAGLE head"):
         BenchConfig(methods=["eagle2"])
     with pytest.raises(ValueError, match="only eagle2"):
-        BenchConfig(methods=["eagle2", "svip"], eagle_head="head", draft=None)
+        BenchConfig(methods=["eagle2", "svip"], options={"eagle_head": "head"}, draft=None)
     config = BenchConfig(
-        methods=["eagle2", "eagle2-svip:variant=top"], eagle_head="head", draft=None, questions="eagle"
+        methods=["eagle2", "eagle2-svip:variant=top"], options={"eagle_head": "head"}, questions="eagle"
     )
     assert config.all_methods[0] == "target-only" and len(config.methods) == 2
+    assert config.draft is None  # EAGLE's own models read no draft: one stored setting, whatever --draft said
 
 
 # -- harness wiring without EAGLE -----------------------------------------------------------------
@@ -115,13 +117,50 @@ class _FakeEagle:
 
 def test_runner_sends_target_only_and_eagle_methods_to_the_eagle_generator():
     fake = _FakeEagle()
-    runner = MethodRunner.for_eagle(fake)
+    runner = MethodRunner.for_models(eagle_models(fake))
     runner.run("target-only", [5, 6], max_new_tokens=3, stop_tokens=set(), seed=0)
     runner.run("eagle2-svip:total=20", [5, 6], max_new_tokens=4, stop_tokens=set(), seed=0)
     assert fake.calls[0] == (None, 3)
     assert fake.calls[1][0] == EagleMethod(total=20, h=0.3) and fake.calls[1][1] == 4
-    with pytest.raises(ValueError, match="drives EAGLE only"):
+    with pytest.raises(ValueError, match="drives eagle2 only"):
         runner.run("svip", [5], max_new_tokens=2, stop_tokens=set(), seed=0)
+
+
+def test_an_eagle_run_is_loaded_by_its_kind_and_stores_its_cost_curve(tmp_path, smol_tokenizer):
+    """bench's one loading path hands the run to the kind's ``load_models``; the runner itself names no kind."""
+    import dataclasses
+
+    from svip.adapters import registry
+    from svip.adapters.eagle.kind import EAGLE2_KIND
+    from svip.eval.records import read_records
+    from svip.eval.runner import run_bench
+
+    class Fake(_FakeEagle):
+        vocab_size = smol_tokenizer.vocab_size + 1000
+
+        def cost_curve(self, prompt):
+            return {"verify_prompt_tokens": len(prompt)}
+
+    requests = []
+
+    def load(request, sampling):
+        requests.append(request)
+        return eagle_models(Fake(), smol_tokenizer, request)
+
+    config = BenchConfig(
+        per_category=1, shortest=True, max_new_tokens=3, methods=["eagle2"], options={"eagle_head": "head"}
+    )
+    registry.register(dataclasses.replace(EAGLE2_KIND, load_models=load))
+    try:
+        run_bench(config, tmp_path / "run", progress=False)
+    finally:
+        registry.register(EAGLE2_KIND)
+    assert len(requests) == 1 and requests[0].options == {"eagle_head": "head"} and requests[0].draft is None
+    records = read_records(tmp_path / "run" / "results.jsonl")
+    assert [r["method"] for r in records[:2]] == ["target-only", "eagle2:total=60,depth=7,top_k=10"]
+    assert all(r["token_match"] == 1.0 for r in records if r["method"] != "target-only")
+    environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert environment["cost_curve"]["verify_prompt_tokens"] > 0 and "cost_curves" not in environment
 
 
 def test_eagle_question_sets_form_one_run_with_a_column_per_set():

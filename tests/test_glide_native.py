@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from svip.adapters.glide.draft import GlideConfig, GlideDraft
+from svip.adapters.glide.kind import attach_draft
 from svip.adapters.glide.lora import add_lora, lora_state
 from svip.adapters.glide.proposer import GlideProposer
 from svip.adapters.kinds import ModelSet
@@ -152,12 +153,33 @@ def test_glide_methods_without_a_glide_draft_say_what_is_missing():
         build("glide+svip", models)
 
 
+def test_the_glide_draft_named_by_its_option_is_loaded_on_first_use_once_per_run(tmp_path, monkeypatch):
+    """``--glide-draft`` is the kind's option; the draft is the run's resource, loaded by the kind itself."""
+    import svip.adapters.glide.loading as glide_loading
+
+    target = tiny_llama(seed=4, layers=3)
+    tiny_llama(seed=5, layers=2).save_pretrained(tmp_path / "base")
+    GlideDraft.new(tiny_llama(seed=5, layers=2), target, layers=2, base_name=str(tmp_path / "base")).save(
+        tmp_path / "draft", {}
+    )
+    loads = []
+    load_model = glide_loading.load_model
+    monkeypatch.setattr(glide_loading, "load_model", lambda *a, **k: loads.append(a[0]) or load_model(*a, **k))
+    models = ModelSet(target, tiny_llama(seed=5), options={"glide_draft": str(tmp_path / "draft")})
+    assert loads == []  # nothing is loaded before a glide method is built
+    glide, cape = build("glide+svip", models), build("glide-cape", models)
+    assert loads == [str(tmp_path / "base")]  # once, for both methods
+    expected = build("target-only", models).generate([1, 2, 3], max_new_tokens=12).tokens
+    assert glide.generate([1, 2, 3], max_new_tokens=12).tokens == expected
+    assert cape.generate([1, 2, 3], max_new_tokens=12).tokens == expected
+
+
 @pytest.mark.parametrize(
     "method", ["glide", "glide-svip", "glide-cape", "glide-cape-svip", "glide-cape:nodes=3+svip:h=0.1"]
 )
 def test_greedy_glide_methods_equal_target_only(method):
     target, draft = _random_glide(seed=4)
-    models = ModelSet(target, tiny_llama(seed=5), glide=draft)
+    models = attach_draft(ModelSet(target, tiny_llama(seed=5)), draft)
     reference = build("target-only", models)
     speculative = build(method, models)
     rng = random.Random(0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from svip.adapters.glide.kind import attach_draft
 from svip.adapters.kinds import ModelSet
 from svip.adapters.registry import build
 from svip.adapters.vanilla import SamplingConfig
@@ -55,7 +56,7 @@ def test_glide_methods_on_smollm2_with_an_untrained_draft_are_lossless(smol_targ
     with torch.no_grad():
         for block in draft.blocks:
             block.o_proj.weight.normal_(0, 0.02)
-    models = ModelSet(smol_target, smol_target, smol_tokenizer, SamplingConfig(), glide=draft.eval())
+    models = attach_draft(ModelSet(smol_target, smol_target, smol_tokenizer, SamplingConfig()), draft.eval())
     questions = spec_bench_ci_questions(1)
     prompts = [encode_prompt(smol_tokenizer, q.turns[0]) for q in questions]
     tau = _check(models, prompts, stop_token_ids(smol_tokenizer, smol_target), 16)
@@ -64,7 +65,8 @@ def test_glide_methods_on_smollm2_with_an_untrained_draft_are_lossless(smol_targ
 
 @pytest.mark.parametrize("directory", sorted(QWEN_DRAFTS))
 def test_the_shipped_qwen_glide_drafts_are_lossless_and_trained(directory):
-    from svip.eval.loading import Placement, load_glide_draft, load_model, load_tokenizer
+    from svip.adapters.glide.loading import load_glide_draft
+    from svip.eval.loading import Placement, load_model, load_tokenizer
     from svip.eval.models import is_prepared
 
     if not (is_prepared("qwen2.5-coder-1.5b") and is_prepared("qwen2.5-coder-0.5b")):
@@ -72,7 +74,7 @@ def test_the_shipped_qwen_glide_drafts_are_lossless_and_trained(directory):
     tokenizer = load_tokenizer("qwen2.5-coder-1.5b")
     target = load_model("qwen2.5-coder-1.5b", Placement(kernels="onednn"))
     glide = load_glide_draft(directory, target, Placement(kernels="onednn"), tokenizer)
-    models = ModelSet(target, None, tokenizer, SamplingConfig(), glide=glide)
+    models = attach_draft(ModelSet(target, None, tokenizer, SamplingConfig()), glide)
     questions = per_category(load_questions("spec-bench"), 1)[:3]
     prompts = [encode_prompt(tokenizer, q.turns[0]) for q in questions]
     tau = _check(models, prompts, stop_token_ids(tokenizer, target), 16)

@@ -132,3 +132,36 @@ def test_time_table_splits_wall_time():
     rows = [dict(record("1", "qa", "hf+" + SVIP, 10, 2.0, [2], [1]), draft_time=0.5, verify_time=1.0)]
     line = time_table(rows).splitlines()[1].split()
     assert line[1:] == ["2.0", "0.5", "1.0", "0.5", "25.0%", "200.0"]
+
+
+def test_figure2_bins_keep_the_high_entropy_tail():
+    """253 judged tokens, 37 of them a sparse high-entropy tail with low acceptance: all of them plotted."""
+    from svip.eval.plots import binned, equal_count_bins
+
+    body = [(0.01 * (i % 160), 1.0 if i % 10 else 0.0) for i in range(216)]  # H < 1.6, acceptance 0.9
+    tail = [(1.7 + 0.05 * i, 1.0 if i % 4 == 0 else 0.0) for i in range(37)]  # H 1.7-3.5, acceptance ~0.27
+    rows = equal_count_bins(body + tail, 12)
+    assert sum(count for _, _, count in rows) == 253  # every judged token is in some bin
+    assert rows[-1][0] > 2.5 and rows[-1][1] < 0.4  # the tail is a point of its own, low acceptance
+    assert [x for x, _, _ in rows] == sorted(x for x, _, _ in rows)
+    # the old equal-width bins with a minimum count dropped the tail entirely
+    assert max(x for x, _, _ in binned(body + tail, 20)) < 1.7
+
+
+def test_engine_table_prices_each_engine_against_its_own_target_only():
+    """torch target-only 10 tok/s, llama.cpp target-only 20, llama.cpp + svip 25: 1.25x own, 2.5x torch."""
+    from svip.eval.metrics import speedups
+    from svip.eval.tables import engine_table
+
+    def record(method, seconds, match=None):
+        row = {"question_id": 1, "group": "qa", "method": method, "new_tokens": 10, "wall_time": seconds}
+        return row if match is None else {**row, "token_match": match}
+
+    svip = "llamacpp+svip:h=0.3,gamma=0.15,max=40"
+    records = [record("target-only", 1.0), record("llamacpp", 0.5, 0.0), record(svip, 0.4, 1.0)]
+    assert speedups(records)[svip]["Avg."].speedup == pytest.approx(1.25)
+    assert speedups(records, "target-only")[svip]["Avg."].speedup == pytest.approx(2.5)
+    table = engine_table(records)
+    row = next(line for line in table.splitlines() if line.startswith(svip))
+    assert row.split()[1:] == ["llamacpp", "40.0", "1.25x", "2.50x", "1.25x", "1.0000"]
+    assert engine_table([record("target-only", 1.0), record("svip", 0.5)]) is None  # one engine: no such table

@@ -129,6 +129,116 @@ def test_a_new_method_is_one_module_and_one_registry_line():
         registry.unregister("repeat")
 
 
+def test_a_kind_with_a_resource_of_its_own_is_one_module_and_one_registry_line(tmp_path, smol_target, smol_tokenizer):
+    """``replay`` declares an option, opens a file once per run, has a cost curve and a baseline of its own."""
+    from svip.eval.cli import build_parser
+    from svip.eval.records import read_records
+    from svip.eval.runner import BenchConfig, run_bench
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("5 6 7")
+    with pytest.raises(ValueError, match="unknown policy or method 'replay'"):
+        registry.canonical("replay")
+    registry.register(toy_method.REPLAY_KIND)  # the one line
+    try:
+        assert build_parser().parse_args(["bench", "--run-dir", "r", "--replay-file", "f"]).replay_file == "f"
+        with pytest.raises(ValueError, match="needs --replay-file"):
+            BenchConfig(methods=["replay:k=3"])  # refused before anything is loaded or written
+        config = BenchConfig(
+            per_category=1,
+            shortest=True,
+            max_new_tokens=3,
+            methods=["replay:k=3"],
+            options={"replay_file": str(ids), "glide_draft": "not this run's"},
+        )
+        assert config.options == {"replay_file": str(ids)}  # only what the run's kinds declare is stored
+        assert config.all_methods == ["target-only", "replay:k=1", "replay:k=3"]  # its own baseline runs first
+        assert registry.baseline_of("replay:k=3") == "replay:k=1" and registry.baseline_of("replay") == "target-only"
+        opened = len(toy_method.ReplayFile.opened)
+        run_bench(config, tmp_path / "run", progress=False, models=(smol_target, None, smol_tokenizer))
+        files = toy_method.ReplayFile.opened[opened:]
+        assert len(files) == 1 and files[0].closed  # one file per run, closed when the run ends
+        records = read_records(tmp_path / "run" / "results.jsonl")
+        assert len(records) == 6 * 3
+        replayed = [r for r in records if r["method"] == "replay:k=3"]
+        assert all(r["tokens"] == [5, 6, 7] and r["token_match"] == 1.0 for r in replayed)  # vs its own baseline
+        assert all(r["token_match"] < 1.0 for r in records if r["method"] == "replay:k=1")  # vs target-only
+        environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+        assert environment["cost_curves"] == {"replay": {"tokens_in_file": 3}}
+        assert environment["cost_curve"]["target_step_s"] > 0  # the vanilla engine's, as before
+    finally:
+        registry.unregister("replay")
+
+
+def test_a_method_string_is_parsed_once_at_the_edge(monkeypatch):
+    """``registry.parse`` splits the text (and its canonical spelling) once; building and decoding parse nothing."""
+    import svip.grammar
+    import svip.spec
+    from svip.adapters.kinds import ModelSet
+
+    from helpers import tiny_llama
+
+    parsed, calls = [], []
+    parse_method, parse_call = registry.parse_method, svip.grammar.parse_call
+    monkeypatch.setattr(registry, "parse_method", lambda text: parsed.append(text) or parse_method(text))
+    method = registry.parse("svip")
+    assert parsed == ["svip", "svip:h=0.3,gamma=0.15,max=40"] and method.policy_name == "svip"
+    parsed.clear()
+    for module in (svip.grammar, svip.spec):
+        monkeypatch.setattr(module, "parse_call", lambda *a, **k: calls.append(a[0]) or parse_call(*a, **k))
+    built = registry.build(method, ModelSet(tiny_llama(), tiny_llama(seed=1)))
+    assert built.generate([1, 2, 3], max_new_tokens=6).method == method.text
+    assert parsed == [] and calls == []
+
+
+def test_at_most_one_kind_of_a_run_brings_its_own_models():
+    def own(name):
+        return registry.MethodKind(name, lambda spec: name, lambda spec, models: None, load_models=lambda r, s: None)
+
+    registry.register(own("own-a"))
+    registry.register(own("own-b"))
+    try:
+        a, b, svip = registry.parse("own-a"), registry.parse("own-b"), registry.parse("svip")
+        assert registry.loader_of([registry.parse("target-only"), a]).name == "own-a"
+        assert registry.loader_of([svip]) is None
+        with pytest.raises(ValueError, match="own-a and own-b each load models of their own"):
+            registry.check_run([a, b], {})
+        with pytest.raises(ValueError, match="takes only own-a methods .* svip:h=0.3,gamma=0.15,max=40 belongs"):
+            registry.check_run([registry.parse("target-only"), a, svip], {})
+    finally:
+        registry.unregister("own-a")
+        registry.unregister("own-b")
+
+
+def test_a_model_set_closes_every_shared_resource_newest_first_and_one_failure_stops_none():
+    from svip.adapters.kinds import ModelSet
+
+    closed = []
+
+    class Resource:
+        def __init__(self, name, fail=False):
+            self.name, self.fail = name, fail
+
+        def close(self):
+            closed.append(self.name)
+            if self.fail:
+                raise OSError(f"{self.name} would not close")
+
+    models = ModelSet()
+    for name in ("a", "b", "c"):
+        models.shared(name, lambda name=name: Resource(name, fail=name == "b"))
+    models.shared("a number", lambda: 3)  # no close(): left alone
+    with pytest.raises(OSError, match="b would not close"):
+        models.close()
+    assert closed == ["c", "b", "a"]
+    closed.clear()
+    models.shared("b", lambda: Resource("b", fail=True))  # usable after close: a new object
+    with pytest.raises(KeyError, match="on its way out"), pytest.warns(RuntimeWarning, match="closing"):
+        with models:
+            raise KeyError("on its way out")  # not replaced by the failing close
+    assert closed == ["b"]
+
+
 def test_a_kind_may_not_take_a_policy_name():
     with pytest.raises(ValueError, match="is a policy name"):
         registry.register(registry.MethodKind("svip", str, lambda spec, models: None))

@@ -24,7 +24,7 @@ def _build(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     engine = models.engine()
     proposer = CapeProposer(engine.draft, method)
     return EngineMethod(
-        engine, policy_factory(method.policy, costs=models.cost_curve), proposer=proposer, spec=method.spec
+        engine, policy_factory(spec.policy_call, costs=models.cost_curve), proposer=proposer, spec=method.spec
     )
 
 

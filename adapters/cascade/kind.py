@@ -34,7 +34,7 @@ def _build(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     if cascade.policy is not None and cascade.policy.startswith("oracle") and not models.sampling.greedy:
         raise InputError("the oracle policy is defined for greedy decoding only")
     engine = models.engine()
-    inner = policy_factory(cascade.policy, costs=models.cost_curve) if cascade.policy is not None else None
+    inner = policy_factory(spec.policy_call, costs=models.cost_curve) if spec.policy_call is not None else None
     maxgram = models.shared("maxgram", lambda: _maxgram(models))
     proposer = CascadeProposer(engine.draft.model, engine.sampling, maxgram, cascade, engine.vocab_size)
     return EngineMethod(

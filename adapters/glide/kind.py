@@ -5,10 +5,13 @@ unless a policy is given (``glide+svip``); ``glide-cape`` expands the kept
 chain with CaPE's candidates and verifies the tree in one target forward.
 The issue's names ``glide-svip`` and ``glide-cape-svip`` are read as
 ``glide+svip`` and ``glide-cape+svip``. Every GliDe method needs the run's
-GliDe draft (``--glide-draft DIR``), which is built on the base draft model.
+GliDe draft (``--glide-draft DIR``, this module's option), built on its own
+base model and loaded once per run, on first use (``ModelSet.shared``).
 """
 
 from __future__ import annotations
+
+from typing import Mapping
 
 from svip.grammar import MethodSpec, MethodSpecError
 from svip.method import InputError
@@ -16,14 +19,52 @@ from svip.spec import make_policy, policy_factory
 
 from ..cape.method import CapeMethod
 from ..cape.proposer import CapeProposer
-from ..kinds import MethodKind, ModelSet
+from ..kinds import MethodKind, ModelSet, Option
+from ..loading import Placement
 from ..vanilla.engine import EngineMethod, SpeculativeEngine
+from .draft import GlideDraft
 from .proposer import GlideProposer
 
-__all__ = ["GLIDE", "GLIDE_CAPE", "GLIDE_CAPE_KIND", "GLIDE_KIND"]
+__all__ = ["DRAFT_OPTION", "GLIDE", "GLIDE_CAPE", "GLIDE_CAPE_KIND", "GLIDE_KIND", "attach_draft"]
 
 GLIDE, GLIDE_CAPE = "glide", "glide-cape"
 DEFAULT_POLICY = "constant:k=4"  # upstream GliDe drafts 4 tokens per round
+DRAFT_OPTION = Option(
+    "glide_draft",
+    "GliDe draft for the glide* methods (built on its base draft model, reads the target's KV cache; "
+    "make glide-draft; shipped: adapters/glide/drafts/...)",
+    metavar="DIR",
+)
+_DRAFT = "glide-draft"  # the run's GliDe draft in ModelSet.shared
+_MISSING = (
+    "needs a GliDe draft (--glide-draft DIR; make glide-draft builds one, adapters/glide/drafts/ has shipped ones)"
+)
+
+
+def _check(spec: MethodSpec, options: Mapping[str, str | None]) -> None:
+    if not options.get(DRAFT_OPTION.name):
+        raise ValueError(f"{spec} {_MISSING}")
+
+
+def attach_draft(models: ModelSet, draft: GlideDraft) -> ModelSet:
+    """Give ``models`` an already built GliDe draft (tests, notebooks) instead of ``--glide-draft``'s directory."""
+    models.shared(_DRAFT, lambda: draft)
+    return models
+
+
+def _draft(models: ModelSet, method: str) -> GlideDraft:
+    """The run's GliDe draft: loaded from ``--glide-draft`` the first time a glide* method is built."""
+
+    def load() -> GlideDraft:
+        from .loading import load_glide_draft
+
+        directory = models.options.get(DRAFT_OPTION.name)
+        if not directory:
+            raise InputError(f"{method} {_MISSING}")
+        placement = models.request.draft_placement if models.request is not None else Placement()
+        return load_glide_draft(directory, models.target, placement, models.tokenizer)
+
+    return models.shared(_DRAFT, load)
 
 
 def _glide_canonical(spec: MethodSpec) -> str:
@@ -40,27 +81,26 @@ def _glide_cape_canonical(spec: MethodSpec) -> str:
 
 def _engine_and_proposer(models: ModelSet, method: str) -> tuple[SpeculativeEngine, GlideProposer]:
     """One engine per run on (target, GliDe draft): its own caches, the target's weights shared."""
-    if models.eagle is not None or models.target is None:
-        raise InputError(f"{method} needs the vanilla engine's target model (a run without --eagle-head)")
-    if models.glide is None:
-        raise InputError(f"{method} needs a GliDe draft (--glide-draft DIR; make glide-draft builds one)")
+    if models.loaded_by is not None or models.target is None:
+        raise InputError(f"{method} needs the vanilla engine's target model (a run of the shared target + draft)")
+    draft = _draft(models, method)
     engine = models.shared(
         "glide-engine",
         lambda: SpeculativeEngine(
             models.target,
-            models.glide.model,
+            draft.model,
             sampling=models.sampling,
             record_cross_entropy=models.record_cross_entropy,
         ),
     )
-    return engine, GlideProposer(models.glide, engine.draft.model, engine.target.model, models.sampling)
+    return engine, GlideProposer(draft, engine.draft.model, engine.target.model, models.sampling)
 
 
 def _build_glide(spec: MethodSpec, models: ModelSet) -> EngineMethod:
-    canonical = _glide_canonical(spec)
-    policy = canonical.partition("+")[2]
-    engine, proposer = _engine_and_proposer(models, canonical)
-    return EngineMethod(engine, policy_factory(policy, costs=models.cost_curve), proposer=proposer, spec=canonical)
+    engine, proposer = _engine_and_proposer(models, str(spec))
+    return EngineMethod(
+        engine, policy_factory(spec.policy_call, costs=models.cost_curve), proposer=proposer, spec=str(spec)
+    )
 
 
 def _build_glide_cape(spec: MethodSpec, models: ModelSet) -> EngineMethod:
@@ -69,7 +109,7 @@ def _build_glide_cape(spec: MethodSpec, models: ModelSet) -> EngineMethod:
     engine, proposer = _engine_and_proposer(models, method.spec)
     return EngineMethod(
         engine,
-        policy_factory(method.policy, costs=models.cost_curve),
+        policy_factory(spec.policy_call, costs=models.cost_curve),
         proposer=CapeProposer(proposer, method),
         spec=method.spec,
     )
@@ -92,6 +132,9 @@ GLIDE_KIND = MethodKind(
     _glide_canonical,
     _build_glide,
     alias=_respell_svip(GLIDE),
+    needs="target",
+    options=(DRAFT_OPTION,),
+    check=_check,
     help="glide[+<policy>]: GliDe's draft (cross-attention to the target's KV cache; --glide-draft) on the vanilla "
     "engine; default policy constant:k=4 (upstream); glide-svip = glide+svip",
 )
@@ -100,6 +143,9 @@ GLIDE_CAPE_KIND = MethodKind(
     _glide_cape_canonical,
     _build_glide_cape,
     alias=_respell_svip(GLIDE_CAPE),
+    needs="target",
+    options=(DRAFT_OPTION,),
+    check=_check,
     help="glide-cape[:bins=8/8/8/6/6/6/4/4/2/2/2/2,nodes=64][+<policy>]: GliDe's chain expanded by CaPE, verified "
     "as a tree (greedy); glide-cape-svip = glide-cape+svip",
 )

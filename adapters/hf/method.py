@@ -54,8 +54,7 @@ def _canonical(spec: MethodSpec) -> str:
 def _build(spec: MethodSpec, models: ModelSet) -> HfMethod:
     models.require_draft(str(spec))
     generator = models.shared("hf-assisted", lambda: AssistedGenerator(models.target, models.draft, models.sampling))
-    policy = make_policy(spec.policy).spec
-    return HfMethod(generator, policy, policy_factory(policy, costs=models.cost_curve))
+    return HfMethod(generator, spec.policy, policy_factory(spec.policy_call, costs=models.cost_curve))
 
 
 def _alias(text: str) -> str | None:

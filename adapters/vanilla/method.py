@@ -5,12 +5,10 @@ from __future__ import annotations
 from svip.grammar import MethodSpec, MethodSpecError
 from svip.spec import make_policy, policy_factory
 
-from ..kinds import MethodKind, ModelSet
+from ..kinds import TARGET_ONLY, MethodKind, ModelSet
 from .engine import EngineMethod
 
 __all__ = ["TARGET_ONLY", "TARGET_ONLY_KIND", "VANILLA_KIND"]
-
-TARGET_ONLY = "target-only"
 
 
 def _target_only_canonical(spec: MethodSpec) -> str:
@@ -20,9 +18,19 @@ def _target_only_canonical(spec: MethodSpec) -> str:
 
 
 def _build_target_only(spec: MethodSpec, models: ModelSet) -> EngineMethod:
-    if models.eagle is not None:  # an EAGLE run decodes target-only on EaModel's own base model
-        return models.eagle.target_only_method()
+    if models.target_only is not None:  # a kind's own models (EAGLE's EaModel) decode target-only themselves
+        return models.target_only()
     return EngineMethod(models.engine(), None, spec=TARGET_ONLY)
+
+
+def _engine_cost_curve(models: ModelSet, prompt: list[int]) -> dict:
+    """The vanilla engine's cost curve on the run's warm-up prompt: every run's target-only measures it.
+
+    Shared as ``cost_curve``, so a cost-aware policy (svip-adaptive) starts from it.
+    """
+    from .costs import measure_cost_curve
+
+    return models.shared("cost_curve", lambda: measure_cost_curve(models.engine(), prompt))
 
 
 def _vanilla_canonical(spec: MethodSpec) -> str:
@@ -36,9 +44,8 @@ def _vanilla_canonical(spec: MethodSpec) -> str:
 
 
 def _build_vanilla(spec: MethodSpec, models: ModelSet) -> EngineMethod:
-    policy = make_policy(spec.policy).spec
-    models.require_draft(policy)
-    return EngineMethod(models.engine(), policy_factory(policy, costs=models.cost_curve), spec=policy)
+    models.require_draft(spec.policy)
+    return EngineMethod(models.engine(), policy_factory(spec.policy_call, costs=models.cost_curve), spec=spec.policy)
 
 
 TARGET_ONLY_KIND = MethodKind(
@@ -47,6 +54,7 @@ TARGET_ONLY_KIND = MethodKind(
     _build_target_only,
     needs="target",
     help="target-only: plain decoding on the same loop (the baseline of every speedup)",
+    cost_curve=_engine_cost_curve,
 )
 VANILLA_KIND = MethodKind(
     "vanilla",

