@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from svip.runtime import cache_root
+
 from .paths import pin_text
 from .upstream import tree_dir
 
@@ -35,16 +37,12 @@ class GgufError(RuntimeError):
     """A GGUF that cannot be made or no longer matches its record."""
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SVIP_HOME", Path.home() / ".cache" / "svip")).expanduser()
-
-
 def model_directory(name_or_path: str) -> Path:
     """A prepared zoo model's directory, or a local Hugging Face directory given as a path."""
     path = Path(name_or_path).expanduser()
     if (path / "config.json").exists():
         return path
-    prepared = _cache_root() / "models" / name_or_path
+    prepared = cache_root() / "models" / name_or_path
     if (prepared / "config.json").exists():
         return prepared
     raise GgufError(
@@ -96,7 +94,7 @@ def gguf_for(name_or_path: str, outtype: str, *, root: Path | None = None) -> Pa
             raise GgufError(f"no such GGUF file: {path}")
         return path
     directory = model_directory(name_or_path)
-    cache = (root or _cache_root()) / "gguf"
+    cache = (root or cache_root()) / "gguf"
     out = cache / f"{directory.name}-{outtype}.gguf"
     record_path = out.with_suffix(".json")
     if out.exists() and record_path.exists():
