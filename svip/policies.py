@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 import torch
 
 from .entropy import DEFAULT_GAMMA, DEFAULT_H, entropy
+from .roc import roc_threshold
 
 if TYPE_CHECKING:
     from .costs import RoundTiming
@@ -207,10 +208,24 @@ class ConfidencePolicy(DraftLengthPolicy):
 
     transformers' ``assistant_confidence_threshold`` and llama.cpp's
     ``--draft-p-min``: the strongest stop rule shipped by existing frameworks.
+
+    ``refit=1`` re-fits the threshold online as transformers does when
+    scikit-learn is installed (``svip.roc``): the judged tokens of the current
+    prompt (accepted: 1, the first rejected: 0) give an ROC curve, and the
+    threshold minimising ``fpr + 3 * fnr`` replaces ``p_min`` for the rest of
+    the prompt. As in transformers, everything starts afresh with each prompt
+    (its candidate generator, built per ``generate()`` call, works on a deep
+    copy of the draft's ``generation_config``, so the fitted threshold is not
+    carried to the next call).
     """
 
     name: ClassVar[str] = "confidence"
     p_min: float = 0.4
+    refit: int = 0
+    _threshold: float = field(default=0.0, init=False, repr=False)
+    _round: list = field(default_factory=list, init=False, repr=False)
+    _scores: list = field(default_factory=list, init=False, repr=False)
+    _labels: list = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -218,9 +233,38 @@ class ConfidencePolicy(DraftLengthPolicy):
             math.isfinite(self.p_min) and 0 < self.p_min < 1,
             f"confidence: p_min must be in (0, 1), got {self.p_min!r}",
         )
+        _check(self.refit in (0, 1), f"confidence: refit must be 0 or 1, got {self.refit!r}")
+        self._threshold = self.p_min
+
+    @property
+    def threshold(self) -> float:
+        """The threshold in force (``p_min`` until a re-fit moves it)."""
+        return self._threshold
+
+    def start_sequence(self) -> None:
+        self._round, self._scores, self._labels = [], [], []
+        self._threshold = self.p_min
 
     def continue_drafting(self, step: DraftStep) -> bool:
-        return step.token_prob >= self.p_min
+        if self.refit:
+            self._round.append(step.token_prob)
+        return step.token_prob >= self._threshold
+
+    def observe(self, drafted: int, accepted: int) -> None:
+        if not self.refit or drafted == 0:
+            return
+        judged = self._round[: accepted + 1]  # the accepted ones and the first rejected; the rest were never judged
+        self._scores += judged
+        self._labels += [1] * accepted + [0] * (len(judged) - accepted)
+        self._round = []
+        threshold = roc_threshold(self._labels, self._scores)
+        if threshold is not None:
+            self._threshold = threshold
+
+    @property
+    def spec(self) -> str:
+        refit = ",refit=1" if self.refit else ""
+        return f"confidence:p_min={self.p_min}{refit},max={self.max_draft}"
 
 
 @dataclass

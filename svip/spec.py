@@ -11,6 +11,7 @@ import difflib
 from typing import Callable, Mapping, Optional, Sequence
 
 from .adaptive import AdaptiveSvipPolicy
+from .bandit import BanditPolicy
 from .grammar import Call, parse_call
 from .policies import (
     ConfidencePolicy,
@@ -25,7 +26,15 @@ __all__ = ["POLICIES", "PolicyFactory", "PolicySpecError", "make_policy", "polic
 
 POLICIES: dict[str, type[DraftLengthPolicy]] = {
     cls.name: cls
-    for cls in (ConstantPolicy, HeuristicPolicy, SvipPolicy, AdaptiveSvipPolicy, ConfidencePolicy, OraclePolicy)
+    for cls in (
+        ConstantPolicy,
+        HeuristicPolicy,
+        SvipPolicy,
+        AdaptiveSvipPolicy,
+        ConfidencePolicy,
+        BanditPolicy,
+        OraclePolicy,
+    )
 }
 
 PolicyFactory = Callable[[Optional[Sequence[int]]], DraftLengthPolicy]

@@ -138,3 +138,33 @@ def test_adaptive_policy_skips_drafting_inside_transformers_loop_losslessly(pair
     if draft_cost > 1:
         assert not policy.drafting_pays and any(r.drafted == 0 for r in rounds)
     assert policy.meter.verify_points() and policy.first_evidence > 0
+
+
+@pytest.mark.parametrize("refit", [0, 1])
+def test_confidence_refit_is_transformers_own_code_in_its_loop(pair, monkeypatch, refit):
+    """``hf+confidence:...,refit=1``: transformers' ROC re-fit runs (its own lists, its own sklearn call) and lands
+    where ours lands on the same judged tokens; refit=0 keeps the threshold fixed. Greedy output unchanged."""
+    pytest.importorskip("sklearn", reason="transformers' re-fit needs scikit-learn (pip install 'svip[bench]')")
+    from svip.adapters.hf.candidates import PolicyCandidateGenerator
+    from svip.roc import roc_threshold
+
+    made = []
+    original = PolicyCandidateGenerator.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(PolicyCandidateGenerator, "__init__", spy)
+    target, draft = pair
+    prompt = [5, 6, 7]
+    policy = make_policy(f"confidence:p_min=0.4,refit={refit}")
+    result = AssistedGenerator(target, draft).generate(prompt, policy=policy, native=True, max_new_tokens=40)
+    assert result.tokens == _plain(target, prompt, 40)
+    generator = made[-1]
+    if not refit:
+        assert not hasattr(generator, "probs") and generator.confidence_threshold == 0.4
+        return
+    assert len(generator.probs) == len(generator.matches) > 5 and {0, 1} <= set(generator.matches)
+    expected = roc_threshold(generator.matches, generator.probs)
+    assert generator.confidence_threshold == pytest.approx(expected) and expected != 0.4

@@ -22,7 +22,9 @@ POLICIES = [
     "constant:k=5",
     "heuristic:k0=5",
     "confidence:p_min=0.4",
+    "confidence:p_min=0.4,refit=1",  # transformers' ROC re-fit, in the vanilla loop
     "svip:h=0.3,gamma=0.15",
+    "bandit:ks=4",  # UCB1 over constant k=1..4 and svip h=0.2/0.3/0.4, learning across the prompts
     "oracle",
 ]
 

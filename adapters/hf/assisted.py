@@ -55,7 +55,12 @@ class AssistedGenerator:
         """transformers' own schedule for constant/heuristic/confidence when ``native``; else our policy."""
         if not native:
             return enable(self.draft, policy)
-        hook = enable(self.draft, None)  # records rounds only
+        refit = isinstance(policy, ConfidencePolicy) and bool(policy.refit)
+        if refit and not sklearn_refit_available():
+            raise ValueError(
+                "hf+confidence:refit=1 is transformers' ROC re-fit, which needs scikit-learn: pip install 'svip[bench]'"
+            )
+        hook = enable(self.draft, None, transformers_refit=refit)  # records rounds only
         config = self.draft.generation_config
         config.assistant_confidence_threshold = 0.0
         config.num_assistant_tokens_schedule = "constant"

@@ -17,15 +17,20 @@ cache handling, its logits processors) and changes two things:
   acceptance test).
 
 With ``policy=None`` transformers' own schedule stays in charge (constant,
-heuristic, confidence threshold) and the rounds are only recorded. (Being a
-subclass, it skips transformers' online ROC re-fit of the confidence
-threshold, which runs only for the exact class and only with scikit-learn
-installed; the harness records whether scikit-learn is present.)
+heuristic, confidence threshold) and the rounds are only recorded.
+transformers' online ROC re-fit of the confidence threshold runs only for its
+exact class (``type(self) is AssistedCandidateGenerator``, in ``__init__``,
+``_generate_candidates`` and ``update_candidate_strategy``) and only with
+scikit-learn installed; being a subclass, this generator skips it unless
+``transformers_refit`` is set (``hf+confidence:...,refit=1``): then those
+three calls of transformers' own code run as the exact class, so the re-fit is
+transformers' code, not a copy.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -86,9 +91,17 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
     """Drafts under ``policy`` (None: transformers' schedule) and appends one ``RoundStats`` per round to ``rounds``."""
 
     def __init__(
-        self, *args, policy: DraftLengthPolicy | None, tap: LogitsTap | None, rounds: list[RoundStats], **kwargs
+        self,
+        *args,
+        policy: DraftLengthPolicy | None,
+        tap: LogitsTap | None,
+        rounds: list[RoundStats],
+        transformers_refit: bool = False,
+        **kwargs,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        self.transformers_refit = transformers_refit and policy is None
+        with self._as_transformers():  # (explicit base calls: super() refuses an instance of another class)
+            AssistedCandidateGenerator.__init__(self, *args, **kwargs)
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         if input_ids is None or input_ids.shape[0] != 1:
             raise ValueError(
@@ -129,6 +142,28 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
         self._verify_start = time.perf_counter()
         self._draft_seconds = self._verify_start - start
         return candidate_ids, candidate_logits
+
+    @contextmanager
+    def _as_transformers(self):
+        """With ``transformers_refit``: run transformers' code as its exact class, so its ROC re-fit runs."""
+        if not getattr(self, "transformers_refit", False):
+            yield
+            return
+        own = self.__class__
+        self.__class__ = AssistedCandidateGenerator
+        try:
+            yield
+        finally:
+            self.__class__ = own
+
+    def _generate_candidates(self, generation_args: dict):
+        with self._as_transformers():
+            return AssistedCandidateGenerator._generate_candidates(self, generation_args)
+
+    @property
+    def confidence_threshold(self) -> float | None:
+        """The threshold in force (transformers' re-fit moves it)."""
+        return self.assistant_generation_config.assistant_confidence_threshold
 
     def _catch_up(self, input_ids: torch.LongTensor) -> None:
         """Feed the assistant the tokens decoded while it sat out (target-only rounds).
@@ -190,4 +225,5 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
             )
             self._round += 1
         else:
-            super().update_candidate_strategy(input_ids, scores, num_matches)
+            with self._as_transformers():
+                AssistedCandidateGenerator.update_candidate_strategy(self, input_ids, scores, num_matches)

@@ -43,9 +43,13 @@ _ASSISTANT_FIELDS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "a
 class SvipHook:
     """The state ``enable`` attaches to a draft model; ``rounds`` holds the last assisted call's rounds."""
 
-    def __init__(self, draft: PreTrainedModel, policy: DraftLengthPolicy | None) -> None:
+    def __init__(
+        self, draft: PreTrainedModel, policy: DraftLengthPolicy | None, *, transformers_refit: bool = False
+    ) -> None:
         self.draft = draft
         self.policy = policy
+        self.transformers_refit = transformers_refit  # policy None: let transformers re-fit its confidence threshold
+        self.thresholds: list[float | None] = []  # with it: the threshold in force after each call
         self.rounds: list[RoundStats] = []
         self._saved_config = {name: getattr(draft.generation_config, name, None) for name in _ASSISTANT_FIELDS}
         self._tap = LogitsTap(draft.get_output_embeddings()) if policy is not None else None
@@ -58,7 +62,17 @@ class SvipHook:
     def candidate_generator(self, **kwargs: Any) -> PolicyCandidateGenerator:
         """A fresh candidate generator for one assisted ``generate`` call (its rounds land in ``self.rounds``)."""
         self.rounds = []
-        return PolicyCandidateGenerator(policy=self.policy, tap=self._tap, rounds=self.rounds, **kwargs)
+        generator = PolicyCandidateGenerator(
+            policy=self.policy, tap=self._tap, rounds=self.rounds, transformers_refit=self.transformers_refit, **kwargs
+        )
+        self._last = generator
+        return generator
+
+    @property
+    def confidence_threshold(self) -> float | None:
+        """The confidence threshold transformers ended the last call with (moved by its re-fit)."""
+        last = getattr(self, "_last", None)
+        return last.confidence_threshold if last is not None else None
 
     def remove(self) -> None:
         """Undo everything ``enable`` did to the draft model."""
@@ -125,14 +139,16 @@ def enable(
     h: float | None = None,
     gamma: float | None = None,
     max_draft: int | None = None,
+    transformers_refit: bool = False,
 ) -> SvipHook:
     """Make ``target.generate(..., assistant_model=draft)`` draft under ``policy``.
 
     ``enable(draft)`` is SVIP with the paper's defaults; ``enable(draft, h=0.4)``
     overrides them; any policy string or object works (``"constant:k=3"``).
     ``policy=None`` only records rounds and leaves transformers' own schedule
-    in charge (what the harness's ``hf+constant`` etc. use). Calling ``enable``
-    again replaces the previous hook.
+    in charge (what the harness's ``hf+constant`` etc. use); with it,
+    ``transformers_refit`` lets transformers re-fit its confidence threshold
+    (scikit-learn needed). Calling ``enable`` again replaces the previous hook.
     """
     if hook_of(draft) is not None:
         disable(draft)
@@ -142,7 +158,7 @@ def enable(
     elif policy is not None and overrides:
         raise ValueError("h/gamma/max_draft go with a policy name, not with a policy object")
     install_dispatch()
-    hook = SvipHook(draft, policy)
+    hook = SvipHook(draft, policy, transformers_refit=transformers_refit)
     draft.__dict__[_ATTRIBUTE] = hook
     return hook
 

@@ -55,6 +55,8 @@ class LlamaCppSpec:
                 raise MethodSpecError(
                     f"llamacpp runs {', '.join(POLICIES)} inside llama.cpp; {built.name!r} has no llama.cpp implementation"
                 )
+            if getattr(built, "refit", 0):
+                raise MethodSpecError("llama.cpp's p_min rule has no ROC re-fit; use llamacpp+confidence:p_min=...")
             policy = built.spec
         return cls(policy)
 
