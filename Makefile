@@ -28,7 +28,7 @@ MAIN_DIR ?= runs/qwen-main
 run: models  ## main job: Qwen2.5-Coder 1.5B target / 0.5B draft (bf16), shortest Spec-Bench question per category, 64 tokens
 	$(SVIP) bench --run-dir $(MAIN_DIR) --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype bf16 \
 		--per-category 1 --shortest --max-new-tokens 64 --methods constant:k=5 heuristic:k0=5 svip:h=0.3,gamma=0.15
-	$(SVIP) report $(MAIN_DIR) --plots
+	$(SVIP) report $(MAIN_DIR) --plots --near-ties
 
 smoke: bench  ## pipeline check on the bundled SmolLM2 (drafting with its own first 12 layers: no speedup expected)
 

@@ -247,7 +247,7 @@ def cmd_baseline(args) -> int:
 def cmd_bench(args) -> int:
     from pathlib import Path
 
-    from svip.eval.records import read_records
+    from svip.eval.records import read_records, unique_records
     from svip.eval.runner import BenchConfig, run_bench
     from svip.eval.tables import draft_table, speedup_table
 
@@ -274,7 +274,7 @@ def cmd_bench(args) -> int:
         methods=args.methods,
     )
     log = run_bench(config, Path(args.run_dir))
-    records = read_records(log.path)
+    records = unique_records(read_records(log.path))[0]
     print(
         f"\n{args.run_dir}: {len(records)} records; {config.target} / {config.draft or '-'} {config.dtype}, {config.max_new_tokens} new tokens, T={config.temperature}"
     )
@@ -368,12 +368,15 @@ def _stored_run(run_dir: str) -> tuple[list[dict], dict]:
     """(records, config) of a run directory; no models are loaded."""
     from pathlib import Path
 
-    from svip.eval.records import read_records
+    from svip.eval.records import read_records, unique_records
 
     path = Path(run_dir) / "results.jsonl"
-    records = read_records(path)
+    records, dropped = unique_records(read_records(path))
     if not records:
         raise ValueError(f"no results in {path}")
+    if dropped:
+        print(f"WARNING: {path} holds {dropped} repeated (method, question) records (written by two runs at once?); "
+              "the first of each is kept, the repeats are left out of every table")  # fmt: skip
     config_path = Path(run_dir) / "config.json"
     return records, (json.loads(config_path.read_text()) if config_path.exists() else {})
 
@@ -398,7 +401,7 @@ def cmd_report(args) -> int:
     from pathlib import Path
 
     from svip.eval.ablation import ablation_table
-    from svip.eval.machine import describe, describe_curve, same_machine
+    from svip.eval.machine import curve_warnings, describe, describe_curve, same_machine
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
     from svip.eval.tables import (
         acceptance_by_entropy_table,
@@ -418,6 +421,7 @@ def cmd_report(args) -> int:
         raise ValueError("report needs a run directory (svip report RUN_DIR ... or --run-dir RUN_DIR)")
     runs = [(run_dir, *_stored_run(run_dir)) for run_dir in run_dirs]
     machines: list[tuple[str, dict | None]] = []
+    violations = 0
     for run_dir, records, config in runs:
         if len(runs) > 1:
             print(f"==> {run_dir}")
@@ -427,8 +431,12 @@ def cmd_report(args) -> int:
         env = json.loads(environment_path.read_text()) if environment_path.exists() else {}
         machines.append((run_dir, env.get("machine")))
         print(describe(env.get("machine"), env.get("cost_curve")))
+        for warning in curve_warnings(env.get("cost_curve")):
+            print(f"WARNING: {warning}")
         for kind, curve in (env.get("cost_curves") or {}).items():  # other engines' own curves (llama.cpp's)
             print(describe_curve(curve, f"{kind} cost curve ({curve.get('tool', 'measured')}, {curve.get('gguf', '')})"))
+            for warning in curve_warnings(curve, f"{kind} cost curve"):
+                print(f"WARNING: {warning}")
         starts = Path(run_dir) / "environments.jsonl"
         if starts.exists():
             seen = [json.loads(line).get("machine") for line in starts.read_text().splitlines() if line.strip()]
@@ -437,10 +445,10 @@ def cmd_report(args) -> int:
                     f"WARNING: this run was started or resumed on {len(seen)} different machine setups: its times mix machines"
                 )
         if env:
-            refit = "on" if env.get("hf_confidence_threshold_refit") else "off (no scikit-learn)"
+            refit = "available" if env.get("hf_confidence_threshold_refit") else "unavailable (no scikit-learn)"
             print(
                 f"torch {env.get('torch')}, transformers {env.get('transformers')}, {env.get('cpu_threads')} threads; "
-                f"hf-confidence threshold re-fit: {refit}"
+                f"transformers' confidence re-fit (hf+confidence:...,refit=1): {refit}"
             )
         print(speedup_table(records))
         engines = engine_table(records)
@@ -449,6 +457,7 @@ def cmd_report(args) -> int:
             print(engines)
         print()
         print(draft_table(records))
+        violations += _token_match_notes(records, config, near_ties=args.near_ties)
         print()
         print(time_table(records))
         figure2 = acceptance_by_entropy_table(records)
@@ -498,7 +507,50 @@ def cmd_report(args) -> int:
         lengths = [(config.get("max_new_tokens", 0), records) for _, records, config in runs]
         if len({length for length, _ in lengths}) == len(lengths):
             print(length_table(lengths))
+    if violations:
+        print(f"svip: error: {violations} greedy full-precision output(s) differ from their baseline: a bug", file=sys.stderr)
+        return 1
     return 0
+
+
+def _token_match_notes(records: list[dict], config: dict, *, near_ties: bool) -> int:
+    """Under the token-match column: what it measures, each first divergence; the count of lossless violations."""
+    from svip.eval.divergence import (
+        explanation,
+        first_divergences,
+        format_divergences,
+        lossless_violations,
+        measure_gaps,
+        precision_of,
+    )
+
+    found = first_divergences(records) if config else []
+    if not found:
+        return 0
+    bugs = lossless_violations(found, config)
+    rounding = [d for d in found if d not in bugs]
+    if near_ties:
+        measure_gaps(found, config)
+    decode = _decoder(config)
+    if bugs:
+        print("LOSSLESS VIOLATION: greedy outputs in fp32 must equal their baseline's token for token; these differ:")
+        print(format_divergences(bugs, decode))
+    if rounding:
+        print(explanation(precision_of(rounding[0].method, config)))
+        print(format_divergences(rounding, decode))
+        if not near_ties:
+            print("  (svip report --near-ties measures the target's logit gap at each of them)")
+    return len(bugs)
+
+
+def _decoder(config: dict):
+    try:
+        from svip.eval.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(config["target"])
+    except Exception:  # a report never fails on a missing tokenizer: it shows token ids instead
+        return None
+    return lambda tokens: tokenizer.decode(tokens)
 
 
 def cmd_models(args) -> int:
@@ -648,6 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--no-paper", action="store_true", help="do not print the paper's matching table")
     report.add_argument(
+        "--near-ties",
+        action="store_true",
+        help="at each method's first divergence from its baseline, measure the target's logit gap between the two "
+        "tokens (loads the target, in the run's precision and in fp32): near-ties in bf16, or a bug in fp32",
+    )
+    report.add_argument(
         "--draft-cost",
         type=float,
         default=None,
@@ -740,8 +798,10 @@ def _stop_cleanly_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     from svip.eval.datasets import DatasetError
     from svip.eval.loading import ModelLoadError
+    from svip.eval.locks import DirectoryBusy
     from svip.eval.models import ModelIntegrityError
     from svip.eval.prompts import PromptError
+    from svip.eval.records import ResultWriteError
     from svip.eval.runner import RunDirError
     from svip.method import InputError
 
@@ -758,6 +818,8 @@ def main(argv: list[str] | None = None) -> int:
         PolicySpecError,
         MethodSpecError,
         RunDirError,
+        DirectoryBusy,
+        ResultWriteError,
         ValueError,
     ) as error:
         print(f"svip: error: {error}", file=sys.stderr)

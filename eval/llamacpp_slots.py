@@ -25,10 +25,13 @@ from pathlib import Path
 
 from svip.adapters.llamacpp.costs import measure_cost_curve
 from svip.adapters.llamacpp.gguf import gguf_for
-from svip.adapters.llamacpp.method import LlamaCppSpec
+from svip.adapters.llamacpp.kind import CONTEXT, repack_args
+from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import LlamaServer, ServerConfig
 from svip.adapters.llamacpp.upstream import build_dir
 from svip.grammar import parse_method
+from svip.method import check_request
+from svip.sampling import SamplingConfig
 
 from .datasets import load_questions, per_category
 from .loading import load_tokenizer
@@ -40,20 +43,21 @@ __all__ = ["main", "run_method"]
 DEFAULT_METHODS = ("llamacpp", "llamacpp+constant:k=3", "llamacpp+svip", "llamacpp+svip-adaptive")
 
 
-def _completion(server: LlamaServer, fields: dict, prompt: list[int], max_new_tokens: int) -> tuple[int, float]:
-    payload = {"prompt": prompt, "n_predict": max_new_tokens, "cache_prompt": False, "temperature": 0.0, "top_k": 1}
+def _completion(method: LlamaCppMethod, prompt: list[int], max_new_tokens: int) -> tuple[int, float]:
+    """One request, exactly as the bench harness sends it (``LlamaCppMethod.payload``, greedy): (tokens, seconds)."""
+    payload = method.payload(check_request(prompt, max_new_tokens))
     start = time.perf_counter()
-    answer = server.post("/completion", {**payload, **fields})
+    answer = method.server.post("/completion", payload)
     return int(answer["timings"]["predicted_n"]), time.perf_counter() - start
 
 
 def run_method(server: LlamaServer, method: str, prompts: list[list[int]], clients: int, max_new_tokens: int) -> dict:
     """Every prompt once through ``clients`` concurrent clients: aggregate tokens/s and latencies."""
-    fields = LlamaCppSpec.from_spec(parse_method(method)).request_fields()
+    runner = LlamaCppMethod(server, LlamaCppSpec.from_spec(parse_method(method)), SamplingConfig(), CONTEXT)
     lock, tokens, latencies = threading.Lock(), [0], []
 
     def one(prompt: list[int]) -> None:
-        count, seconds = _completion(server, fields, prompt, max_new_tokens)
+        count, seconds = _completion(runner, prompt, max_new_tokens)
         with lock:
             tokens[0] += count
             latencies.append(seconds)
@@ -105,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [encode_prompt(tokenizer, q.turns[0]) for q in questions]
     binary = (args.llamacpp_bin or build_dir() / "bin") / "llama-server"
     target, draft = gguf_for(args.target, args.gguf), gguf_for(args.draft, args.gguf)
-    common = {"binary": binary, "model": target, "threads": args.threads, "parallel": args.slots}
-    curve = measure_cost_curve(binary.with_name("llama-bench"), target, draft, threads=args.threads)
+    extra = repack_args(args.gguf)
+    common = {"binary": binary, "model": target, "threads": args.threads, "parallel": args.slots, "extra_args": extra}
+    curve = measure_cost_curve(binary.with_name("llama-bench"), target, draft, threads=args.threads, repack=not extra)
     print(f"[slots] llama.cpp {describe(machine_info(), curve)}")
     rows: list[dict] = []
     with LlamaServer(ServerConfig(**common)) as plain, LlamaServer(ServerConfig(**common, draft=draft)) as spec:

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import time
 from pathlib import Path
 
-__all__ = ["RELEVANT_FLAGS", "describe", "describe_curve", "machine_info", "same_machine"]
+__all__ = [
+    "RELEVANT_FLAGS",
+    "CpuWatch",
+    "curve_warnings",
+    "describe",
+    "describe_curve",
+    "machine_info",
+    "same_machine",
+]
 
 RELEVANT_FLAGS = (
     "avx2",
@@ -83,3 +93,77 @@ def describe_curve(curve: dict, label: str = "cost curve") -> str:
     verify = " ".join(f"{k}:{v:.2f}" for k, v in curve.get("verify_over_step", {}).items())
     draft = f"; draft step/target step {curve['draft_over_step']:.2f}" if "draft_over_step" in curve else ""
     return f"{label}: target step {1000 * curve['target_step_s']:.1f} ms; verify(k)/step {verify}{draft}"
+
+
+# Above these a cost curve is not the machine's: other processes took CPU while it was measured, or its repeats disagree.
+OTHERS_CPU_LIMIT = 0.15
+SPREAD_LIMIT = 0.25
+
+
+def _busy_cpu_seconds() -> tuple[float, int] | None:
+    """(CPU seconds all processes have been busy since boot, CPUs counted), from /proc/stat."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    fields = [int(v) for v in lines[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    cpus = sum(1 for line in lines[1:] if line.startswith("cpu"))
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), max(1, cpus)
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and its reaped children (llama-bench runs as one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CpuWatch:
+    """``with CpuWatch() as watch:`` -- the share of all CPUs other processes used during the block.
+
+    Measured, not guessed from the load average: busy CPU time of the whole
+    machine (/proc/stat) minus this process's own (and its finished
+    children's), over wall time x CPUs. A cost curve measured beside a build
+    reads 0.5 here; on an idle machine it reads a few hundredths.
+    """
+
+    others_cpu: float | None = None
+
+    def __enter__(self) -> CpuWatch:
+        self._start = (time.monotonic(), _busy_cpu_seconds(), _own_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        start, busy, own = self._start
+        now = _busy_cpu_seconds()
+        elapsed = time.monotonic() - start
+        if busy is None or now is None or elapsed <= 0:
+            return
+        others = (now[0] - busy[0]) - (_own_cpu_seconds() - own)
+        self.others_cpu = max(0.0, others / (elapsed * now[1]))
+
+    def annotate(self, curve: dict) -> dict:
+        """The curve with what the machine was doing meanwhile (``others_cpu``, ``loadavg``)."""
+        extra: dict = {"loadavg": list(os.getloadavg())}
+        if self.others_cpu is not None:
+            extra["others_cpu"] = round(self.others_cpu, 3)
+        return {**curve, **extra}
+
+
+def curve_warnings(curve: dict | None, label: str = "cost curve") -> list[str]:
+    """Why a stored curve (and every time of its run) should not be trusted; empty when it looks sane."""
+    if not curve:
+        return []
+    found = []
+    if (others := curve.get("others_cpu")) is not None and others > OTHERS_CPU_LIMIT:
+        found.append(
+            f"other processes used {others:.0%} of the CPUs while the {label} was measured "
+            f"(load average {curve.get('loadavg', ['?'])[0]}): this run's times are unreliable"
+        )
+    if (spread := curve.get("spread")) is not None and spread > SPREAD_LIMIT:
+        found.append(
+            f"repeats of one forward differed by {spread:.0%} while the {label} was measured "
+            f"(sane: under {SPREAD_LIMIT:.0%}): this run's times are unreliable"
+        )
+    return found

@@ -31,12 +31,15 @@ from pathlib import Path
 
 from svip.runtime import cache_root
 
+from .locks import DirectoryLock
+
 __all__ = [
     "ZOO",
     "ModelIntegrityError",
     "ZooModel",
     "cache_root",
     "download_dir",
+    "damaged_files",
     "is_prepared",
     "prepare",
     "prepared_path",
@@ -111,10 +114,42 @@ def prepared_path(name: str, root: Path | None = None) -> Path:
 
 
 def is_prepared(name: str, root: Path | None = None) -> bool:
+    """Prepared from the right source, and no recorded file missing or cut short (sizes only: cheap)."""
     marker = prepared_path(name, root) / _MARKER
     if not marker.is_file():
         return False
-    return json.loads(marker.read_text()).get("sha256") == ZOO[name].sha256 if name in ZOO else True
+    if name in ZOO and json.loads(marker.read_text()).get("sha256") != ZOO[name].sha256:
+        return False
+    return not damaged_files(name, root)
+
+
+def _file_records(directory: Path) -> dict[str, dict]:
+    """Size and SHA256 of every file of a prepared model (its marker aside)."""
+    return {
+        str(path.relative_to(directory)): {"size": path.stat().st_size, "sha256": sha256_of(path)}
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != _MARKER
+    }
+
+
+def damaged_files(name: str, root: Path | None = None, *, hashes: bool = False) -> list[str]:
+    """Files of a prepared model that are missing, of another size or (``hashes``) other bytes than recorded.
+
+    A marker from before the records has none to compare: nothing is found
+    damaged (``prepare`` records them on its next pass).
+    """
+    directory = prepared_path(name, root)
+    records = json.loads((directory / _MARKER).read_text()).get("files") or {}
+    damaged = []
+    for relative, record in records.items():
+        path = directory / relative
+        if not path.is_file():
+            damaged.append(f"{relative} (missing)")
+        elif path.stat().st_size != record["size"]:
+            damaged.append(f"{relative} ({path.stat().st_size} bytes, {record['size']} recorded)")
+        elif hashes and sha256_of(path) != record["sha256"]:
+            damaged.append(f"{relative} (SHA256 differs from the record)")
+    return damaged
 
 
 def _bar(total: int, label: str):
@@ -254,20 +289,51 @@ def _convert_to_safetensors(gguf_path: Path, out: Path) -> None:
 
 
 def prepare(
-    name: str, *, root: Path | None = None, model: ZooModel | None = None, gguf_source: Path | None = None
+    name: str,
+    *,
+    root: Path | None = None,
+    model: ZooModel | None = None,
+    gguf_source: Path | None = None,
+    hashes: bool = False,
 ) -> Path:
     """Make zoo model ``name`` available offline; return its directory. Idempotent.
 
-    ``model``/``gguf_source`` let tests run the verification on a local file.
+    A prepared model with a file missing or cut short is prepared again;
+    ``hashes`` (``make models``) also re-reads every file against its recorded
+    SHA256 (seconds per GB: not on every load). One preparation per model at
+    a time (a lock in the cache). ``model``/``gguf_source`` let tests run the
+    verification on a local file.
     """
     if model is None:
         if name not in ZOO:
             raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
         model = ZOO[name]
     destination = prepared_path(name, root)
-    if is_prepared(name, root):
-        return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
+    locks = destination.parent.parent / ".locks"  # beside the cache's folders, not in them
+    with DirectoryLock(locks, f"preparation of {name}", name=f"model-{name}.lock", wait=True):
+        if _still_good(name, root, hashes=hashes):
+            return destination
+        return _prepare(name, model, destination, root, gguf_source)
+
+
+def _still_good(name: str, root: Path | None, *, hashes: bool) -> bool:
+    """Prepared, and every file as recorded (recorded now if an older preparation did not)."""
+    marker = prepared_path(name, root) / _MARKER
+    if not marker.is_file() or (name in ZOO and json.loads(marker.read_text()).get("sha256") != ZOO[name].sha256):
+        return False
+    stored = json.loads(marker.read_text())
+    if not stored.get("files"):  # prepared before files were recorded: record them on the next full check
+        if hashes:
+            marker.write_text(json.dumps({**stored, "files": _file_records(marker.parent)}, indent=1))
+        return True
+    damaged = damaged_files(name, root, hashes=hashes)
+    if damaged:
+        _say(f"{name}: re-preparing, the cache is damaged: {', '.join(damaged)}")
+    return not damaged
+
+
+def _prepare(name: str, model: ZooModel, destination: Path, root: Path | None, gguf_source: Path | None) -> Path:
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=destination.parent) as scratch:
         scratch_path = Path(scratch)
         gguf_path = scratch_path / "gguf" / model.gguf_filename
@@ -288,17 +354,9 @@ def prepare(
         staged = scratch_path / "model"
         _say(f"{model.name}: dequantizing to safetensors (fp32)")
         _convert_to_safetensors(gguf_path, staged)
-        (staged / _MARKER).write_text(
-            json.dumps(
-                {
-                    "name": model.name,
-                    "sha256": model.sha256,
-                    "gguf_name": model.gguf_name,
-                    "wheels": list(model.wheels),
-                },
-                indent=1,
-            )
-        )
+        _say(f"{model.name}: recording the size and SHA256 of every file")
+        source = {"name": model.name, "sha256": model.sha256, "gguf_name": model.gguf_name, "wheels": list(model.wheels)}
+        (staged / _MARKER).write_text(json.dumps({**source, "files": _file_records(staged)}, indent=1))
         if destination.exists():
             shutil.rmtree(destination)
         staged.rename(destination)
@@ -324,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in ZOO:
             parser.error(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
         print(f"[models] {name}: {'already prepared' if is_prepared(name) else 'preparing'} ...", flush=True)
-        print(f"[models] {name}: {prepare(name)}", flush=True)
+        print(f"[models] {name}: {prepare(name, hashes=True)}", flush=True)
     return 0
 
 

@@ -16,13 +16,36 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["ResultLog", "read_records"]
+__all__ = ["ResultLog", "ResultWriteError", "read_records", "unique_records"]
+
+
+class ResultWriteError(OSError):
+    """A record could not be written (disk full, read-only directory); the records before it are intact."""
 
 
 def read_records(path: Path | str) -> list[dict]:
-    """Every complete record of a results file (a torn last line is ignored)."""
+    """Every complete record of a results file (a torn last line is ignored), repeats included."""
     path = Path(path)
     return list(_complete_lines(path))[0] if path.exists() else []
+
+
+def unique_records(records: list[dict]) -> tuple[list[dict], int]:
+    """(the first record of each (method, question), how many repeats were dropped).
+
+    A results file written by two runs at once (before the run-directory
+    lock) holds some generations twice; averaging both would weigh those
+    questions double. Lines that are not per-question records pass through.
+    """
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for record in records:
+        key = (record.get("method"), record.get("question_id"))
+        if None not in key:
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(record)
+    return kept, len(records) - len(kept)
 
 
 def _complete_lines(path: Path) -> tuple[list[dict], int]:
@@ -61,6 +84,7 @@ class ResultLog:
                 self.repaired = size - valid
                 with open(path, "r+b") as handle:
                     handle.truncate(valid)
+        self.records, self.duplicates = unique_records(self.records)
         self.done = {(r["method"], r["question_id"]) for r in self.records}
 
     def __contains__(self, key: tuple[str, str]) -> bool:
@@ -73,13 +97,32 @@ class ResultLog:
         return None
 
     def append(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Write one record durably, or raise ``ResultWriteError`` with the file as it was before."""
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        size = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with open(self.path, "ab") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            _cut_back(self.path, size)
+            raise ResultWriteError(
+                f"cannot write a result to {self.path} ({error.strerror or error}); the {len(self.records)} records "
+                "before it are kept; free space or fix permissions, then rerun the same command to resume"
+            ) from error
         self.records.append(record)
         self.done.add((record["method"], record["question_id"]))
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.records)
+
+
+def _cut_back(path: Path, size: int) -> None:
+    """Best effort: remove a partly written line (if it stays, the next open cuts it as a torn tail)."""
+    try:
+        if path.is_file() and path.stat().st_size > size:
+            with open(path, "r+b") as handle:
+                handle.truncate(size)
+    except OSError:
+        pass

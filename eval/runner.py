@@ -26,7 +26,9 @@ from svip.sampling import SamplingConfig
 
 from .datasets import Question, load_questions, per_category
 from .loading import ModelRequest, load_models
+from .locks import DirectoryLock
 from .lossless import prefix_match
+from .machine import CpuWatch, curve_warnings
 from .methods import DEFAULT_METHODS, MethodRunner
 from .metrics import TARGET_ONLY
 from .prompts import encode_prompt, stop_token_ids
@@ -138,23 +140,36 @@ def _conflicting_options(stored: Mapping[str, str | None], given: Mapping[str, s
     return sorted(k for k in stored.keys() & given.keys() if stored[k] != given[k])
 
 
-def _open_run_dir(config: BenchConfig, run_dir: Path) -> ResultLog:
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _checked_options(config: BenchConfig, run_dir: Path) -> dict[str, str | None]:
+    """The options to store, after checking a stored config against ``config``; reads only.
+
+    Raises ``RunDirError`` when the directory holds a run with other settings,
+    or a ``config.json`` that is not one.
+    """
     config_path = run_dir / "config.json"
     options = dict(config.options)
-    if config_path.exists():
+    if not config_path.exists():
+        return options
+    try:
         stored = json.loads(config_path.read_text())
-        stored_settings, settings = _stored_settings(stored), config.settings()
-        previous = stored_options(stored)
-        changed = sorted(
-            k for k in settings.keys() | stored_settings.keys() if stored_settings.get(k) != settings.get(k)
-        )
-        changed += [f"options.{k}" for k in _conflicting_options(previous, options)]
-        if stored_settings != settings or changed:
-            raise RunDirError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use a new --run-dir")
-        options = {**previous, **options}  # the union: a later rerun is checked against every option used
-    config_path.write_text(json.dumps({**asdict(config), "options": options}, indent=1))
-    return ResultLog(run_dir / "results.jsonl")
+        if not isinstance(stored, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        raise RunDirError(
+            f"{config_path} is not a run's config ({error}); fix or remove it, or use a new --run-dir"
+        ) from None
+    stored_settings, settings = _stored_settings(stored), config.settings()
+    previous = stored_options(stored)
+    changed = sorted(k for k in settings.keys() | stored_settings.keys() if stored_settings.get(k) != settings.get(k))
+    changed += [f"options.{k}" for k in _conflicting_options(previous, options)]
+    if stored_settings != settings or changed:
+        raise RunDirError(f"{run_dir} holds a run with other settings ({', '.join(changed)}); use a new --run-dir")
+    return {**previous, **options}  # the union: a later rerun is checked against every option used
+
+
+def _write_config(config: BenchConfig, run_dir: Path, options: Mapping[str, str | None]) -> None:
+    """``config.json``, written only once everything the run needs has been checked and started."""
+    (run_dir / "config.json").write_text(json.dumps({**asdict(config), "options": dict(options)}, indent=1))
 
 
 def _write_environment(run_dir: Path, environment: dict) -> None:
@@ -265,12 +280,22 @@ def _cost_curves(methods: list[Method], models: ModelSet, prompt: list[int]) -> 
     primary = registry.kinds()[models.loaded_by] if models.loaded_by else registry.kind_of(TARGET_ONLY)
     found: dict = {}
     if primary.cost_curve is not None:
-        found["cost_curve"] = primary.cost_curve(models, prompt)
+        found["cost_curve"] = _watched(primary.cost_curve, models, prompt)
     others = {m.kind.name: m.kind for m in methods if m.kind.name != primary.name and m.text != TARGET_ONLY}
-    curves = {name: kind.cost_curve(models, prompt) for name, kind in others.items() if kind.cost_curve is not None}
+    curves = {name: _watched(kind.cost_curve, models, prompt) for name, kind in others.items() if kind.cost_curve}
     if curves:
         found["cost_curves"] = curves
     return found
+
+
+def _watched(measure, models: ModelSet, prompt: list[int]) -> dict:
+    """A kind's curve with how busy the machine was meanwhile (``curve_warnings`` reads it).
+
+    A curve the kind measured before (``ModelSet.shared``) keeps the record it got then.
+    """
+    with CpuWatch() as watch:
+        curve = measure(models, prompt)
+    return curve if "others_cpu" in curve else watch.annotate(curve)
 
 
 class _QuestionRunner:
@@ -312,36 +337,64 @@ class _QuestionRunner:
 def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, models=None) -> ResultLog:
     """Run (or resume) a benchmark; ``models`` (a ``ModelSet``, or (target, draft, tokenizer)) skips loading.
 
-    The models' resources (a kind's server, draft, files) are closed when the
-    run ends, by finishing, by an error or by Ctrl-C; the error propagates.
+    The run directory is locked for the whole run (a second run on it stops at
+    once: ``DirectoryBusy``), and nothing is written into it before the
+    questions load, the models load, every prompt encodes and every method has
+    run once: a start that fails leaves the directory as it was. The models'
+    resources (a kind's server, draft, files) are closed when the run ends, by
+    finishing, by an error or by Ctrl-C; the error propagates.
     """
-    log = _open_run_dir(config, run_dir)
-    questions = per_category(load_questions(config.questions), config.per_category, shortest=config.shortest)
-    methods = [config.method(m) for m in config.all_methods]
-    todo = [(q, m) for q in questions for m in methods if (m.text, q.question_id) not in log]
-    if log.repaired:
-        print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
-    environment = _environment()
-    if not todo:
-        _write_environment(run_dir, environment)
-        return log
-    with _models(config, models) as loaded:
-        _run(config, run_dir, log, questions, methods, todo, loaded, environment, progress)
+    with DirectoryLock(run_dir, "svip bench run", remove_if_unused=True):
+        options = _checked_options(config, run_dir)
+        questions = per_category(load_questions(config.questions), config.per_category, shortest=config.shortest)
+        log = ResultLog(run_dir / "results.jsonl")
+        if log.duplicates:
+            print(f"[bench] {log.path} holds {log.duplicates} repeated records; the first of each is used")
+        methods = [config.method(m) for m in config.all_methods]
+        todo = [(q, m) for q in questions for m in methods if (m.text, q.question_id) not in log]
+        if log.repaired:
+            print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
+        environment = _environment()
+        if not todo:
+            _write_config(config, run_dir, options)
+            _write_environment(run_dir, environment)
+            return log
+        with _models(config, models) as loaded:
+            started = _Start(config, run_dir, options, environment)
+            _run(config, log, questions, methods, todo, loaded, started, progress)
     return log
+
+
+@dataclass
+class _Start:
+    """What the run writes once it has started: the config and the environment (with the cost curves)."""
+
+    config: BenchConfig
+    run_dir: Path
+    options: Mapping[str, str | None]
+    environment: dict
+
+    def write(self) -> None:
+        _write_config(self.config, self.run_dir, self.options)
+        _write_environment(self.run_dir, self.environment)
+        curves = {"": self.environment.get("cost_curve"), **self.environment.get("cost_curves", {})}
+        for kind, curve in curves.items():
+            for warning in curve_warnings(curve, f"{kind} cost curve".strip()):
+                print(f"[bench] WARNING: {warning}")
 
 
 def _run(
     config: BenchConfig,
-    run_dir: Path,
     log: ResultLog,
     questions: list[Question],
     methods: list[Method],
     todo: list[tuple[Question, Method]],
     models: ModelSet,
-    environment: dict,
+    started: _Start,
     progress: bool,
 ) -> None:
-    """The run proper, on loaded models: checks, cost curves, warm-up, then every missing (question, method)."""
+    """The run proper, on loaded models: checks, cost curves, warm-up, the start written, then every missing
+    (question, method)."""
     needing = [m.text for m in methods if m.kind.needs == "draft"]
     if models.loaded_by is None and models.draft is None and needing:
         raise ValueError(f"{needing[0]} needs a draft model (--draft)")
@@ -351,10 +404,10 @@ def _run(
         run_question.encode(question, 0, [])
 
     warm_prompt = run_question.encode(questions[0], 0, [])
-    environment.update(_cost_curves(methods, models, warm_prompt))  # stored with the results; shared with methods
-    _write_environment(run_dir, environment)
-    for method in methods:  # warm-up: allocator, kernels, caches; not recorded
+    started.environment.update(_cost_curves(methods, models, warm_prompt))  # stored with the results; shared
+    for method in methods:  # warm-up: allocator, kernels, caches, a kind's server; not recorded
         runner.run(method, warm_prompt, max_new_tokens=4, stop_tokens=run_question.stops, seed=config.seed)
+    started.write()
 
     total = len(questions) * len(methods)
     bar = tqdm(total=total, initial=total - len(todo), desc="bench", unit="gen", disable=not progress)

@@ -160,3 +160,34 @@ def test_bad_request_is_an_input_error(fake_binary, model, tmp_path):
         method = LlamaCppMethod(server, _spec("llamacpp"), SamplingConfig(), 4096)
         with pytest.raises(InputError, match="HTTP 400"):
             method._decode(method_request().__class__((), 3, frozenset()), None)
+
+
+def test_slots_clients_send_the_harness_payload(fake_binary, model, tmp_path, monkeypatch):
+    """``make llamacpp-slots`` sends each request as the bench does (``LlamaCppMethod.payload``) and sums tokens."""
+    from svip.eval import llamacpp_slots
+
+    sent = []
+    post = LlamaServer.post
+
+    def spy(self, path, payload, **kwargs):
+        sent.append(payload)
+        return post(self, path, payload, **kwargs)
+
+    monkeypatch.setattr(LlamaServer, "post", spy)
+    prompts = [[5, 6, 7], [8, 9], [10, 11, 12, 13]]
+    with LlamaServer(_config(fake_binary, model, tmp_path, draft=model, parallel=2)).start() as server:
+        row = llamacpp_slots.run_method(server, "llamacpp+svip", prompts, clients=2, max_new_tokens=4)
+    assert row["tokens"] == 12 and len(row["latencies"]) == 3 and row["seconds"] > 0
+    assert all(p["speculative.svip_h"] == 0.3 and p["top_k"] == 1 and p["n_predict"] == 4 for p in sent)
+    assert sorted(tuple(p["prompt"]) for p in sent) == sorted(tuple(p) for p in prompts)
+
+
+def test_q8_0_servers_skip_the_amx_repack_only_where_it_crashes(monkeypatch, tmp_path):
+    from svip.adapters.llamacpp import kind
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(kind, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else Path(p))
+    cpuinfo.write_text("flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n")
+    assert kind.repack_args("q8_0") == ("--no-repack",) and kind.repack_args("bf16") == ()
+    cpuinfo.write_text("flags\t\t: fpu avx2 fma\n")
+    assert kind.repack_args("q8_0") == ()

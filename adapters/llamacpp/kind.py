@@ -64,6 +64,19 @@ def _weights(models: ModelSet, role: str, gguf: str) -> Path:
         raise InputError(str(error)) from None
 
 
+def repack_args(gguf: str) -> tuple[str, ...]:
+    """``--no-repack`` for Q8_0 on an AMX CPU: this build's AMX repack of Q8_0 weights crashes (upstream #20824).
+
+    The target-only server and the speculative one get the same flags, so the
+    comparison stays fair; the cost curve is measured the same way.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ()
+    return ("--no-repack",) if gguf == "q8_0" and " amx_int8" in flags else ()
+
+
 def _threads() -> int:
     import torch
 
@@ -80,6 +93,7 @@ def server(models: ModelSet, gguf: str, *, drafts: bool) -> LlamaServer:
             draft=_weights(models, "draft", gguf) if drafts else None,
             threads=_threads(),
             ctx_size=CONTEXT,
+            extra_args=repack_args(gguf),
         )
         try:
             return LlamaServer(config).start()
@@ -116,6 +130,7 @@ def _cost_curve(models: ModelSet, prompt: list[int]) -> dict:
             _weights(models, "draft", gguf) if has_draft else None,
             threads=_threads(),
             depth=len(prompt),
+            repack=not repack_args(gguf),
         ),
     }
 

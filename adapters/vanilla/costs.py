@@ -17,7 +17,7 @@ import torch
 
 from .cached_model import CachedCausalLM
 
-__all__ = ["measure_cost_curve"]
+__all__ = ["measure_cost_curve", "relative_spread"]
 
 
 def _seconds(model: CachedCausalLM, base: int, tokens: list[int]) -> float:
@@ -28,8 +28,8 @@ def _seconds(model: CachedCausalLM, base: int, tokens: list[int]) -> float:
     return seconds
 
 
-def _curve(model: CachedCausalLM, prompt: list[int], sizes: Sequence[int], repeats: int) -> dict[int, float]:
-    """Median seconds per forward of k tokens after ``prompt``, sizes interleaved so drift hits them alike."""
+def _curve(model: CachedCausalLM, prompt: list[int], sizes: Sequence[int], repeats: int) -> dict[int, list[float]]:
+    """Seconds per forward of k tokens after ``prompt`` (every repeat), sizes interleaved so drift hits them alike."""
     model.reset()
     model.forward(prompt, 1)
     base = model.cached_length
@@ -41,7 +41,16 @@ def _curve(model: CachedCausalLM, prompt: list[int], sizes: Sequence[int], repea
         for k in sizes:
             times[k].append(_seconds(model, base, [filler] * k))
     model.reset()
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def relative_spread(times: dict[int, list[float]]) -> float:
+    """How much repeats of one forward disagree: (max - min) / median per size, the median over sizes.
+
+    On an idle machine this is a few percent; with other work on the cores it
+    is tens of percent, and every figure measured beside it is noise.
+    """
+    return statistics.median((max(v) - min(v)) / statistics.median(v) for v in times.values())
 
 
 @torch.inference_mode()
@@ -53,10 +62,12 @@ def measure_cost_curve(
     ``engine`` is a ``SpeculativeEngine``; its caches are left empty.
     """
     prompt = [int(t) for t in prompt]
-    target = _curve(engine.target.model, prompt, (1, *sizes), repeats)
+    times = _curve(engine.target.model, prompt, (1, *sizes), repeats)
+    target = {k: statistics.median(v) for k, v in times.items()}
     step = target[1]
     curve: dict = {"repeats": repeats, "prompt_tokens": len(prompt), "target_step_s": step}
     curve["verify_over_step"] = {str(k): target[k] / step for k in sizes}
+    curve["spread"] = relative_spread(times)
     if engine.draft is not None:
-        curve["draft_over_step"] = _curve(engine.draft.model, prompt, (1,), repeats)[1] / step
+        curve["draft_over_step"] = statistics.median(_curve(engine.draft.model, prompt, (1,), repeats)[1]) / step
     return curve
