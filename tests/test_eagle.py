@@ -506,7 +506,7 @@ def test_greedy_eagle_with_the_qwen_head_is_token_identical_to_target_only(head)
     assert accepted > 0 and vocab != set()  # the head drafted tokens the target accepted
     tree = [a for runs in by_question.values() for a in runs["eagle2"]["accepted"][1:]]  # after the prefill round
     # the shipped head (varied text) keeps ~1.2 drafted tokens a round on the GPU tree, the EAGLE-3 one ~0.95 (bf16
-    # runs); the first, templated-only head kept ~0.55 (README): a head that does not carry to these prompts fails here
+    # runs); the first, templated-only head kept ~0.55 (docs/training.md): a head that does not carry to these prompts fails here
     assert sum(tree) / len(tree) > 0.8, sum(tree) / len(tree)
 
 

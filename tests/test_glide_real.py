@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # real weights
 METHODS = ["glide", "glide+svip", "glide-cape", "glide-cape+svip"]
 # Each shipped Qwen draft and the fewest tokens per target forward its glide+constant:k=4 must reach on 3 prompts
 # x 16 tokens (the prefill round drafts nothing): the 4-layer draft agrees with the target on ~10-15% of these
-# prompts' tokens (it generalizes poorly beyond its templated training prompts: README), the deep one on ~80%.
+# prompts' tokens (it generalizes poorly beyond its templated training prompts: docs/adapters/glide.md), the deep one on ~80%.
 QWEN_DRAFTS = {"adapters/glide/drafts/qwen2.5-coder-1.5b": 1.02, "adapters/glide/drafts/qwen2.5-coder-1.5b-deep": 2.0}
 
 
