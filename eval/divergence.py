@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 __all__ = [
-    "REDUCED_PRECISIONS",
     "Divergence",
     "explanation",
     "first_divergences",
@@ -28,7 +27,6 @@ __all__ = [
     "precision_of",
 ]
 
-REDUCED_PRECISIONS = frozenset({"bf16", "fp16"})
 
 
 @dataclass
@@ -79,7 +77,7 @@ def first_divergences(records: Sequence[dict]) -> list[Divergence]:
 
 def explanation(dtype: str | None) -> str:
     """The line printed under a table with token-match, saying what the column measures in this precision."""
-    if dtype in REDUCED_PRECISIONS:
+    if dtype and dtype != "fp32":  # bf16, fp16, and llama.cpp's quantized GGUF types (q8_0, ...)
         return (
             f"token-match: the share of the baseline's tokens a method reproduces before its first different token. "
             f"In {dtype}, verifying k tokens in one forward rounds differently from one-token steps, so where the "
