@@ -798,7 +798,7 @@ def _stop_cleanly_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     from svip.eval.datasets import DatasetError
     from svip.eval.loading import ModelLoadError
-    from svip.eval.locks import DirectoryBusy
+    from svip.eval.locks import DirectoryBusy, DirectoryNotWritable
     from svip.eval.models import ModelIntegrityError
     from svip.eval.prompts import PromptError
     from svip.eval.records import ResultWriteError
@@ -819,6 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         MethodSpecError,
         RunDirError,
         DirectoryBusy,
+        DirectoryNotWritable,
         ResultWriteError,
         ValueError,
     ) as error:

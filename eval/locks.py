@@ -17,13 +17,17 @@ import os
 import socket
 from pathlib import Path
 
-__all__ = ["LOCK_NAME", "DirectoryBusy", "DirectoryLock"]
+__all__ = ["LOCK_NAME", "DirectoryBusy", "DirectoryLock", "DirectoryNotWritable"]
 
 LOCK_NAME = ".lock"
 
 
 class DirectoryBusy(RuntimeError):
     """Another live process holds the directory's lock."""
+
+
+class DirectoryNotWritable(RuntimeError):
+    """The directory cannot be created or written (read-only, immutable, no permission, disk full)."""
 
 
 class DirectoryLock:
@@ -57,8 +61,14 @@ class DirectoryLock:
 
     def acquire(self) -> DirectoryLock:
         self._created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+", encoding="utf-8")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_path, "a+", encoding="utf-8")
+        except OSError as error:
+            raise DirectoryNotWritable(
+                f"cannot write in {self.path} ({error.strerror or error}); nothing was started: make it writable "
+                "or use another directory"
+            ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

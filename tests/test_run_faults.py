@@ -23,7 +23,7 @@ from svip.adapters.vanilla.costs import measure_cost_curve
 from svip.adapters.vanilla.engine import SpeculativeEngine
 from svip.eval import models as zoo
 from svip.eval.datasets import DatasetError
-from svip.eval.locks import DirectoryBusy, DirectoryLock
+from svip.eval.locks import DirectoryBusy, DirectoryLock, DirectoryNotWritable
 from svip.eval.machine import CpuWatch, curve_warnings
 from svip.eval.records import ResultLog, read_records, unique_records
 from svip.eval.runner import BenchConfig, RunDirError, run_bench
@@ -111,6 +111,26 @@ def test_a_start_failing_in_warm_up_writes_nothing(tmp_path, monkeypatch, smol_t
     finally:
         registry.unregister("replay")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_read_only_run_directory_is_a_clear_error_and_keeps_its_records(tmp_path):
+    """Made immutable, directory and files, with ``chattr -R +i`` (a chmod does not stop root); skipped where the
+    file system has no such flag."""
+    run_dir = tmp_path / "run"
+    settings = dict(per_category=1, shortest=True, max_new_tokens=2)
+    config = BenchConfig(**settings, methods=["constant:k=2"])
+    run_dir.mkdir()
+    _prefill_results(run_dir, config)
+    run_bench(config, run_dir, progress=False)  # all done: writes config.json, loads nothing
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    if subprocess.run(["chattr", "-R", "+i", str(run_dir)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        with pytest.raises(DirectoryNotWritable, match="cannot write in .*Operation not permitted"):
+            run_bench(BenchConfig(**settings, methods=["svip"]), run_dir, progress=False)
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(run_dir)], check=True)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 
 
 def test_a_corrupt_config_is_named_not_a_traceback(tmp_path):
