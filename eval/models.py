@@ -309,6 +309,8 @@ def prepare(
             raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
         model = ZOO[name]
     destination = prepared_path(name, root)
+    if not hashes and is_prepared(name, root):  # the common load: no lock, no write (a read-only cache works)
+        return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     locks = destination.parent.parent / ".locks"  # beside the cache's folders, not in them
     with DirectoryLock(locks, f"preparation of {name}", name=f"model-{name}.lock", wait=True):
