@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .records import turn_tokens
+
 __all__ = [
     "Divergence",
     "explanation",
@@ -26,7 +28,6 @@ __all__ = [
     "measure_gaps",
     "precision_of",
 ]
-
 
 
 @dataclass
@@ -45,10 +46,6 @@ class Divergence:
     gap_fp32: float | None = None  # the same in fp32
 
 
-def _turns(record: dict) -> list[list[int]]:
-    return record.get("turn_tokens") or [record.get("tokens") or []]
-
-
 def first_divergences(records: Sequence[dict]) -> list[Divergence]:
     """One ``Divergence`` per (method, question) whose tokens differ from its baseline's (in the records)."""
     from svip.adapters import registry
@@ -62,7 +59,7 @@ def first_divergences(records: Sequence[dict]) -> list[Divergence]:
         reference = by_key.get((baseline, record["question_id"]))
         if reference is None or baseline == record["method"]:
             continue
-        for turn, (want, have) in enumerate(zip(_turns(reference), _turns(record))):
+        for turn, (want, have) in enumerate(zip(turn_tokens(reference), turn_tokens(record))):
             position = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), None)
             if position is not None:
                 found.append(

@@ -113,14 +113,18 @@ def prepared_path(name: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / "models" / name
 
 
-def is_prepared(name: str, root: Path | None = None) -> bool:
-    """Prepared from the right source, and no recorded file missing or cut short (sizes only: cheap)."""
+def _source_record(name: str, root: Path | None = None) -> dict | None:
+    """The prepared model's marker, if there is one and it names the zoo entry's source (its GGUF's SHA256)."""
     marker = prepared_path(name, root) / _MARKER
     if not marker.is_file():
-        return False
-    if name in ZOO and json.loads(marker.read_text()).get("sha256") != ZOO[name].sha256:
-        return False
-    return not damaged_files(name, root)
+        return None
+    stored = json.loads(marker.read_text())
+    return None if name in ZOO and stored.get("sha256") != ZOO[name].sha256 else stored
+
+
+def is_prepared(name: str, root: Path | None = None) -> bool:
+    """Prepared from the right source, and no recorded file missing or cut short (sizes only: cheap)."""
+    return _source_record(name, root) is not None and not damaged_files(name, root)
 
 
 def _file_records(directory: Path) -> dict[str, dict]:
@@ -321,13 +325,13 @@ def prepare(
 
 def _still_good(name: str, root: Path | None, *, hashes: bool) -> bool:
     """Prepared, and every file as recorded (recorded now if an older preparation did not)."""
-    marker = prepared_path(name, root) / _MARKER
-    if not marker.is_file() or (name in ZOO and json.loads(marker.read_text()).get("sha256") != ZOO[name].sha256):
+    stored = _source_record(name, root)
+    if stored is None:
         return False
-    stored = json.loads(marker.read_text())
     if not stored.get("files"):  # prepared before files were recorded: record them on the next full check
         if hashes:
-            marker.write_text(json.dumps({**stored, "files": _file_records(marker.parent)}, indent=1))
+            directory = prepared_path(name, root)
+            (directory / _MARKER).write_text(json.dumps({**stored, "files": _file_records(directory)}, indent=1))
         return True
     damaged = damaged_files(name, root, hashes=hashes)
     if damaged:

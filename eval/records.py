@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["ResultLog", "ResultWriteError", "read_records", "unique_records"]
+__all__ = ["ResultLog", "ResultWriteError", "read_records", "turn_tokens", "unique_records"]
 
 
 class ResultWriteError(OSError):
@@ -27,6 +27,11 @@ def read_records(path: Path | str) -> list[dict]:
     """Every complete record of a results file (a torn last line is ignored), repeats included."""
     path = Path(path)
     return list(_complete_lines(path))[0] if path.exists() else []
+
+
+def turn_tokens(record: dict) -> list[list[int]]:
+    """A record's new tokens per turn (records from before multi-turn runs hold one list, ``tokens``)."""
+    return record.get("turn_tokens") or [record["tokens"]]
 
 
 def unique_records(records: list[dict]) -> tuple[list[dict], int]:

@@ -32,7 +32,7 @@ from .machine import CpuWatch, curve_warnings
 from .methods import DEFAULT_METHODS, MethodRunner
 from .metrics import TARGET_ONLY
 from .prompts import encode_prompt, stop_token_ids
-from .records import ResultLog
+from .records import ResultLog, turn_tokens
 
 __all__ = ["TARGET_ONLY", "BenchConfig", "RunDirError", "run_bench", "stored_options"]
 
@@ -249,9 +249,7 @@ _ROUND_LISTS = (
 
 
 def _reference_turns(record: dict | None) -> list[list[int]] | None:
-    if record is None:
-        return None
-    return record.get("turn_tokens") or [record["tokens"]]
+    return None if record is None else turn_tokens(record)
 
 
 def _request(config: BenchConfig) -> ModelRequest:
@@ -354,13 +352,11 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         todo = [(q, m) for q in questions for m in methods if (m.text, q.question_id) not in log]
         if log.repaired:
             print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
-        environment = _environment()
+        started = _Start(config, run_dir, options, _environment())
         if not todo:
-            _write_config(config, run_dir, options)
-            _write_environment(run_dir, environment)
+            started.write()
             return log
         with _models(config, models) as loaded:
-            started = _Start(config, run_dir, options, environment)
             _run(config, log, questions, methods, todo, loaded, started, progress)
     return log
 

@@ -146,7 +146,7 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
     @contextmanager
     def _as_transformers(self):
         """With ``transformers_refit``: run transformers' code as its exact class, so its ROC re-fit runs."""
-        if not getattr(self, "transformers_refit", False):
+        if not self.transformers_refit:
             yield
             return
         own = self.__class__

@@ -49,7 +49,6 @@ class SvipHook:
         self.draft = draft
         self.policy = policy
         self.transformers_refit = transformers_refit  # policy None: let transformers re-fit its confidence threshold
-        self.thresholds: list[float | None] = []  # with it: the threshold in force after each call
         self.rounds: list[RoundStats] = []
         self._saved_config = {name: getattr(draft.generation_config, name, None) for name in _ASSISTANT_FIELDS}
         self._tap = LogitsTap(draft.get_output_embeddings()) if policy is not None else None
@@ -62,17 +61,9 @@ class SvipHook:
     def candidate_generator(self, **kwargs: Any) -> PolicyCandidateGenerator:
         """A fresh candidate generator for one assisted ``generate`` call (its rounds land in ``self.rounds``)."""
         self.rounds = []
-        generator = PolicyCandidateGenerator(
+        return PolicyCandidateGenerator(
             policy=self.policy, tap=self._tap, rounds=self.rounds, transformers_refit=self.transformers_refit, **kwargs
         )
-        self._last = generator
-        return generator
-
-    @property
-    def confidence_threshold(self) -> float | None:
-        """The confidence threshold transformers ended the last call with (moved by its re-fit)."""
-        last = getattr(self, "_last", None)
-        return last.confidence_threshold if last is not None else None
 
     def remove(self) -> None:
         """Undo everything ``enable`` did to the draft model."""
