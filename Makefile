@@ -146,7 +146,7 @@ eagle-setup:  ## clone SafeAILab/EAGLE at the pin (EAGLE_REPO=... for a local mi
 	$(EAGLE_PY) -m pip install -q --no-deps -e .
 
 eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE head from scratch (self-distilled; 29 min measured on one core)
-	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export smollm2-135m) \
+	$(EAGLE_PY) -m svip.training.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export smollm2-135m) \
 		adapters/eagle/heads/smollm2-135m --prompts 400 --max-new-tokens 96 --epochs 4
 
 # The Qwen head, in two stages. Stage 1: the bf16 target's answers to 448 templated prompts and 768 prompts on pinned
@@ -156,7 +156,7 @@ eagle-head: eagle-setup models-default  ## retrain the shipped SmolLM2 EAGLE hea
 # answers are decoded in a process of their own (--data-only): decoded and labelled in one process, the run went over
 # 24 GB here (killed by the kernel after the answers were cached); from the cache, training peaks at ~9 GB.
 EAGLE_HEAD_QWEN_STAGE1 ?= $(or $(SVIP_HOME),$(HOME)/.cache/svip)/eagle/heads/qwen2.5-coder-1.5b-stage1
-TRAIN_QWEN_HEAD = $(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b)
+TRAIN_QWEN_HEAD = $(EAGLE_PY) -m svip.training.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b)
 QWEN_HEAD_FLAGS := --prompts 448 --source-prompts 768 --corpus-tokens 200000 --max-new-tokens 96 --answer-batch-size 64 \
 	--teacher-dtype bf16 --train-dtype bf16 --intermediate-size 1024 --draft-vocab 32000
 eagle-head-qwen: eagle-setup models  ## retrain the shipped Qwen2.5-Coder-1.5B head (self-distilled + pinned text, 32k draft vocabulary)
@@ -169,7 +169,7 @@ EAGLE_HEAD_EPOCHS ?= 8
 # EAGLE-3's format for the same target: three target layers in (Qwen2's through our patch), its own 32k draft
 # vocabulary out, trained with the training-time test (train_eagle3) on the target's answers (cached by eagle-head-qwen).
 eagle3-head-qwen: eagle-setup models  ## train an EAGLE-3 head for Qwen2.5-Coder-1.5B (TTT; into $SVIP_HOME/eagle/heads)
-	$(EAGLE_PY) -m svip.eval.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
+	$(EAGLE_PY) -m svip.training.eagle.train_head $$($(PYTHON) -m svip.eval.eagle.export qwen2.5-coder-1.5b) \
 		$(EAGLE3_HEAD_QWEN) --eagle3 --ttt-steps $(EAGLE3_TTT_STEPS) --prompts 448 --source-prompts 768 \
 		--max-new-tokens 96 --epochs $(EAGLE3_HEAD_EPOCHS) --answer-batch-size 64 --teacher-dtype bf16 --train-dtype bf16 \
 		--intermediate-size 1024 --draft-vocab 32000
@@ -214,21 +214,21 @@ GLIDE_METHODS    := glide glide+svip glide-cape glide-cape+svip svip cape+svip  
 GLIDE_BENCH_DIR  ?= runs/glide-qwen
 
 glide-draft: models  ## rebuild the shipped GliDe draft for Qwen2.5-Coder-1.5B (0.5B's first 4 layers + cross-attention; ~50 min on 2 cores)
-	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_QWEN_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
+	$(PYTHON) -m svip.training.glide.train_draft $(GLIDE_QWEN_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
 		--layers 4 --lora-rank 16 --epochs 3
 
 GLIDE_DEEP_DRAFT := adapters/glide/drafts/qwen2.5-coder-1.5b-deep
 
 glide-draft-deep: models  ## rebuild the deep GliDe draft (the whole 0.5B + cross-attention on its top 4 layers, only the blocks trained)
-	$(PYTHON) -m svip.eval.glide.train_draft $(GLIDE_DEEP_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
+	$(PYTHON) -m svip.training.glide.train_draft $(GLIDE_DEEP_DRAFT) --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b \
 		--layers 24 --cross-layers 4 --lora-rank 0 --teacher-dtype bf16 --corpus-tokens 40000 --soft-top-k 8 \
 		--loss-from answer --epochs 2
 
 glide-draft-diverse: models glide-setup  ## the diverse-text variant (not shipped: no better on GliDe's prompts, README), then its score there
-	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --target qwen2.5-coder-1.5b \
+	$(PYTHON) -m svip.training.glide.train_draft runs/glide-draft-diverse --target qwen2.5-coder-1.5b \
 		--base qwen2.5-coder-0.5b --layers 4 --lora-rank 16 --epochs 3 --answers 224 --corpus-tokens 40000 \
 		--soft-top-k 8 --loss-from answer
-	$(PYTHON) -m svip.eval.glide.train_draft runs/glide-draft-diverse --evaluate --questions glide --per-category 2 \
+	$(PYTHON) -m svip.training.glide.train_draft runs/glide-draft-diverse --evaluate --questions glide --per-category 2 \
 		--max-new-tokens 64
 
 GLIDE_BENCH_DRAFT ?= $(GLIDE_DEEP_DRAFT)

@@ -1,4 +1,4 @@
-"""Training text from pinned sources (`svip.eval.corpus`) and the GliDe draft's loss: soft labels, answer-only positions."""
+"""Training text from pinned sources (`svip.training.corpus`) and the GliDe draft's loss: soft labels, answer-only positions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from svip.eval.corpus import (
+from svip.training.corpus import (
     candidate_files,
     docstrings,
     sample_chunks,
@@ -15,7 +15,7 @@ from svip.eval.corpus import (
     source_versions,
     to_exchange,
 )
-from svip.eval.glide.train_draft import _batch, distillation_loss, teacher_pass
+from svip.training.glide.train_draft import _batch, distillation_loss, teacher_pass
 
 from helpers import tiny_llama
 

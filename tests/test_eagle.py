@@ -24,12 +24,12 @@ from svip.adapters.eagle.upstream import PATCH, read_pin
 from svip.adapters.vanilla import RoundStats, SamplingConfig
 from svip.eval.datasets import BUILTIN_SETS, EAGLE_SETS, load_questions
 from svip.eval.eagle.export import export_base, safetensors_names
-from svip.eval.eagle.train_prompts import build_prompts
 from svip.eval.methods import MethodRunner, canonical_method
 from svip.eval.prompts import encode_prompt
 from svip.eval.runner import BenchConfig
 from svip.method import Decoded
 from svip.runtime import cache_root
+from svip.training.eagle.train_prompts import build_prompts
 
 from helpers import pristine_clone
 
@@ -238,7 +238,7 @@ def test_training_prompts_are_disjoint_from_every_eval_set_and_deterministic():
 
 
 def test_styled_prompts_take_the_five_benchmark_shapes_and_are_in_no_eval_set():
-    from svip.eval.eagle.styled_prompts import styled_prompts
+    from svip.training.eagle.styled_prompts import styled_prompts
 
     eval_turns = {t for name in BUILTIN_SETS for q in load_questions(name) for t in q.turns}
     prompts = styled_prompts(600, seed=0)
@@ -257,7 +257,7 @@ def test_styled_prompts_take_the_five_benchmark_shapes_and_are_in_no_eval_set():
 
 
 def test_source_prompts_quote_pinned_docs_are_distinct_deterministic_and_in_no_eval_set():
-    from svip.eval.eagle.train_prompts import source_prompts
+    from svip.training.eagle.train_prompts import source_prompts
 
     eval_turns = {t for name in BUILTIN_SETS for q in load_questions(name) for t in q.turns}
     prompts = source_prompts(40, seed=0, sources=("stdlib",))
@@ -759,7 +759,7 @@ def test_head_training_learns_the_soft_labels_under_bf16_autocast_and_checkpoint
     """The loop of ``train_head`` on a tiny random head: batching, the draft-vocabulary loss, autocast, checkpoints."""
     import torch
 
-    from svip.eval.eagle.train_head import eagle2_loss, train
+    from svip.training.eagle.train_head import eagle2_loss, train
 
     model, _ = _tiny_tree_drafter(version=2)
     model.gradient_checkpointing = False
@@ -787,7 +787,7 @@ def test_a_warm_start_loads_a_saved_head_and_refuses_another_shape(tmp_path):
     """``--init``: a head ``save_head`` wrote comes back weight for weight; a head of another shape is an error."""
     import torch
 
-    from svip.eval.eagle.train_head import load_init, save_head
+    from svip.training.eagle.train_head import load_init, save_head
 
     saved, _ = _tiny_tree_drafter(version=2)
     save_head(saved, tmp_path, {"epochs": [{"probe_top1": 0.25}]}, {}, started=0.0)
@@ -812,7 +812,7 @@ def test_ttt_steps_are_what_the_eagle3_drafter_computes_down_a_chain_with_its_kv
     to t, then its own outputs j times: the training sees exactly the states drafting will."""
     import torch
 
-    from svip.eval.eagle.train_eagle3 import ttt_hidden
+    from svip.training.eagle.train_eagle3 import ttt_hidden
 
     model, _ = _tiny_tree_drafter(version=3)
     model.reset()
@@ -838,7 +838,7 @@ def test_ttt_steps_are_what_the_eagle3_drafter_computes_down_a_chain_with_its_kv
 def test_ttt_batches_align_each_position_with_the_next_token_and_the_label_after_it():
     import torch
 
-    from svip.eval.eagle.train_eagle3 import _batch3
+    from svip.training.eagle.train_eagle3 import _batch3
 
     example = {
         "prompt": [5, 6],
@@ -861,8 +861,8 @@ def test_eagle3_head_training_learns_a_rule_several_steps_deep():
     the rule as well, and the LM head (the target's rows) and the embedding stay frozen."""
     import torch
 
-    from svip.eval.eagle.train_eagle3 import prepare_head, ttt_loss
-    from svip.eval.eagle.train_head import _draft_rows, train
+    from svip.training.eagle.train_eagle3 import prepare_head, ttt_loss
+    from svip.training.eagle.train_head import _draft_rows, train
 
     model, _ = _tiny_tree_drafter(version=3)
     model.gradient_checkpointing = False

@@ -14,8 +14,8 @@ from svip.adapters.glide.proposer import GlideProposer
 from svip.adapters.kinds import ModelSet
 from svip.adapters.registry import build, canonical
 from svip.adapters.vanilla.engine import SpeculativeEngine
-from svip.eval.glide.train_draft import _forward, block_limits, chain_acceptance, teacher_pass
 from svip.policies import ConstantPolicy
+from svip.training.glide.train_draft import _forward, block_limits, chain_acceptance, teacher_pass
 
 from helpers import tiny_llama
 
@@ -285,7 +285,7 @@ def _layer_outputs(draft: GlideDraft, ids: torch.Tensor, cache) -> list[torch.Te
 
 def test_training_a_deep_draft_moves_only_its_blocks():
     """Without LoRA the base model is frozen whole (final norm included): only the cross-attention learns."""
-    from svip.eval.glide.train_draft import train
+    from svip.training.glide.train_draft import train
 
     target = tiny_llama(layers=3)
     draft = GlideDraft.new(tiny_llama(seed=1, layers=3), target, layers=3, base_name="tiny", cross_layers=2)

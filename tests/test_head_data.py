@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from svip.eval.eagle.head_data import _answer_batch
-from svip.eval.eagle.train_head import draft_vocabulary
+from svip.training.eagle.head_data import _answer_batch
+from svip.training.eagle.train_head import draft_vocabulary
 
 from helpers import tiny_llama
 
@@ -59,8 +59,8 @@ def test_the_vocabulary_entropy_comparison_by_hand():
 
 def test_chat_prompts_are_encoded_as_ids_under_this_transformers(smol_tokenizer):
     """transformers 5's ``apply_chat_template`` returns a mapping: the prompts must still reach the model as ids."""
-    from svip.eval.eagle.head_data import answer_with_features
     from svip.eval.prompts import encode_prompt
+    from svip.training.eagle.head_data import answer_with_features
 
     model = tiny_llama(vocab_size=len(smol_tokenizer), seed=9)
     prompts = ["Name a colour.", "Write a haiku about rain."]
@@ -72,7 +72,7 @@ def test_chat_prompts_are_encoded_as_ids_under_this_transformers(smol_tokenizer)
 
 
 def test_teacher_features_are_each_sequence_forced_alone_whatever_its_batch():
-    from svip.eval.eagle.head_data import teacher_features
+    from svip.training.eagle.head_data import teacher_features
 
     model = tiny_llama(seed=10)
     sequences = [[5, 9, 2, 7], [7, 1, 30, 12, 4, 8, 3], [11]]  # right padding of different lengths
@@ -85,7 +85,7 @@ def test_teacher_features_are_each_sequence_forced_alone_whatever_its_batch():
 
 
 def test_soft_labels_are_the_lm_heads_top_k_log_probabilities():
-    from svip.eval.eagle.head_data import soft_labels
+    from svip.training.eagle.head_data import soft_labels
 
     head = torch.nn.Linear(16, 50, bias=False)
     features = torch.randn(6, 16).to(torch.float16)
@@ -97,7 +97,7 @@ def test_soft_labels_are_the_lm_heads_top_k_log_probabilities():
 
 def test_the_heads_token_loss_covers_the_draft_vocabulary_only_and_hits_count_greedy_agreement():
     """A target token outside the draft vocabulary gets no weight; a hit is the head's top-1 = the target's."""
-    from svip.eval.eagle.train_head import _loss
+    from svip.training.eagle.train_head import _loss
 
     width, vocab = 4, 10
     draft_ids = torch.tensor([1, 3, 5, 7])

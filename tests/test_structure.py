@@ -3,7 +3,7 @@
 - a new method is one module (``toy_method.py``) plus one ``registry.register`` line;
 - every spelling of "with SVIP" is ``+svip``; old spellings are read (with a deprecation warning);
 - the placement flags reach the loader in ``bench``, ``generate`` and ``check-lossless``;
-- the core imports no adapter, adapters import nothing of ``svip.eval``;
+- the core imports no adapter, adapters import nothing of ``svip.eval``, the harness nothing of ``svip.training``;
 - a run directory written by an earlier version resumes with nothing to redo and reports the same numbers.
 """
 
@@ -291,7 +291,7 @@ def test_memory_flags_reach_the_device_map(command, tmp_path, monkeypatch):
     assert (seen[0].memory_first_gpu, seen[0].memory_per_gpu) == (7.0, 9.0)
 
 
-# -- layers: core <- adapters <- eval --------------------------------------------------------------
+# -- layers: core <- adapters <- eval <- training --------------------------------------------------
 _BLOCK = """
 import importlib, importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
@@ -332,8 +332,24 @@ ADAPTERS = [
 ]
 
 
+EVAL = [
+    "svip.eval.cli",
+    "svip.eval.methods",
+    "svip.eval.runner",
+    "svip.eval.eagle.export",
+    "svip.eval.eagle.check",
+    "svip.eval.eagle.vocab_entropy",
+    "svip.eval.glide.bench",
+]
+
+
 @pytest.mark.parametrize(
-    "modules, blocked", [(CORE, ["svip.adapters", "svip.eval", "transformers"]), (ADAPTERS, ["svip.eval"])]
+    "modules, blocked",
+    [
+        (CORE, ["svip.adapters", "svip.eval", "svip.training", "transformers"]),
+        (ADAPTERS, ["svip.eval", "svip.training"]),
+        (EVAL, ["svip.training"]),  # the harness measures; training (heads, drafts) builds on it, never the reverse
+    ],
 )
 def test_imports_point_one_way(modules, blocked):
     code = (

@@ -14,6 +14,6 @@ Native (runs on CPU, any transformers draft model as the base):
 - ``proposer``        -- ``GlideProposer``: the draft loop reading the target's cache as it stands
 - ``kind``            -- registry kinds ``glide[+<policy>]`` and ``glide-cape[:bins,nodes][+<policy>]``
 
-Training is ``svip.eval.glide.train_draft`` (``make glide-draft``); the shipped
+Training is ``svip.training.glide.train_draft`` (``make glide-draft``); the shipped
 draft for Qwen2.5-Coder-1.5B is ``drafts/qwen2.5-coder-1.5b``.
 """

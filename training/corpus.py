@@ -146,7 +146,7 @@ def sample_chunks(
 
 def to_exchange(tokenizer, chunk: Chunk, lead: int = LEAD_TOKENS) -> dict[str, list[int]]:
     """``{"prompt", "answer"}`` ids: the user quotes the chunk's first ``lead`` tokens, the answer is the rest."""
-    from .prompts import encode_prompt
+    from svip.eval.prompts import encode_prompt
 
     quoted = tokenizer.decode(list(chunk.tokens[:lead]))
     return {"prompt": encode_prompt(tokenizer, REQUEST + quoted), "answer": list(chunk.tokens[lead:])}

@@ -10,7 +10,7 @@ on the input features. The text, none of it from an eval set: the target's
 greedy answers to templated prompts (``build_prompts``) and, with
 ``--source-prompts``, to prompts quoting pinned sources' documentation
 (``source_prompts``), features kept as it answers (``head_data``); with
-``--corpus-tokens``, pinned source text teacher-forced (``svip.eval.corpus``),
+``--corpus-tokens``, pinned source text teacher-forced (``svip.training.corpus``),
 as EAGLE itself trains on fixed ShareGPT text. Templated answers alone made
 a head that matched held-out answers to the same templates (70%) but not
 the benchmark's (28.5%). After each epoch the head is scored on the target's
@@ -36,8 +36,8 @@ checkpoint is written in upstream's format (``config.json`` +
 ``model.safetensors``, fp16, no embedding), so ``EaModel.from_pretrained(
 use_eagle3=False)`` loads it unchanged. Run in EAGLE's environment::
 
-    third_party/eagle-venv/bin/python -m svip.eval.eagle.train_head BASE_DIR OUT_DIR
-    third_party/eagle-venv/bin/python -m svip.eval.eagle.train_head BASE_DIR OUT_DIR --evaluate  # score a head
+    third_party/eagle-venv/bin/python -m svip.training.eagle.train_head BASE_DIR OUT_DIR
+    third_party/eagle-venv/bin/python -m svip.training.eagle.train_head BASE_DIR OUT_DIR --evaluate  # score a head
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def prompt_answers(
 
 
 def corpus_texts(base, tokenizer, *, tokens: int, seed: int, teacher: str) -> tuple[list[dict], dict]:
-    """Pinned source chunks as chat exchanges (``svip.eval.corpus``) with teacher-forced features, cached.
+    """Pinned source chunks as chat exchanges (``svip.training.corpus``) with teacher-forced features, cached.
 
     The text is not the target's own, so the labels are the target's
     predictions over it (``soft_labels``), as EAGLE's own recipe trains on
@@ -115,7 +115,7 @@ def corpus_texts(base, tokenizer, *, tokens: int, seed: int, teacher: str) -> tu
 
 def probe_answers(base, tokenizer, *, questions: str, max_new_tokens: int, teacher: str) -> list[dict]:
     """The target's answers to the benchmark's own prompts (2 shortest per category): scored, never trained on."""
-    from ..datasets import load_questions, per_category
+    from svip.eval.datasets import load_questions, per_category
 
     prompts = [q.turns[0] for q in per_category(load_questions(questions), 2, shortest=True)]
     path = cache_root() / "eagle" / f"{teacher}-probe-{_digest(prompts, max_new_tokens)}.pt"

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from ..prompts import encode_prompt
+from svip.eval.prompts import encode_prompt
 
 __all__ = ["answer_with_features", "soft_labels", "teacher_features"]
 

@@ -1,6 +1,6 @@
 """Train a GliDe draft for a target by distillation, teacher-forced (``make glide-draft``).
 
-``python -m svip.eval.glide.train_draft --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b --layers 4 OUT``
+``python -m svip.training.glide.train_draft --target qwen2.5-coder-1.5b --base qwen2.5-coder-0.5b --layers 4 OUT``
 
 The draft keeps the base model's first ``--layers`` blocks, re-tuned by
 LoRA, each followed by a cross-attention block reading one of the target's
@@ -342,9 +342,9 @@ def _question_texts(target_name: str, target, tokenizer, questions: str, per_cat
     Kept under ``$SVIP_HOME/glide`` (they depend only on the target and the
     questions), so scoring a second draft does not answer them again.
     """
-    from ..datasets import load_questions
-    from ..datasets import per_category as first_per_category
-    from ..prompts import encode_prompt
+    from svip.eval.datasets import load_questions
+    from svip.eval.datasets import per_category as first_per_category
+    from svip.eval.prompts import encode_prompt
 
     def answer() -> list[dict]:
         texts = []
@@ -361,8 +361,7 @@ def _question_texts(target_name: str, target, tokenizer, questions: str, per_cat
 def _evaluate_saved(args) -> int:
     """The trained draft's scores with its cross-attention on and off: on the held-out texts, or on a question set."""
     from svip.adapters.glide.loading import load_glide_draft
-
-    from ..loading import Placement, load_model, load_tokenizer
+    from svip.eval.loading import Placement, load_model, load_tokenizer
 
     target = load_model(args.target)
     tokenizer = load_tokenizer(args.target)
@@ -414,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus-tokens",
         type=int,
         default=0,
-        help="add this many tokens of pinned source text (stdlib, transformers, torch: svip.eval.corpus)",
+        help="add this many tokens of pinned source text (stdlib, transformers, torch: svip.training.corpus)",
     )
     parser.add_argument(
         "--soft-top-k",
@@ -447,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.soft_top_k <= TEACHER_TOP_K:
         parser.error(f"--soft-top-k must be 0..{TEACHER_TOP_K} (the teacher pass keeps {TEACHER_TOP_K})")
-    from ..loading import Placement, load_model, load_tokenizer
+    from svip.eval.loading import Placement, load_model, load_tokenizer
 
     if args.evaluate:
         return _evaluate_saved(args)

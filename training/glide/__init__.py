@@ -1,0 +1,1 @@
+"""Training GliDe drafts (``svip.training.glide``): ``train_draft`` distils one, teacher-forced (``make glide-draft``)."""
