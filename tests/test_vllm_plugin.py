@@ -52,6 +52,9 @@ def _truncated_copy(source: Path, destination: Path, layers: int) -> Path:
 def vllm_results(tmp_path_factory) -> dict:
     if not VENV_PYTHON.exists():
         pytest.skip(f"no vLLM venv at {VENV_PYTHON}: make vllm-setup (then this test runs the pinned vLLM)")
+    probe = subprocess.run([str(VENV_PYTHON), "-c", "import vllm"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"the vLLM venv does not import vllm ({probe.stderr.strip()[-200:]}): make vllm-setup")
     from svip.adapters.loading import resolve
 
     target = Path(resolve("smollm2-135m"))
@@ -101,6 +104,8 @@ def test_the_plugins_rounds_are_per_request_and_within_k(vllm_results):
         assert all(0 <= a <= d for a, d in zip(r["accepted"], r["drafted"]))
     constant = [d for r in runs["vllm+constant:k=3"]["rounds"] for d in r["drafted"]]
     assert set(constant) == {3}, "constant:k=3 drafts exactly 3 in the plugin's K=8 engine"
+    uniform = runs["vllm:uniform=1+svip:h=0.3,gamma=0.15"]["rounds"]
+    assert len({d for r in uniform for d in r["drafted"]}) > 1, "the batch's length changes from round to round"
 
 
 def test_svip_rounds_stop_at_the_first_high_entropy_token(vllm_results):

@@ -230,3 +230,51 @@ def test_the_plugin_is_off_without_its_config_entry_and_checks_it_when_present()
         SvipVllmConfig.from_mapping({"svip": {"min_open": 2}})
     with pytest.raises(ValueError, match="mapping"):
         SvipVllmConfig.from_mapping({"svip": "svip"})
+
+
+# -- faults, without vLLM: the kind's own checks and a stand-in engine ---------------------------------------------
+def test_vllm_methods_outside_the_vllm_venv_say_where_to_run(monkeypatch):
+    import builtins
+
+    from svip.adapters import registry
+    from svip.method import InputError
+
+    real_import = builtins.__import__
+
+    def no_vllm(name, *args, **kwargs):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("No module named 'vllm'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(InputError, match="make vllm-setup"):
+        registry.check_run([registry.parse("vllm+svip")], {})
+
+
+def test_an_engine_that_fails_to_start_names_its_role_and_vllms_reason(monkeypatch):
+    import sys
+    import types
+
+    from svip.adapters.vllm.engine import EngineConfig, VllmEngine, VllmEngineError
+
+    class FailingLLM:
+        def __init__(self, **kwargs):
+            raise ValueError("Invalid speculative_config: num_speculative_tokens must be > 0")
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FailingLLM))
+    config = EngineConfig(target="t", draft="d", num_speculative_tokens=3, svip=True)
+    with pytest.raises(VllmEngineError, match=r"draft_model K=3 \+ svip plugin.*num_speculative_tokens must be > 0"):
+        VllmEngine(config).start()
+    with pytest.raises(VllmEngineError, match="needs a draft"):
+        EngineConfig(target="t", num_speculative_tokens=3).llm_kwargs()
+
+
+def test_engine_arguments_carry_the_plugins_settings_only_when_asked():
+    from svip.adapters.vllm.engine import EngineConfig
+
+    plain = EngineConfig(target="t").llm_kwargs()
+    assert "speculative_config" not in plain and "additional_config" not in plain
+    stock = EngineConfig(target="t", draft="d", num_speculative_tokens=3).llm_kwargs()
+    assert stock["speculative_config"]["num_speculative_tokens"] == 3 and "additional_config" not in stock
+    plugin = EngineConfig(target="t", draft="d", num_speculative_tokens=8, svip=True, uniform=True).llm_kwargs()
+    assert plugin["additional_config"] == {"svip": {"min_open": 0.5, "uniform": True}}

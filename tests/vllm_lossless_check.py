@@ -3,9 +3,9 @@
 Usage: ``third_party/vllm-venv/bin/python tests/vllm_lossless_check.py TARGET DRAFT OUT.json [--dtype float32]``.
 For each batch size (1, then 8: ``max_num_seqs``, the prompts submitted
 together) it starts three engines in turn -- target-only, vLLM's own fixed
-K=3 (stock code path: the plugin is installed but not configured) and the
+K=3 (stock code path: the plugin is installed but not configured), the
 plugin's engine (K=8) serving ``svip``, ``constant:k=3`` and
-``svip-adaptive`` per request -- and writes each method's token ids and
+``svip-adaptive`` per request, and the plugin with uniform rounds -- and writes each method's token ids and
 the plugin's per-request rounds to OUT.json.
 """
 
@@ -65,6 +65,14 @@ def run(target: str, draft: str, dtype: str, batch: int, max_tokens: int) -> dic
             },
             RULES,
         ),
+        (
+            "plugin-uniform",
+            {
+                "speculative_config": {"method": "draft_model", "model": draft, "num_speculative_tokens": 8},
+                "additional_config": {"svip": {"uniform": True}},
+            },
+            ["svip:h=0.3,gamma=0.15"],
+        ),
     ]
     for name, extra, rules in engines:
         llm = LLM(model=target, dtype=dtype, max_model_len=1024, max_num_seqs=batch, enforce_eager=True, seed=0, **extra)
@@ -76,7 +84,7 @@ def run(target: str, draft: str, dtype: str, batch: int, max_tokens: int) -> dic
                 extra_args={"svip_policy": rule} if rule else None,
             )  # fmt: skip
             outputs = llm.generate(prompts, params, use_tqdm=False)
-            key = f"vllm+{rule}" if rule else name
+            key = (f"vllm:uniform=1+{rule}" if name == "plugin-uniform" else f"vllm+{rule}") if rule else name
             results[key] = {"tokens": [list(o.outputs[0].token_ids) for o in outputs]}
             if rule:
                 core = llm.llm_engine.engine_core
