@@ -45,10 +45,10 @@ DEFAULT_METHODS = (
 
 
 def _done(out: Path) -> set[tuple]:
+    """The (repeat, batch, method, group) rows already written: a rerun skips them."""
     if not out.exists():
         return set()
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-    return {(r["repeat"], r["batch"], r["method"], r["group"]) for r in rows if "method" in r}
+    return {(r["repeat"], r["batch"], r["method"], r["group"]) for r in _rows(out)[1]}
 
 
 def _rows(out: Path) -> tuple[dict | None, list[dict]]:

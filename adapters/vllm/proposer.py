@@ -78,7 +78,9 @@ class SvipStopMixin:
         rows = len(round_.requests)
         self._svip_tokens.append(tokens[:rows])
         if probs is not None:
-            self._svip_probs = (self._svip_probs or []) + [probs[:rows]]
+            if self._svip_probs is None:
+                self._svip_probs = []
+            self._svip_probs.append(probs[:rows])
         if round_.step(logits[:rows], tokens[:rows]) and len(self._svip_tokens) < self.num_speculative_tokens:
             raise _EveryRowStopped
         return tokens, probs
