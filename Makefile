@@ -5,7 +5,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 
 RUN_DIR ?= runs/smollm2-default
 
-.PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-qwen baseline \
+.PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-smol lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
 	llamacpp-models llamacpp-svip llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
@@ -108,7 +108,7 @@ bench-lengths: models-default  ## Table 2/6 layout: the same run at several gene
 	done
 	$(SVIP) report --no-paper runs/smollm2-len*/ | tail -n 12
 
-test: models-default lint  ## lint + the full test suite (real SmolLM2 weights; 24-50 min on 2 cores, by CPU)
+test: models-default lint  ## lint + the full test suite (real SmolLM2 weights; 25-40 min on 2 cores, by CPU; vLLM's test needs make vllm-setup)
 	$(PYTHON) -m pytest -q -rs --durations=20
 
 test-fast: models-default  ## everything but the real-weight tests (pytest -m "not slow"; the tokenizer is SmolLM2's)
@@ -116,6 +116,9 @@ test-fast: models-default  ## everything but the real-weight tests (pytest -m "n
 
 lint:  ## ruff (line length 119, as transformers)
 	$(PYTHON) -m ruff check .
+
+lossless-smol: models-default  ## tests/test_lossless_real.py on 24 prompts (4 shortest per category; CI checks 12)
+	SVIP_LOSSLESS_PER_CATEGORY=4 $(PYTHON) -m pytest -q -rs tests/test_lossless_real.py
 
 lossless-qwen: models  ## greedy losslessness on the Qwen2.5-Coder pair (fp32; ~1 h on 2 cores)
 	$(SVIP) check-lossless --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 --per-category 4 --shortest --max-new-tokens 24

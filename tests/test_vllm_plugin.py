@@ -51,10 +51,10 @@ def _truncated_copy(source: Path, destination: Path, layers: int) -> Path:
 @pytest.fixture(scope="module")
 def vllm_results(tmp_path_factory) -> dict:
     if not VENV_PYTHON.exists():
-        pytest.skip(f"no vLLM venv at {VENV_PYTHON}: make vllm-setup (then this test runs the pinned vLLM)")
+        pytest.skip(f"no vLLM venv at {VENV_PYTHON}: `make vllm-lossless` builds it (make vllm-setup) and runs this test")
     probe = subprocess.run([str(VENV_PYTHON), "-c", "import vllm"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"the vLLM venv does not import vllm ({probe.stderr.strip()[-200:]}): make vllm-setup")
+        pytest.skip(f"the vLLM venv does not import vllm ({probe.stderr.strip()[-200:]}): make vllm-setup, then make vllm-lossless")
     from svip.adapters.loading import resolve
 
     target = Path(resolve("smollm2-135m"))
