@@ -31,6 +31,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 BUILTIN_SETS = {
     "spec-bench": DATA_DIR / "spec_bench" / "question.jsonl",
     "svip-spec-bench": DATA_DIR / "svip_specbench" / "spec-bench.jsonl",
+    "heldout": DATA_DIR / "heldout" / "question.jsonl",  # never trained or tuned on: data/README.md
     **{
         f"eagle-{name}": DATA_DIR / "eagle_bench" / name / "question.jsonl"
         for name in ("mt_bench", "gsm8k", "humaneval", "qa", "sum")
