@@ -7,7 +7,7 @@ RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-smol lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
-	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
+	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes bench-rivals glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
 	llamacpp-models llamacpp-svip llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
 
 help:  ## list targets
@@ -96,6 +96,22 @@ bench-adaptive-regimes: models  ## the same comparison in other cost regimes: fp
 	$(SVIP) bench --run-dir runs/adaptive-fp32 --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 \
 		--per-category 1 --shortest --max-new-tokens 48 --methods $(REGIME_RULES)
 	for dir in runs/adaptive-smollm2-12l runs/adaptive-1thread runs/adaptive-fp32; do $(SVIP) report $$dir --no-paper; done
+
+# --- issue 30: the published rivals and SVIP/svip-adaptive, every rule in one interleaved run per cost regime ---
+RIVAL_RULES := 'constant:k=1|3|5' heuristic:k0=5 confidence:p_min=0.4 confidence:p_min=0.4,refit=1 svip \
+	adaedl adaedl:drop=0 bandit svip-adaptive oracle
+
+bench-rivals: models  ## the rivals in four regimes: Qwen bf16, Qwen fp32, SmolLM2 12-layer self-draft, a GPU-like curve (simulate)
+	$(SVIP) bench --run-dir runs/rivals-qwen-bf16 $(QWEN) --per-category 2 --shortest --max-new-tokens 64 \
+		--methods $(RIVAL_RULES)
+	$(SVIP) bench --run-dir runs/rivals-qwen-fp32 --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --dtype fp32 \
+		--per-category 1 --shortest --max-new-tokens 48 --methods $(RIVAL_RULES)
+	$(SVIP) bench --run-dir runs/rivals-smollm2-12l --target smollm2-135m --draft smollm2-135m --draft-layers 12 \
+		--per-category 2 --shortest --max-new-tokens 64 --methods $(RIVAL_RULES)
+	$(SVIP) trace $(QWEN) --per-category 2 --shortest --max-new-tokens 64 --out runs/traces/rivals-qwen-bf16.jsonl \
+		--run runs/rivals-qwen-bf16
+	$(SVIP) simulate runs/traces/rivals-qwen-bf16.jsonl --methods $(RIVAL_RULES) --costs draft=0.05,verify=flat
+	for dir in runs/rivals-qwen-bf16 runs/rivals-qwen-fp32 runs/rivals-smollm2-12l; do $(SVIP) report $$dir --no-paper; done
 
 ablation: models-default  ## h x gamma, k and k0 sweeps side by side on SmolLM2 (12-layer self-draft)
 	$(SVIP) bench --run-dir runs/smollm2-ablation --draft smollm2-135m --draft-layers 12 --per-category 1 --shortest \

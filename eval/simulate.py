@@ -110,7 +110,7 @@ def simulate_question(
             policy.observe_timing(RoundTiming(0, None, 1, None if first else meter.verify(1) * step_s))
             t += 1
             continue
-        drafted, accepted, on_path, branch, drafted_at_miss = 0, 0, True, [], 0
+        drafted, accepted, on_path, branch, drafted_at_miss, forwards = 0, 0, True, [], 0, 0
         for index in range(budget):
             position = t + index
             if on_path:
@@ -122,20 +122,27 @@ def simulate_question(
                 cut += 1
                 break
             drafted += 1
-            if on_path and token == tokens[position]:
+            forwards += 1
+            agreed = on_path and token == tokens[position]
+            if agreed:
                 accepted += 1
             elif on_path:
                 on_path, drafted_at_miss = False, index
                 branch = row["branches"].get(str(position), [])
-            if token in stops or not policy.continue_drafting(_step(index, position, token, entropy, top1)):
+            if token in stops:
+                break
+            if not policy.continue_drafting(_step(index, position, token, entropy, top1)):
+                if policy.drops_crossing_token and index > 0:  # the rule stops before this token (AdaEDL)
+                    drafted -= 1
+                    accepted -= int(agreed)
                 break
         verify = meter.verify(drafted + 1) + ((prefill_target - meter.verify(1)) if first else 0.0)
-        draft = drafted * meter.draft() + ((prefill_draft - meter.draft()) if not draft_started else 0.0)
+        draft = forwards * meter.draft() + ((prefill_draft - meter.draft()) if not draft_started else 0.0)
         draft_started = True
         total += draft + verify
         policy.observe(drafted, accepted)
         policy.observe_timing(
-            RoundTiming(drafted, None if first else drafted * meter.draft() * step_s, drafted + 1,
+            RoundTiming(forwards, None if first else forwards * meter.draft() * step_s, drafted + 1,
                         None if first else meter.verify(drafted + 1) * step_s)
         )  # fmt: skip
         t += min(accepted + 1, len(tokens) - t)

@@ -4,6 +4,7 @@ The core is framework-free (torch/numpy only):
 
 - ``svip.entropy``  -- draft entropy, cross-entropy and the stop rule ``should_stop``
 - ``svip.policies`` -- draft-length policies (constant, heuristic, svip, confidence, oracle)
+- ``svip.adaptive``, ``svip.bandit``, ``svip.adaedl`` -- the cost-aware rule and the published rivals
 - ``svip.spec``     -- ``make_policy("svip:h=0.3,gamma=0.15")``
 
 Framework adapters live in ``svip.adapters`` (top-level folder ``adapters/``)

@@ -38,6 +38,7 @@ __all__ = [
     "SvipPolicy",
     "ConfidencePolicy",
     "OraclePolicy",
+    "refuse_dropping",
 ]
 
 DEFAULT_MAX_DRAFT = 40
@@ -76,6 +77,18 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def refuse_dropping(policy: "DraftLengthPolicy", where: str) -> None:
+    """Raise for a policy that leaves its stop token out, in a loop that keeps every drafted token.
+
+    Why: such a loop would silently run another rule under the policy's name.
+    """
+    if policy is not None and policy.drops_crossing_token:
+        raise ValueError(
+            f"{policy.spec}: this rule leaves the token it stops at out of the round, which {where} cannot do "
+            "(it keeps every drafted token); use drop=0 there (the token kept, as SVIP), or the vanilla engine"
+        )
+
+
 @dataclass
 class DraftLengthPolicy:
     """Base class: a fixed budget and no early stop (subclasses refine)."""
@@ -106,6 +119,15 @@ class DraftLengthPolicy:
 
     def observe_timing(self, timing: "RoundTiming") -> None:
         """Called after each round with the seconds it took (policies that price tokens use it)."""
+
+    @property
+    def drops_crossing_token(self) -> bool:
+        """True: a step ``continue_drafting`` refuses is left out of the round (AdaEDL stops *before* a token).
+
+        Every other rule keeps the token it stops after. Only drafters that can leave a
+        drafted token out honour this; the others refuse such a policy (``refuse_dropping``).
+        """
+        return False
 
     def seed_costs(self, curve: Mapping) -> None:
         """A cost curve measured before the run (``svip calibrate``'s format); ignored by fixed rules."""

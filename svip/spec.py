@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 from typing import Callable, Mapping, Optional, Sequence
 
+from .adaedl import AdaEdlPolicy
 from .adaptive import AdaptiveSvipPolicy
 from .bandit import BanditPolicy
 from .grammar import Call, parse_call
@@ -33,6 +34,7 @@ POLICIES: dict[str, type[DraftLengthPolicy]] = {
         AdaptiveSvipPolicy,
         ConfidencePolicy,
         BanditPolicy,
+        AdaEdlPolicy,
         OraclePolicy,
     )
 }

@@ -27,6 +27,7 @@ POLICIES = [
     "confidence:p_min=0.4,refit=1",  # transformers' ROC re-fit, in the vanilla loop
     "svip:h=0.3,gamma=0.15",
     "bandit:ks=4",  # UCB1 over constant k=1..4 and svip h=0.2/0.3/0.4, learning across the prompts
+    "adaedl",  # AdaEDL: the stop token left out of the round, lambda adapted per round
     "oracle",
 ]
 
@@ -41,7 +42,7 @@ def spec_bench_prompts(smol_tokenizer):
     return [(f"{q.group}/{q.question_id}", encode_prompt(smol_tokenizer, q.turns[0])) for q in questions]
 
 
-# 12 prompts x 7 policies x 2 drafts + the adaptive cases: the heaviest CI tests; 16 tokens keep them in budget.
+# 12 prompts x 8 policies x 2 drafts + the adaptive cases: the heaviest CI tests; 16 tokens keep them in budget.
 NEW_TOKENS = 16
 
 

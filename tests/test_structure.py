@@ -308,6 +308,8 @@ CORE = [
     "svip",
     "svip.entropy",
     "svip.policies",
+    "svip.adaedl",
+    "svip.bandit",
     "svip.spec",
     "svip.grammar",
     "svip.method",
@@ -466,3 +468,20 @@ def test_a_plain_install_runs_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["method"] == "svip:h=0.3,gamma=0.15,max=40" and result["new_tokens"] == 4
+
+
+def test_the_held_out_questions_are_never_trained_or_tuned_on():
+    """The held-out set (eval/data/heldout) is what the adaptive rules are reported on as unseen data: no training
+    module, no Makefile training or calibration target may name it."""
+    from pathlib import Path
+
+    from svip.eval.datasets import load_questions
+
+    assert len(load_questions("heldout")) == 24
+    root = Path(__file__).resolve().parent.parent
+    sources = [*sorted((root / "training").rglob("*.py")), root / "Makefile"]
+    for path in sources:
+        lines = [line for line in path.read_text().splitlines() if "heldout" in line]
+        if path.name == "Makefile":
+            lines = [line for line in lines if "train" in line or "calibrate" in line or "head" in line]
+        assert not lines, f"{path} names the held-out set: {lines}"

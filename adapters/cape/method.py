@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from svip import make_policy
 from svip.grammar import MethodSpec
 from svip.method import InputError
+from svip.policies import refuse_dropping
 
 __all__ = ["CAPE", "CapeMethod", "UPSTREAM_BINS"]
 
@@ -75,7 +76,9 @@ class CapeMethod:
             else:
                 raise ValueError(f"{kind}: unknown parameter {key!r} (allowed: bins, nodes; the policy goes after '+')")
         if spec.policy is not None:
-            values["policy"] = make_policy(spec.policy).spec
+            policy = make_policy(spec.policy)
+            refuse_dropping(policy, "CaPE's drafter")
+            values["policy"] = policy.spec
         else:
             values["policy"] = make_policy(DEFAULT_POLICY).spec
         return cls(**values)

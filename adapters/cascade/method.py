@@ -37,7 +37,7 @@ from typing import Sequence
 
 from svip import make_policy
 from svip.grammar import MethodSpec, move_keys_to_policy, parse_method
-from svip.policies import DraftLengthPolicy
+from svip.policies import DraftLengthPolicy, refuse_dropping
 from svip.spec import PolicyFactory
 
 from .level import DraftLevelPolicy
@@ -81,7 +81,9 @@ class CascadeMethod:
                 raise ValueError(f"cascade: handoff says what happens when a draft-level policy stops; {_POLICY_HINT}")
             return
         try:
-            object.__setattr__(self, "policy", make_policy(self.policy).spec)
+            built = make_policy(self.policy)
+            refuse_dropping(built, "the cascade's draft level")
+            object.__setattr__(self, "policy", built.spec)
         except ValueError as error:
             raise ValueError(f"cascade: bad draft-level policy after '+': {error}") from None
         handoff = 1 if self.handoff is None else self.handoff

@@ -37,7 +37,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.candidate_generator import AssistedCandidateGenerator
 
 from svip.costs import RoundTiming
-from svip.policies import DraftLengthPolicy, DraftStep
+from svip.policies import DraftLengthPolicy, DraftStep, refuse_dropping
 from svip.results import RoundStats
 
 __all__ = ["LogitsTap", "PolicyCandidateGenerator"]
@@ -107,6 +107,7 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
             raise ValueError(
                 "svip's candidate generator supports batch size 1 (as does transformers' assisted decoding)"
             )
+        refuse_dropping(policy, "transformers' assisted generation")
         self.policy, self.tap, self.rounds = policy, tap, rounds
         self.prompt_length = input_ids.shape[-1]
         if policy is not None:

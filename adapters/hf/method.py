@@ -13,6 +13,7 @@ from typing import Sequence
 
 from svip.grammar import MethodSpec, MethodSpecError
 from svip.method import Decoded, GenerationRequest, SpeculativeMethod
+from svip.policies import refuse_dropping
 from svip.spec import PolicyFactory, make_policy, policy_factory
 
 from ..kinds import MethodKind, ModelSet
@@ -48,7 +49,9 @@ def _canonical(spec: MethodSpec) -> str:
         raise MethodSpecError(
             "hf needs a policy: hf+svip, hf+heuristic:k0=5, hf+constant:k=5, hf+confidence:p_min=0.4"
         )
-    return f"{HF}+{make_policy(spec.policy).spec}"
+    policy = make_policy(spec.policy)
+    refuse_dropping(policy, "transformers' assisted generation")
+    return f"{HF}+{policy.spec}"
 
 
 def _build(spec: MethodSpec, models: ModelSet) -> HfMethod:

@@ -40,6 +40,7 @@ class DraftProposer(Proposer):
         pending = list(sequence[self.model.cached_length :])
         for index in range(budget):
             logits = self._next_logits(pending)
+            proposal.draft_forwards += 1  # one forward per drafted token, kept or not
             token, q = select_token(logits, self.sampling, generator)
             step = DraftStep(index=index, position=generated + index, token=token, logits=logits)
             proposal.tokens.append(token)
@@ -47,11 +48,19 @@ class DraftProposer(Proposer):
             proposal.entropies.append(step.entropy)
             proposal.logits.append(logits)
             pending = [token]
-            if token in stop_tokens or not policy.continue_drafting(step):
+            if token in stop_tokens:
                 break
-        proposal.draft_forwards = len(proposal.tokens)  # one forward per token
+            if not policy.continue_drafting(step):
+                if policy.drops_crossing_token and index > 0:
+                    self._leave_out_last(proposal)  # drafted, but the rule stops before it (AdaEDL)
+                break
         proposal.seconds = time.perf_counter() - start
         return proposal
+
+    @staticmethod
+    def _leave_out_last(proposal: Proposal) -> None:
+        for values in (proposal.tokens, proposal.probs, proposal.entropies, proposal.logits):
+            values.pop()
 
     def _next_logits(self, pending: list[int]) -> torch.Tensor:
         """Feed ``pending`` to the draft; its logits for the next token (a GliDe draft reads the target here too)."""

@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from svip.spec import PolicySpecError, make_policy
+from svip.policies import refuse_dropping
+from svip.spec import make_policy
 
 __all__ = ["SvipVllmConfig"]
 
@@ -55,8 +56,10 @@ class SvipVllmConfig:
         policy = entry.get("policy")
         if policy is not None:
             try:
-                policy = make_policy(policy).spec
-            except PolicySpecError as error:
+                built = make_policy(policy)
+                refuse_dropping(built, "vLLM's draft loop")
+                policy = built.spec
+            except ValueError as error:
                 raise ValueError(f'additional_config["svip"]["policy"]: {error}') from None
         min_open = entry.get("min_open", cls.min_open)
         if not isinstance(min_open, (int, float)) or not 0.0 <= float(min_open) <= 1.0:

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from svip.grammar import MethodSpec, MethodSpecError
 from svip.method import Decoded, GenerationRequest, InputError, SpeculativeMethod, clip
+from svip.policies import refuse_dropping
 from svip.results import RoundStats
 from svip.sampling import SamplingConfig
 from svip.spec import make_policy
@@ -60,7 +61,11 @@ class VllmSpec:
                 raise MethodSpecError(f"vllm: k must be an integer >= 1, got {k!r}") from None
             if k < 1:
                 raise MethodSpecError(f"vllm: k must be an integer >= 1, got {k}")
-        policy = make_policy(spec.policy).spec if spec.policy else None
+        policy = None
+        if spec.policy:
+            built = make_policy(spec.policy)
+            refuse_dropping(built, "vLLM's draft loop")
+            policy = built.spec
         if (k is None) == (policy is None):
             raise MethodSpecError(
                 "vllm needs one of :k=K (vLLM's fixed K) or +<policy> (the plugin's per-request rule); "

@@ -28,6 +28,7 @@ import torch
 from vllm.v1.spec_decode.draft_model import DraftModelProposer
 from vllm.v1.spec_decode.eagle import EagleProposer
 
+from svip.policies import DraftLengthPolicy, refuse_dropping
 from svip.spec import make_policy
 
 from .config import SvipVllmConfig
@@ -35,6 +36,13 @@ from .method import POLICY_KEY
 from .rounds import BatchRound, RequestRules
 
 __all__ = ["SvipDraftModelProposer", "SvipEagleProposer"]
+
+
+def _kept_token_rule(spec: str) -> DraftLengthPolicy:
+    """A request's rule; one that leaves its stop token out (AdaEDL's drop=1) is refused: vLLM keeps every token."""
+    policy = make_policy(spec)
+    refuse_dropping(policy, "vLLM's draft loop")
+    return policy
 
 class _EveryRowStopped(Exception):
     """Raised from a draft step once no row drafts on: ends upstream's loop early."""
@@ -55,7 +63,7 @@ class SvipStopMixin:
                 "svip: the entropy stop needs the draft's full-vocabulary logits; "
                 "use_heterogeneous_vocab and use_local_argmax_reduction are not supported"
             )
-        self.svip_rules = RequestRules(make_policy, self._rule_of, config.policy, config.min_open)
+        self.svip_rules = RequestRules(_kept_token_rule, self._rule_of, config.policy, config.min_open)
         self._svip_uniform = config.uniform
         self._svip_tokens: list[torch.Tensor] = []
         self._svip_probs: list[torch.Tensor] | None = None
