@@ -6,7 +6,7 @@ SVIP   := $(PYTHON) -m svip.eval.cli
 RUN_DIR ?= runs/smollm2-default
 
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-smol lossless-qwen baseline \
-	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-report \
+	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-heldout eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes bench-rivals glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
 	llamacpp-models llamacpp-svip llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
 
@@ -211,6 +211,16 @@ eagle-vanilla-qwen: models  ## vanilla SVIP with the 0.5B draft on the eagle2-qw
 	$(SVIP) bench --run-dir runs/vanilla-qwen-eagle-sets --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b \
 		$(QWEN_CPU_PRECISION) --questions eagle --per-category 2 --shortest --max-new-tokens 64 --methods svip
 	$(SVIP) report runs/vanilla-qwen-eagle-sets
+
+EAGLE_HELDOUT_METHODS := eagle2 eagle2:total=16,depth=3,top_k=15 eagle2:total=16,depth=3,top_k=15+svip eagle2+svip-adaptive
+eagle-heldout: eagle-setup models  ## issue 33: the trees on the held-out set and on EAGLE's sets (one run each), then the adaptive tree's forecasts vs measurements
+	$(EAGLE_PY) -m svip.eval.cli bench --run-dir runs/eagle2-qwen-heldout --target qwen2.5-coder-1.5b --eagle-head $(EAGLE_HEAD) \
+		$(QWEN_CPU_PRECISION) --device cpu --questions heldout --per-category 2 --shortest --max-new-tokens 64 --methods $(EAGLE_HELDOUT_METHODS)
+	$(EAGLE_PY) -m svip.eval.cli bench --run-dir runs/eagle2-qwen-sets --target qwen2.5-coder-1.5b --eagle-head $(EAGLE_HEAD) \
+		$(QWEN_CPU_PRECISION) --device cpu --questions eagle --per-category 1 --shortest --max-new-tokens 64 --methods $(EAGLE_HELDOUT_METHODS)
+	$(EAGLE_PY) -m svip.eval.eagle.tree_log --target qwen2.5-coder-1.5b --eagle-head $(EAGLE_HEAD) $(QWEN_CPU_PRECISION) \
+		--questions heldout --per-category 1 --methods eagle2:total=16,depth=3,top_k=15+svip eagle2+svip-adaptive
+	for dir in runs/eagle2-qwen-heldout runs/eagle2-qwen-sets; do $(SVIP) report $$dir --no-paper; done
 
 eagle-report:  ## the EAGLE tables again from a stored run, no models
 	$(SVIP) report $(EAGLE_RUN_DIR)

@@ -482,6 +482,6 @@ def test_the_held_out_questions_are_never_trained_or_tuned_on():
     sources = [*sorted((root / "training").rglob("*.py")), root / "Makefile"]
     for path in sources:
         lines = [line for line in path.read_text().splitlines() if "heldout" in line]
-        if path.name == "Makefile":
-            lines = [line for line in lines if "train" in line or "calibrate" in line or "head" in line]
+        if path.name == "Makefile":  # a recipe line that trains (svip.training, train_*) or calibrates
+            lines = [line for line in lines if any(word in line for word in ("svip.training", "train_", " calibrate"))]
         assert not lines, f"{path} names the held-out set: {lines}"

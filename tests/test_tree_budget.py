@@ -64,3 +64,33 @@ def test_a_policy_prices_what_its_engine_verifies():
     wide = seeded()
     wide.verify_tokens = lambda levels: 1 if levels <= 1 else 60  # level 2 would add 59 tokens: 5.9 s
     assert not wide.continue_drafting(step(0.01))
+
+
+def test_each_tree_size_keeps_its_own_calibration():
+    """Issue 33: big trees' deep paths were overconfident on unseen prompts while small ones were not."""
+    budget = TreeBudget(meter({"2": 1.0, "64": 1.0}), prior=1.0)
+    big = [0.5, 0.3, 0.2, 0.2, 0.15, 0.15, 0.1, 0.1]  # 1.7 forecast accepted tokens at scale 1
+    for _ in range(10):
+        assert budget.choose(big, draft_seconds=0.1) == 8  # free verification: the whole tree (bucket 5-8)
+        budget.observe(1)
+    overall = budget.scale()  # (1 + 10) / (1 + 17)
+    assert overall == pytest.approx(11 / 18)
+    assert budget.scale_for(2) == pytest.approx(overall)  # no tree of 2 nodes yet: the overall scale
+    assert budget.scale_for(8) == pytest.approx((10 + overall) / (17 + 1))
+    assert budget.scale_for(7) == budget.scale_for(8) and budget.scale_for(9) == pytest.approx(overall)
+    assert budget.expected_accepted(big) == pytest.approx(sum(min(1.0, budget.scale_for(8) * p) for p in big))
+
+
+def test_the_tree_log_buckets_rounds_by_size_with_forecasts_beside_measurements():
+    from svip.adapters.eagle.adaptive import TreeRound
+    from svip.eval.eagle.tree_log import bucket_rounds
+
+    log = [
+        TreeRound(2, 10, 1.2, 1, 0.20, 0.22, 0.03),
+        TreeRound(3, 14, 1.0, 2, 0.21, 0.20, 0.04),
+        TreeRound(4, 30, 1.4, 0, 0.25, 0.30, 0.05),
+    ]
+    small, big = bucket_rounds(log)
+    assert (small["nodes_up_to"], small["rounds"], small["mean_nodes"], small["accepted"]) == (16, 2, 12, 1.5)
+    assert small["expected_accepted"] == pytest.approx(1.1) and small["verify_ms"] == pytest.approx(210.0)
+    assert (big["nodes_up_to"], big["rounds"], big["predicted_verify_ms"], big["verify_ms"]) == (32, 1, 250.0, 300.0)

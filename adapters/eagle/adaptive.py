@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -37,7 +38,20 @@ from svip.adaptive import AdaptiveSvipPolicy
 from svip.costs import RoundTiming
 from svip.tree_budget import TreeBudget
 
-__all__ = ["AdaptiveTreeRule", "measure_tree_curve"]
+__all__ = ["AdaptiveTreeRule", "TreeRound", "measure_tree_curve"]
+
+
+@dataclass(frozen=True)
+class TreeRound:
+    """One verified tree of ``eagle2+svip-adaptive``: the rule's forecasts beside what was measured (issue 33)."""
+
+    levels: int  # levels grown
+    nodes: int  # nodes verified (without the root)
+    expected_accepted: float  # the size rule's forecast: calibrated sum of the chosen nodes' path probabilities
+    accepted: int
+    predicted_verify_s: float  # the meter's verify(nodes + 1) when the size was chosen
+    verify_s: float  # measured
+    draft_s: float  # measured (the head's passes over every level)
 
 
 class _Level:
@@ -62,6 +76,8 @@ class AdaptiveTreeRule:
         self.levels = 0  # of the tree last grown
         self.size = 0  # nodes (without the root) of the tree last grown
         self.draft_seconds = 0.0
+        self.log: list[TreeRound] = []  # one entry per verified tree: what the rule predicted and what happened
+        self._prediction: tuple[float, float] = (0.0, 0.0)  # (expected accepted, verify seconds) of the tree chosen
 
     def verify_tokens(self, levels: int) -> int:
         """Tokens priced for a tree of ``levels`` levels: the root's children, one node per deeper level, the root."""
@@ -83,6 +99,10 @@ class AdaptiveTreeRule:
     def observe(self, accepted: int, verify_seconds: float) -> None:
         """After the target verified the tree last grown (before the next one is drafted)."""
         self.policy.observe(self.levels, min(accepted, self.levels))
+        expected, predicted_verify = self._prediction
+        self.log.append(
+            TreeRound(self.levels, self.size, expected, accepted, predicted_verify, verify_seconds, self.draft_seconds)
+        )
         self.budget.observe(accepted)
         draft = None if self.first_tree else self.draft_seconds  # the first tree's draft includes the head's prefill
         self.policy.observe_timing(RoundTiming(self.levels, draft, self.size + 1, verify_seconds))
@@ -98,6 +118,11 @@ class AdaptiveTreeRule:
         chosen = self.budget.choose(scores.exp().tolist(), time.perf_counter() - self._draft_start)
         while chosen < scores.numel() and bool(scores[chosen] == scores[chosen - 1]):
             chosen += 1  # a tie may hold a child before its parent: cut only between distinct scores
+        meter = self.policy.meter
+        self._prediction = (
+            self.budget.expected_accepted(scores[:chosen].exp().tolist()),
+            meter.verify(chosen + 1) if meter.known else float("nan"),
+        )
         return chosen
 
 

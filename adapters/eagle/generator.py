@@ -233,6 +233,11 @@ class EagleGenerator:
             rows.weight.copy_(lm_head.weight[ids.to(lm_head.weight.device)])
         return ids, rows.to(lm_head.weight.device).eval()
 
+    @property
+    def adaptive_rules(self) -> dict[str, AdaptiveTreeRule]:
+        """The learner of each ``svip-adaptive`` method run so far (its ``log`` holds the rounds' forecasts)."""
+        return dict(self._rules)
+
     # -- costs ----------------------------------------------------------------
     def cost_curve(self, prompt: Sequence[int]) -> dict:
         """This machine's verify curve on the base model and EAGLE's cache (measured once per generator)."""
