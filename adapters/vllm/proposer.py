@@ -44,6 +44,7 @@ def _kept_token_rule(spec: str) -> DraftLengthPolicy:
     refuse_dropping(policy, "vLLM's draft loop")
     return policy
 
+
 class _EveryRowStopped(Exception):
     """Raised from a draft step once no row drafts on: ends upstream's loop early."""
 
