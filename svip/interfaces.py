@@ -29,8 +29,11 @@ class Proposal:
     probs: list[torch.Tensor | None] = field(default_factory=list)  # q each token was drawn from (None: greedy)
     entropies: list[float] = field(default_factory=list)  # raw-logit draft entropy per token (nats)
     logits: list[torch.Tensor] = field(default_factory=list)  # raw draft logits per neural token (diagnostics)
-    seconds: float = 0.0
-    draft_forwards: int = 0  # draft-model forward passes spent (CS Drafting's cost counts these)
+    seconds: float = 0.0  # wall time of the whole proposal, a catch-up forward included
+    draft_forwards: int = 0  # draft steps spent, one per drafted token kept or not (CS Drafting's cost counts these)
+    # Seconds of a separate forward that first fed the draft tokens decoded without it (after target-only
+    # steps); not a draft step, so a cost meter prices ``seconds - catch_up_seconds`` over ``draft_forwards``.
+    catch_up_seconds: float | None = None
     tree: "TokenTree | None" = None  # alternatives to verify too (CaPE): nodes 0..len(tokens)-1 are ``tokens``
 
     @property

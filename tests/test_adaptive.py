@@ -11,9 +11,12 @@ import torch
 from svip import make_policy
 from svip.acceptance import ENTROPY_EDGES, AcceptanceModel, judged_outcomes
 from svip.adapters.vanilla import SpeculativeEngine
+from svip.adapters.vanilla.cached_model import CachedCausalLM
+from svip.adapters.vanilla.proposer import DraftProposer
 from svip.adaptive import AdaptiveSvipPolicy
 from svip.costs import CostMeter, RoundTiming
 from svip.policies import DraftStep
+from svip.sampling import SamplingConfig
 from svip.spec import PolicySpecError, policy_factory
 
 from helpers import tiny_llama
@@ -245,3 +248,63 @@ def test_the_bound_is_refitted_to_the_model_pair():
         model.add(entropy, rng.random() < 1 - math.sqrt(0.03 * entropy))
     assert model.fitted_gamma() == pytest.approx(0.03, rel=0.2)
     assert model(2.5) == pytest.approx(1 - math.sqrt(0.03 * 2.5), abs=0.05)
+
+
+class _RecordingPolicy(AdaptiveSvipPolicy):
+    """``svip-adaptive`` that keeps every timing the engine reports, beside each round's budget."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.timings: list[tuple[int, RoundTiming]] = []
+        self._budget = 0
+
+    def round_budget(self) -> int:
+        self._budget = super().round_budget()
+        return self._budget
+
+    def observe_timing(self, timing: RoundTiming) -> None:
+        self.timings.append((self._budget, timing))
+        super().observe_timing(timing)
+
+
+def test_a_probe_after_target_only_steps_measures_a_clean_draft_step(engine):
+    """The probe's draft catches up on skipped tokens in a forward of its own, timed apart.
+
+    Before, every probe's draft timing was dropped (catch-up mixed in), so a
+    transient slowdown that switched drafting off kept it off for the rest of
+    the run: the draft price was never measured again.
+    """
+    policy = _RecordingPolicy(probe=2)
+    policy.seed_costs({**LINEAR, "draft_over_step": 5.0})
+    policy.first_evidence = 10.0  # the verdict is already in: drafting does not pay
+    policy.drafting_pays = False
+    engine.generate(list(range(3, 12)), policy=policy, max_new_tokens=30)
+    probes = [timing for budget, timing in policy.timings[1:] if budget > 0]
+    assert probes, "the run never probed"
+    for timing in probes:  # every probe follows target-only steps: the draft was >= 3 tokens behind
+        assert timing.draft_steps >= 1 and timing.draft_seconds is not None and timing.draft_seconds > 0
+    assert len(policy.meter._draft) == len(probes)  # each probe priced a draft step
+
+
+@torch.inference_mode()
+def test_the_catch_up_forward_is_not_a_draft_step():
+    model = CachedCausalLM(tiny_llama(seed=1))
+    proposer = DraftProposer(model, SamplingConfig())
+    sequence = list(range(3, 20))
+    proposer.propose(
+        sequence[:10], generated=0, budget=1, policy=make_policy("constant:k=1"), stop_tokens=(), generator=None
+    )
+    model.crop(10)  # the draft has seen 10 tokens; 7 more were decoded without it
+    proposal = proposer.propose(
+        sequence, generated=8, budget=3, policy=make_policy("constant:k=3"), stop_tokens=(), generator=None
+    )
+    assert proposal.catch_up_seconds is not None and 0 < proposal.catch_up_seconds < proposal.seconds
+    assert proposal.draft_forwards == len(proposal.tokens) == 3
+    unsplit = CachedCausalLM(tiny_llama(seed=1))
+    expected = unsplit.forward(sequence, 1)[-1]
+    torch.testing.assert_close(proposal.logits[0], expected, rtol=1e-4, atol=1e-4)
+    model.reset()  # a prompt's prefill is not split: it is priced out anyway
+    first = proposer.propose(
+        sequence, generated=0, budget=1, policy=make_policy("constant:k=1"), stop_tokens=(), generator=None
+    )
+    assert first.catch_up_seconds is None

@@ -128,15 +128,19 @@ def test_adaptive_policy_skips_drafting_inside_transformers_loop_losslessly(pair
     policy = make_policy("svip-adaptive:probe=3")
     policy.seed_costs({"target_step_s": 1.0, "verify_over_step": {"2": 1.1, "4": 1.3}, "draft_over_step": draft_cost})
     generator = AssistedGenerator(target, draft, SamplingConfig())
-    rounds = []
+    rounds, priced = [], 0
     for prompt in ([3, 9, 27, 17, 51], [5], [8, 1, 2, 60, 33, 7, 7, 12]):
         result = generator.generate(prompt, policy=policy, native=False, max_new_tokens=30)
         assert result.tokens == _plain(target, prompt, 30)
         assert sum(r.emitted for r in result.rounds) == 30
         rounds += result.rounds
+        drafting = [r for r in result.rounds if r.drafted > 0]
+        priced += max(0, len(drafting) - 1)  # all but the first, whose forward carries the prompt's prefill
     assert any(r.drafted > 0 for r in rounds)
     if draft_cost > 1:
         assert not policy.drafting_pays and any(r.drafted == 0 for r in rounds)
+    # probes after target-only steps price a draft step too: the catch-up forward is timed apart
+    assert len(policy.meter._draft) == min(priced, policy.meter.window)
     assert policy.meter.verify_points() and policy.first_evidence > 0
 
 

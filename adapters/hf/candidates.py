@@ -121,12 +121,15 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
         self._drafted = 0
         self._round = 0
         self._draft_in_step = False  # did the previous round draft (so the assistant's cache is current)?
+        self._draft_clean = False
+        self._catch_up_seconds = 0.0
 
     def get_candidates(self, input_ids: torch.LongTensor, **kwargs):
         start = time.perf_counter()
         self._start_length = input_ids.shape[-1]
         self._entropies = []
-        self._draft_clean = self._draft_in_step  # a first round or a catch-up after target-only steps: not a step
+        self._draft_clean = self._draft_in_step  # a first round (the prompt's prefill) is not a step
+        self._catch_up_seconds = 0.0
         if self.policy is not None:
             budget = self.policy.round_budget()
             if budget <= 0:  # the policy judged drafting does not pay: transformers runs a plain target step
@@ -136,7 +139,9 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
                 return input_ids, None
             self.num_assistant_tokens = budget
             if not self._draft_in_step:
-                self._catch_up(input_ids)
+                caught_up = time.perf_counter()
+                self._draft_clean = self._catch_up(input_ids)  # its forward is not a draft step: priced apart
+                self._catch_up_seconds = time.perf_counter() - caught_up
         candidate_ids, candidate_logits = super().get_candidates(input_ids, **kwargs)
         self._draft_in_step = True
         self._drafted = candidate_ids.shape[-1] - input_ids.shape[-1]
@@ -166,12 +171,14 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
         """The threshold in force (transformers' re-fit moves it)."""
         return self.assistant_generation_config.assistant_confidence_threshold
 
-    def _catch_up(self, input_ids: torch.LongTensor) -> None:
-        """Feed the assistant the tokens decoded while it sat out (target-only rounds).
+    def _catch_up(self, input_ids: torch.LongTensor) -> bool:
+        """Feed the assistant the tokens decoded while it sat out (target-only rounds); whether it is now current.
 
         transformers expects the assistant's cache to lag the input by the
         round's last tokens only, and its masks to match; after rounds without
         drafting both are stale and transformers would misplace positions.
+        ``False``: it never drafted in this generation, so its first draft
+        forward still carries the prompt's prefill (not a price of a step).
         """
         cache = self.assistant_kwargs.get("past_key_values")
         if cache is None:  # it never drafted in this generation: its masks still describe the prompt
@@ -181,7 +188,7 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
                 ]
             if self.assistant_kwargs.get("attention_mask") is not None:
                 self.assistant_kwargs["attention_mask"] = torch.ones_like(input_ids)
-            return
+            return False
         have, want = cache.get_seq_length(), input_ids.shape[-1] - 2
         if have < want:
             self.assistant_model(
@@ -189,6 +196,7 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
                 past_key_values=cache,
                 use_cache=True,
             )
+        return True
 
     def _prepare_generation_args(self, input_ids: torch.LongTensor, min_new_tokens: int, max_new_tokens: int) -> dict:
         args = super()._prepare_generation_args(input_ids, min_new_tokens, max_new_tokens)
@@ -219,7 +227,7 @@ class PolicyCandidateGenerator(AssistedCandidateGenerator):
             self.policy.observe_timing(
                 RoundTiming(
                     self._drafted,
-                    self._draft_seconds if self._draft_clean and self._drafted else None,
+                    self._draft_seconds - self._catch_up_seconds if self._draft_clean and self._drafted else None,
                     self._drafted + 1,
                     verify_seconds if self._round > 0 else None,  # round 0 verifies the whole prompt
                 )

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from svip.costs import RoundTiming
 from svip.entropy import cross_entropy
-from svip.interfaces import Proposer
+from svip.interfaces import Proposal, Proposer
 from svip.method import Decoded, GenerationRequest, InputError, SpeculativeMethod, clip
 from svip.policies import DraftLengthPolicy
 from svip.results import GenerationResult, RoundStats
@@ -155,7 +155,7 @@ class SpeculativeEngine:
         policy.observe_timing(
             RoundTiming(
                 proposal.draft_forwards,
-                None if draft_behind > 2 else proposal.seconds,
+                _steady_draft_seconds(proposal, draft_behind),
                 proposal.verified_tokens,
                 None if target_prefill else verify_seconds,
             )
@@ -183,6 +183,13 @@ class SpeculativeEngine:
         values = cross_entropy(torch.stack(draft_logits), target_logits[: len(draft_logits)]).tolist()
         self._diagnostic_seconds += time.perf_counter() - start
         return values
+
+
+def _steady_draft_seconds(proposal: Proposal, draft_behind: int) -> float | None:
+    """Seconds of the proposal's draft steps alone, or ``None`` when a prefill or catch-up is mixed in."""
+    if proposal.catch_up_seconds is not None:
+        return proposal.seconds - proposal.catch_up_seconds
+    return None if draft_behind > 2 else proposal.seconds
 
 
 def _leading_chain_nodes(path: list[int], chain_length: int) -> int:
