@@ -18,6 +18,13 @@ the meter; live observations take over where they exist, and the seed is
 rescaled by the live/seed ratio at sizes that have both, so a machine that
 got slower since the seed was taken does not skew the ratios.
 
+Observations also expire after ``horizon`` rounds: a size that stops being
+observed (the draft step, while a cost-aware rule decodes target-only and
+only probes now and then) would otherwise keep a price from an old regime,
+such as a transient slowdown, for the rest of a run. Once a size's recent
+observations are too few, the seed, rescaled by the sizes still observed,
+prices it again.
+
 Framework-free: engines report seconds; nothing here imports a model.
 """
 
@@ -51,12 +58,15 @@ class CostMeter:
 
     MIN_LIVE = 3  # observations of a size before its own median replaces the seed
 
-    def __init__(self, window: int = 32) -> None:
+    def __init__(self, window: int = 32, horizon: int = 128) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        self.window = window
-        self._verify: dict[int, deque[float]] = {}
-        self._draft: deque[float] = deque(maxlen=window)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1 round, got {horizon}")
+        self.window, self.horizon = window, horizon
+        self._rounds = 0  # rounds observed; each observation is stamped with its round
+        self._verify: dict[int, deque[tuple[int, float]]] = {}
+        self._draft: deque[tuple[int, float]] = deque(maxlen=window)
         self._seed_verify: dict[int, float] = {}
         self._seed_draft: float | None = None
 
@@ -74,10 +84,21 @@ class CostMeter:
 
     def observe(self, timing: RoundTiming) -> None:
         """Add one round's clean timings (``None`` entries are skipped)."""
+        self._rounds += 1
         if timing.verify_seconds is not None and timing.verify_tokens >= 1 and timing.verify_seconds > 0:
-            self._verify.setdefault(timing.verify_tokens, deque(maxlen=self.window)).append(timing.verify_seconds)
+            window = self._verify.setdefault(timing.verify_tokens, deque(maxlen=self.window))
+            window.append((self._rounds, timing.verify_seconds))
         if timing.draft_seconds is not None and timing.draft_steps >= 1 and timing.draft_seconds > 0:
-            self._draft.append(timing.draft_seconds / timing.draft_steps)
+            self._draft.append((self._rounds, timing.draft_seconds / timing.draft_steps))
+
+    def _recent(self, window: deque[tuple[int, float]]) -> list[float]:
+        """Seconds observed within the last ``horizon`` rounds."""
+        return [seconds for stamp, seconds in window if self._rounds - stamp < self.horizon]
+
+    @property
+    def draft_observations(self) -> int:
+        """Draft-step timings within the horizon (what ``draft()`` reads before falling back to the seed)."""
+        return len(self._recent(self._draft))
 
     # -- reading ------------------------------------------------------------
     @property
@@ -86,7 +107,8 @@ class CostMeter:
         return bool(self._seed_verify) or any(len(v) >= 1 for v in self._verify.values())
 
     def _live(self) -> dict[int, float]:
-        return {n: statistics.median(v) for n, v in self._verify.items() if len(v) >= self.MIN_LIVE}
+        recent = {n: self._recent(v) for n, v in self._verify.items()}
+        return {n: statistics.median(v) for n, v in recent.items() if len(v) >= self.MIN_LIVE}
 
     def _seed_scale(self, live: dict[int, float]) -> float:
         """Live/seed ratio at sizes that have both (1 when none do)."""
@@ -100,7 +122,7 @@ class CostMeter:
         points = {n: seconds * scale for n, seconds in self._seed_verify.items()}
         points.update(live)
         if not points:  # nothing seeded and nothing steady yet: whatever was seen
-            points = {n: statistics.median(v) for n, v in self._verify.items() if v}
+            points = {n: statistics.median(s for _, s in v) for n, v in self._verify.items() if v}
         return points
 
     def verify(self, n: int) -> float:
@@ -118,11 +140,12 @@ class CostMeter:
 
     def draft(self) -> float:
         """Seconds per draft step: live median, else the (rescaled) seed, else 0 when never seen."""
-        if len(self._draft) >= self.MIN_LIVE:
-            return statistics.median(self._draft)
+        recent = self._recent(self._draft)
+        if len(recent) >= self.MIN_LIVE:
+            return statistics.median(recent)
         if self._seed_draft is not None:
             return self._seed_draft * self._seed_scale(self._live())
-        return statistics.median(self._draft) if self._draft else 0.0
+        return statistics.median(s for _, s in self._draft) if self._draft else 0.0
 
     def round_cost(self, drafted: int, verified: int | None = None) -> float:
         """Seconds of a round that drafts ``drafted`` tokens (0: a target-only step) and verifies ``verified``

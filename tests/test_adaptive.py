@@ -77,6 +77,30 @@ def test_meter_uses_medians_and_skips_unclean_timings():
     assert set(meter.verify_points()) == {1}
 
 
+def test_a_price_nobody_observes_any_more_expires_back_to_the_rescaled_seed():
+    """A slowdown priced the draft at 5x; then only target-only steps run (the rule fell back).
+
+    Without expiry the draft keeps the slowdown's price for good, and a
+    cost-aware rule never drafts again; after ``horizon`` rounds the seed,
+    rescaled by the target steps still observed, prices it again.
+    """
+    meter = CostMeter(horizon=50)
+    meter.seed({"target_step_s": 0.1, "verify_over_step": {"2": 1.2}, "draft_over_step": 0.3})
+    for _ in range(20):  # disturbed: everything 5x slower
+        meter.observe(RoundTiming(1, 0.15, 2, 0.6))
+    assert meter.draft() == pytest.approx(0.15) and meter.verify(2) == pytest.approx(0.6)
+    for _ in range(30):  # the disturbance is over; target-only steps at the seed's speed
+        meter.observe(RoundTiming(0, None, 1, 0.1))
+    assert meter.draft() == pytest.approx(0.15)  # every slow draft step is still within the horizon
+    for _ in range(20):
+        meter.observe(RoundTiming(0, None, 1, 0.1))
+    assert meter.draft_observations == 0
+    assert meter.draft() == pytest.approx(0.03)  # the seed, rescaled by the live step (1x)
+    assert meter.verify(2) == pytest.approx(0.12)
+    with pytest.raises(ValueError, match="horizon"):
+        CostMeter(horizon=0)
+
+
 def test_an_empty_meter_says_so():
     meter = CostMeter()
     assert not meter.known
@@ -283,7 +307,7 @@ def test_a_probe_after_target_only_steps_measures_a_clean_draft_step(engine):
     assert probes, "the run never probed"
     for timing in probes:  # every probe follows target-only steps: the draft was >= 3 tokens behind
         assert timing.draft_steps >= 1 and timing.draft_seconds is not None and timing.draft_seconds > 0
-    assert len(policy.meter._draft) == len(probes)  # each probe priced a draft step
+    assert policy.meter.draft_observations == len(probes)  # each probe priced a draft step
 
 
 @torch.inference_mode()

@@ -140,7 +140,7 @@ def test_adaptive_policy_skips_drafting_inside_transformers_loop_losslessly(pair
     if draft_cost > 1:
         assert not policy.drafting_pays and any(r.drafted == 0 for r in rounds)
     # probes after target-only steps price a draft step too: the catch-up forward is timed apart
-    assert len(policy.meter._draft) == min(priced, policy.meter.window)
+    assert policy.meter.draft_observations == min(priced, policy.meter.window)
     assert policy.meter.verify_points() and policy.first_evidence > 0
 
 
