@@ -416,6 +416,37 @@ def test_server_per_request_svip_fields(smol_gguf, smol_crude_gguf):
 
 
 @pytest.mark.slow
+def test_server_adaptive_rule_defers_a_draft_prompt_the_answer_cannot_repay(smol_gguf, smol_crude_gguf):
+    """svip-adaptive: the draft processes a request's prompt only before a round that drafts, and only if it pays.
+
+    A 1000+-token prompt with a 4-token answer: catching the draft up costs far more than 3 drafted rounds could
+    save, so the target decodes alone and the draft never sees the prompt (before, every request paid the draft's
+    prefill: the loss on Spec-Bench's RAG questions).
+    """
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "-lv", "4")
+    fields = {"speculative.svip_adaptive": True, "speculative.rounds": True}
+    try:
+        short = _tokenize(server, " ".join(PROMPTS * 2))
+        assert len(short) >= 32  # its catch-up prices a caught-up token
+        first = server.completion(**_request(short, **fields, n_predict=5))  # too few rounds to stop drafting
+        rounds = first["timings"]["draft_rounds"]
+        assert all(r["drafted"] > 0 for r in rounds[:-1])  # nothing learned yet: catch up and draft (the last
+        # step may not draft: n_predict leaves it no room)
+        long = _tokenize(server, " ".join(PROMPTS * 40))
+        assert len(long) > 1000
+        once = {"n_predict": 4, "cache_prompt": False}
+        answer = server.completion(**_request(long, **fields, **once))
+        target_only = server.completion(**_request(long, **once, **{"speculative.n_max": 0}))
+        assert answer["tokens"] == target_only["tokens"]
+        assert {r["drafted"] for r in answer["timings"]["draft_rounds"]} == {0}
+    finally:
+        log = server.close()
+    stop, skip, deferred = map(int, re.findall(r"#svip\(stop,skip,defer\) = (\d+) (\d+) (\d+)", log)[-1])
+    assert deferred >= len(long)  # the draft skipped the long prompt instead of processing it
+    assert skip >= 2  # the steps that could have drafted (the last one has no room)
+
+
+@pytest.mark.slow
 def test_server_rejects_bad_svip_fields(smol_gguf):
     server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf)
     try:
