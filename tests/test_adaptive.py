@@ -194,13 +194,32 @@ def test_the_rate_after_an_accepted_token_is_learned_from_judged_tokens_only():
     assert policy.next_token_acceptance() == pytest.approx((3 + 1) / (4 + 2))  # prior 3/4 + 1 of 2 non-first
 
 
+def test_the_rate_after_an_accepted_token_decays_back_to_the_prior_so_it_is_judged_again():
+    """Early rejections of second tokens must not lock the rule out of second tokens for the rest of a run."""
+    policy = seeded()
+    for _ in range(3):  # three second tokens rejected
+        policy._entropies = [0.01, 0.01]
+        policy.observe(2, 1)
+    low = policy.next_token_acceptance()
+    assert low < 0.5
+    assert not policy.continue_drafting(step(0.01))  # 0.9613 * low < 1/1.4 s * 0.3 s: one token a round
+    for _ in range(100):  # one-token rounds judge no second token; the evidence fades
+        policy._entropies = [0.01]
+        policy.observe(1, 1)
+    rejected = sum(0.98**age for age in range(100, 103))  # the three rejections, aged 100-102 rounds
+    assert policy.next_token_acceptance() == pytest.approx(3 / (4 + rejected))  # 0.68, back towards 3/4
+    policy._start_round()
+    assert policy.continue_drafting(step(0.01))  # a second token is drafted (and judged) again
+
+
 def test_a_run_that_earns_more_raises_the_bar():
     policy = seeded()
     for _ in range(10):  # rounds of 4 drafts, all accepted: 5 tokens for 0.8 + 1.4 = 2.2 s
         policy._entropies = []  # (entropies not recorded: P(accept | H) stays the prior; only the rates move)
         policy.observe(4, 4)
     assert policy.throughput() == pytest.approx(5 / 2.2)
-    assert policy.next_token_acceptance() == pytest.approx(33 / 34)
+    evidence = 3 * sum(0.98**age for age in range(10))  # 3 judged, accepted non-first tokens a round, decaying
+    assert policy.next_token_acceptance() == pytest.approx((3 + evidence) / (4 + evidence))  # ~0.968
     assert not policy.continue_drafting(step(1.2))  # 0.567 * 0.971 = 0.55 < 2.27 * 0.3 = 0.68
 
 
