@@ -20,11 +20,19 @@ the fixed threshold by a price comparison:
 - keep drafting while value / price >= the throughput the run reaches (tokens
   per second over recent rounds, never below target-only's ``1/step``): the
   Dinkelbach condition for a ratio objective, so a token is drafted only if
-  it raises tokens per second.
+  it raises tokens per second. The comparison looks up to ``_LOOKAHEAD``
+  tokens ahead (the best value/price of drafting ``j`` more, token ``n + j``
+  accepted with ``P(all so far) * q**j``): where verifying costs less per
+  token the more tokens it scores (llama.cpp's CPU curve: 2 -> 4 tokens cost
+  twice as much per token as 8 -> 16), one more token can cost more than it
+  brings while a few more pay, and a rule looking one token ahead stops at
+  the dear first ones. On a flat or convex curve the first ``j`` is the best
+  and nothing changes.
 
-If even the first draft token does not pay (expected ``1 + a1`` tokens for
-``draft + verify(2)`` seconds below one token per ``verify(1)``, ``a1`` the
-measured acceptance of first tokens), the round budget drops to 0: the engine decodes target-only
+If even the best round does not pay (expected ``1 + a1*(1 + q + ... +
+q**(k-1))`` tokens for ``k*draft + verify(k+1)`` seconds below one token per
+``verify(1)`` for every ``k``, ``a1`` the measured acceptance of first
+tokens, ``q`` that of later ones), the round budget drops to 0: the engine decodes target-only
 and probes with one speculative round after ``probe`` steps, waiting twice as
 long after every probe that does not change the verdict (up to 16x; the
 count runs across prompts, since a probe on a new prompt also pays the
@@ -63,6 +71,7 @@ _FIRST_DECAY = 0.95  # first-token acceptance forgets with a horizon of ~20 roun
 _NEXT_DECAY = 0.98
 _MIN_FIRST_EVIDENCE = 4.0  # judged first tokens before the policy may stop drafting altogether
 _RECENT_ROUNDS = 64
+_LOOKAHEAD = 16  # draft tokens the price comparison looks ahead
 _MAX_BACKOFF = 16
 
 
@@ -127,9 +136,28 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
         return self.first_accepted / self.first_judged
 
     def _drafting_pays(self) -> bool:
+        """Whether some round length beats a target-only step at the measured acceptance and prices."""
         if self.first_evidence < _MIN_FIRST_EVIDENCE:
             return True
-        return (1 + self.first_token_acceptance()) / self.round_cost(1) >= 1 / self.meter.step()
+        target_only = 1 / self.meter.step()
+        tokens, accepted = 1.0, self.first_token_acceptance()
+        for drafted in range(1, min(self.max_draft, _LOOKAHEAD) + 1):
+            tokens += accepted
+            accepted *= self.next_token_acceptance()
+            if tokens / self.round_cost(drafted) >= target_only:
+                return True
+        return False
+
+    def best_rate(self, drafted: int) -> float:
+        """The best expected extra tokens per second of drafting 1 .. ``_LOOKAHEAD`` more tokens after ``drafted``."""
+        verified = self.meter.verify(self.verify_tokens(drafted))
+        best, value, accepted = 0.0, 0.0, self._all_accepted
+        for more in range(1, max(1, min(_LOOKAHEAD, self.max_draft - drafted)) + 1):
+            accepted *= self.next_token_acceptance()
+            value += accepted
+            price = more * self.meter.draft() + self.meter.verify(self.verify_tokens(drafted + more)) - verified
+            best = max(best, value / max(price, 1e-12))
+        return best
 
     def round_cost(self, drafted: int) -> float:
         """Seconds of a round that drafts ``drafted`` tokens (levels, for a tree); 0: a target-only step."""
@@ -159,13 +187,7 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
         self._all_accepted *= self.acceptance(entropy)
         if not self.meter.known:
             return entropy <= self._fallback_entropy
-        drafted = len(self._entropies)
-        value = self._all_accepted * self.next_token_acceptance()
-        marginal_verify = self.meter.verify(self.verify_tokens(drafted + 1)) - self.meter.verify(
-            self.verify_tokens(drafted)
-        )
-        price = self.meter.draft() + marginal_verify
-        return value >= self.throughput() * max(price, 1e-12)
+        return self.best_rate(len(self._entropies)) >= self.throughput()
 
     def observe(self, drafted: int, accepted: int) -> None:
         if drafted == 0:  # a target-only step

@@ -187,6 +187,41 @@ def test_costlier_verification_drafts_fewer_tokens():
     assert all(cheap.continue_drafting(step(0.01, i)) for i in range(30))  # 0.75 * 0.9613^30 = 0.22 >= 0.05
 
 
+# llama.cpp's shape on a CPU: verifying costs less per token the more tokens it scores (2 -> 4: 0.35 s a token,
+# 4 -> 8: 0.05, 8 -> 16: 0.05); a draft step costs 0.1.
+FALLING = {"target_step_s": 1.0, "verify_over_step": {"2": 1.3, "4": 2.0, "8": 2.2, "16": 2.6}, "draft_over_step": 0.1}
+
+
+def test_a_verify_cost_that_falls_per_token_is_looked_past():
+    """One more token can cost more than it brings where a few more pay: the rule must not stop at the dear first ones.
+
+    A one-token look ahead stopped here after one token a round (llama.cpp, HumanEval: svip-adaptive drafted 1-2
+    tokens a round, all accepted, at 1.08x where SVIP drafted 11 at 1.44x).
+    """
+    policy = seeded(FALLING)
+    for _ in range(10):  # rounds of 8 drafts, all accepted: 9 tokens for 0.8 + verify(9) = 0.8 + 2.25 s
+        policy._entropies = []
+        policy.observe(8, 8)
+    assert policy.throughput() == pytest.approx(9 / 3.05)
+    next_token = prior(0.01) * policy.next_token_acceptance()  # 0.947
+    assert next_token / (0.1 + (1.65 - 1.3)) < policy.throughput()  # one more token alone: 2.1 < 2.95 tokens/s
+    decisions = [policy.continue_drafting(step(0.01, i)) for i in range(12)]
+    assert all(decisions)  # 7 more: 0.947 * (1 + ... + 0.985^6) / (0.7 + 2.25 - 1.3) = 3.9 tokens/s
+    assert seeded(FALLING).best_rate(0) == pytest.approx(0.75 / (0.1 + 0.3))  # at the prior the first token is best
+
+
+def test_drafting_pays_if_some_round_length_pays():
+    """A one-token round may lose to target-only where a longer one wins: the fallback must price the best length."""
+    policy = seeded(FALLING)
+    policy.first_evidence = 10.0
+    policy.first_accepted, policy.first_judged = 0.35, 1.0
+    policy.next_accepted, policy.next_judged = 0.95, 1.0
+    assert (1 + 0.35) / policy.round_cost(1) < 1 / policy.meter.step()  # 1.35 tokens for 1.4 s
+    assert policy._drafting_pays()  # 8 drafts: 1 + 0.35 * (1 - 0.95**8) / 0.05 = 3.36 tokens for 3.05 s
+    policy.next_accepted = 0.5
+    assert not policy._drafting_pays()
+
+
 def test_the_rate_after_an_accepted_token_is_learned_from_judged_tokens_only():
     policy = seeded()
     policy._entropies = [0.01] * 6
