@@ -8,7 +8,7 @@ RUN_DIR ?= runs/smollm2-default
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-smol lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-heldout eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes bench-rivals glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
-	llamacpp-models llamacpp-svip llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
+	llamacpp-models llamacpp-svip llamacpp-humaneval llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -291,6 +291,11 @@ llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleave
 	$(SVIP) bench --run-dir $(LLAMACPP_DIR) $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --per-category 1 --shortest \
 		--max-new-tokens 64 --methods svip:h=0.3,gamma=0.15 $(LLAMACPP_METHODS)
 	$(SVIP) report $(LLAMACPP_DIR) --no-paper
+
+llamacpp-humaneval: llamacpp-setup llamacpp-models  ## the same llama.cpp rules on a second question set: EAGLE's HumanEval, 10 shortest, 64 tokens
+	$(SVIP) bench --run-dir runs/llamacpp-humaneval $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --questions eagle-humaneval \
+		--per-category 10 --shortest --max-new-tokens 64 --methods $(LLAMACPP_METHODS)
+	$(SVIP) report runs/llamacpp-humaneval --no-paper
 
 llamacpp-slots: llamacpp-setup llamacpp-models  ## llama-server with 4 slots and 4 concurrent clients: aggregate tok/s and latency per rule
 	$(PYTHON) -m svip.eval.llamacpp_slots --slots 4 --per-category 2 --gguf $(LLAMACPP_GGUF) --out runs/llamacpp-slots.jsonl

@@ -447,6 +447,33 @@ def test_server_adaptive_rule_defers_a_draft_prompt_the_answer_cannot_repay(smol
 
 
 @pytest.mark.slow
+def test_server_adaptive_rule_decides_for_the_batch_of_slots(smol_gguf, smol_crude_gguf):
+    """svip-adaptive with two slots generating at once: the batch tries both of its choices, and nothing changes.
+
+    The slots share one target batch, so the rule scores "the sequences' rules draft" against "no sequence drafts"
+    by the batch's tokens per second. Each choice is tried before the medians decide, so two concurrent requests
+    long enough for six scored iterations see both; either way the text is the target's own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "-np", "2", "-lv", "4")
+    fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "n_predict": 64}
+    try:
+        prompts = [_tokenize(server, p) for p in PROMPTS[:2]]
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda tokens: server.completion(**_request(tokens, **fields)), prompts))
+        for tokens, answer in zip(prompts, answers):
+            target_only = server.completion(**_request(tokens, n_predict=64, **{"speculative.n_max": 0}))
+            assert answer["tokens"] == target_only["tokens"]
+            rounds = answer["timings"]["draft_rounds"]
+            assert sum(r["drafted"] for r in rounds) == answer["timings"].get("draft_n", 0)
+    finally:
+        log = server.close()
+    drafted, held = map(int, re.findall(r"#svip-batch\(draft,none\) = (\d+) (\d+)", log)[-1])
+    assert drafted >= 3 and held >= 3  # both choices measured while the two requests ran together
+
+
+@pytest.mark.slow
 def test_server_rejects_bad_svip_fields(smol_gguf):
     server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf)
     try:
