@@ -150,12 +150,13 @@ class AdaptiveSvipPolicy(DraftLengthPolicy):
 
     def best_rate(self, drafted: int) -> float:
         """The best expected extra tokens per second of drafting 1 .. ``_LOOKAHEAD`` more tokens after ``drafted``."""
-        verified = self.meter.verify(self.verify_tokens(drafted))
+        verify, draft, rate = self.meter.verify_curve(), self.meter.draft(), self.next_token_acceptance()
+        verified = verify(self.verify_tokens(drafted))
         best, value, accepted = 0.0, 0.0, self._all_accepted
         for more in range(1, max(1, min(_LOOKAHEAD, self.max_draft - drafted)) + 1):
-            accepted *= self.next_token_acceptance()
+            accepted *= rate
             value += accepted
-            price = more * self.meter.draft() + self.meter.verify(self.verify_tokens(drafted + more)) - verified
+            price = more * draft + verify(self.verify_tokens(drafted + more)) - verified
             best = max(best, value / max(price, 1e-12))
         return best
 

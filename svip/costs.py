@@ -33,7 +33,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 __all__ = ["CostMeter", "RoundTiming"]
 
@@ -127,12 +127,24 @@ class CostMeter:
 
     def verify(self, n: int) -> float:
         """Seconds of a target forward over ``n`` new tokens."""
-        if n < 1:
-            raise ValueError(f"a verify forward scores at least one token, got {n}")
+        _check_scored(n)
+        return _interpolate(self._priced_points(), n)
+
+    def verify_curve(self) -> Callable[[int], float]:
+        """``verify`` with the points read once: a decision that prices many sizes medians the windows only once."""
+        points = self._priced_points()
+
+        def verify(n: int) -> float:
+            _check_scored(n)
+            return _interpolate(points, n)
+
+        return verify
+
+    def _priced_points(self) -> dict[int, float]:
         points = self.verify_points()
         if not points:
             raise ValueError("the cost meter has no verify timings yet: seed it with a measured curve")
-        return _interpolate(points, n)
+        return points
 
     def step(self) -> float:
         """Seconds of a target-only step (= ``verify(1)``)."""
@@ -160,6 +172,11 @@ class CostMeter:
             "verify_over_step": {str(n): self.verify(n) / step for n in sizes},
             "draft_over_step": self.draft() / step,
         }
+
+
+def _check_scored(n: int) -> None:
+    if n < 1:
+        raise ValueError(f"a verify forward scores at least one token, got {n}")
 
 
 def _interpolate(points: Mapping[int, float], n: int) -> float:
