@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from svip.grammar import expand_grid
 
-from .metrics import AVERAGE, TARGET_ONLY, draft_summary, methods_in_order, speedups
+from .metrics import AVERAGE, TARGET_ONLY, baseline_of, draft_summary, methods_in_order, speedups
 
 __all__ = ["expand_grid", "ablation_table"]
 
@@ -26,8 +26,10 @@ def ablation_table(records: list[dict]) -> str:
     """Per policy family with several settings: Avg. speedup, acceptance, tokens/round; best marked ``*``."""
     table = speedups(records)
     families: dict[str, list[str]] = defaultdict(list)
-    for method in methods_in_order(records):
-        if method != TARGET_ONLY and AVERAGE in table.get(method, {}):
+    ordered = methods_in_order(records)
+    references = {TARGET_ONLY} | {baseline_of(m) for m in ordered}  # an engine's target-only is no setting
+    for method in ordered:
+        if method not in references and AVERAGE in table.get(method, {}):
             families[_family_and_params(method)[0]].append(method)
     lines = []
     for family, methods in families.items():

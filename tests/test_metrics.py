@@ -165,3 +165,20 @@ def test_engine_table_prices_each_engine_against_its_own_target_only():
     row = next(line for line in table.splitlines() if line.startswith(svip))
     assert row.split()[1:] == ["llamacpp", "40.0", "1.25x", "2.50x", "1.25x", "1.0000"]
     assert engine_table([record("target-only", 1.0), record("svip", 0.5)]) is None  # one engine: no such table
+
+
+def test_an_engines_own_target_only_is_no_baseline_setting():
+    """llama.cpp target-only 2x torch's, k=3 1.2x and svip 1.5x over it: svip is +25% over k=3, not -25% over the
+    engine's 2.0x (a speed over another engine), and the settings list leaves the engine's target-only out."""
+    from svip.eval.ablation import ablation_table
+
+    def record(method, seconds):
+        row = {"question_id": 1, "group": "qa", "method": method, "new_tokens": 12, "wall_time": seconds}
+        return {**row, "drafted": [], "accepted": [], "token_match": 1.0}
+
+    svip, fixed = "llamacpp+svip:h=0.3,gamma=0.15,max=40", "llamacpp:draft=q4_0+constant:k=3"
+    records = [record("target-only", 1.2), record("llamacpp", 0.6), record(fixed, 0.5), record(svip, 0.4)]
+    line = next(line for line in speedup_table(records).splitlines() if line.startswith(svip))
+    assert line.endswith("(+25.0% vs best baseline)")
+    listed = ablation_table(records + [record("llamacpp:draft=q4_0+svip:h=0.3,gamma=0.15,max=40", 0.45)])
+    assert "llamacpp: 2 settings" in listed and "  * llamacpp " not in listed and "\n    llamacpp " not in listed
