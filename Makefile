@@ -8,7 +8,7 @@ RUN_DIR ?= runs/smollm2-default
 .PHONY: help install models models-default run smoke bench report tables test test-fast lint lossless-smol lossless-qwen baseline \
 	bench-qwen bench-cascade ablation bench-lengths eagle-setup eagle-head eagle-head-qwen eagle3-head-qwen eagle-vocab-entropy eagle2-svip eagle-vanilla-qwen eagle-heldout eagle-report \
 	calibrate trace-qwen bench-adaptive simulate-qwen bench-adaptive-regimes bench-rivals glide-setup glide-venv glide-svip bench-cape glide-draft glide-draft-deep glide-draft-diverse bench-glide llamacpp-setup \
-	llamacpp-models llamacpp-svip llamacpp-humaneval llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
+	llamacpp-models llamacpp-svip llamacpp-cheap-draft llamacpp-humaneval llamacpp-slots vllm-setup vllm-svip vllm-batch vllm-lossless
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -278,8 +278,9 @@ LLAMACPP_JOBS ?= 2
 llamacpp-setup:  ## unpack llama.cpp at the pin (LLAMACPP_SDIST=... for a local sdist), apply patches/llamacpp-svip.patch, build llama-server & co. into third_party/llama.cpp/build
 	$(PYTHON) -m svip.adapters.llamacpp.upstream $(if $(LLAMACPP_SDIST),--sdist $(LLAMACPP_SDIST)) --jobs $(LLAMACPP_JOBS)
 
-llamacpp-models: models  ## GGUF of the Qwen pair (bf16 and Q8_0) made by the pinned converter, SHA256 recorded ($SVIP_HOME/gguf)
+llamacpp-models: models  ## GGUF of the Qwen pair (bf16 and Q8_0) made by the pinned converter, and the 0.5B draft in Q4_0 (llama-quantize), SHA256 recorded ($SVIP_HOME/gguf)
 	$(PYTHON) -m svip.adapters.llamacpp.gguf qwen2.5-coder-1.5b qwen2.5-coder-0.5b --outtype bf16 --outtype q8_0
+	$(PYTHON) -m svip.adapters.llamacpp.gguf qwen2.5-coder-0.5b --outtype q4_0
 
 LLAMACPP_DIR ?= runs/llamacpp-qwen
 LLAMACPP_GGUF ?= bf16
@@ -291,6 +292,15 @@ llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleave
 	$(SVIP) bench --run-dir $(LLAMACPP_DIR) $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --per-category 1 --shortest \
 		--max-new-tokens 64 --methods svip:h=0.3,gamma=0.15 $(LLAMACPP_METHODS)
 	$(SVIP) report $(LLAMACPP_DIR) --no-paper
+
+# issue 28 goal (c): the same bf16 target with a cheaper draft (the 0.5B in Q8_0 and Q4_0; the target verifies every token)
+LLAMACPP_CHEAP_METHODS := llamacpp 'llamacpp+svip' 'llamacpp:draft=q8_0|q4_0+svip' 'llamacpp:draft=q4_0+svip-adaptive' \
+	'llamacpp:draft=q4_0+constant:k=3|5' 'llamacpp:draft=q4_0+confidence:p_min=0.5,max=8'
+
+llamacpp-cheap-draft: llamacpp-setup llamacpp-models  ## goal (c): bf16 target, draft in bf16/Q8_0/Q4_0, Spec-Bench 2/category, 64 tokens
+	$(SVIP) bench --run-dir runs/llamacpp-cheap-draft $(QWEN) --llamacpp-gguf bf16 --per-category 2 --shortest \
+		--max-new-tokens 64 --methods $(LLAMACPP_CHEAP_METHODS)
+	$(SVIP) report runs/llamacpp-cheap-draft --no-paper
 
 llamacpp-humaneval: llamacpp-setup llamacpp-models  ## the same llama.cpp rules on a second question set: EAGLE's HumanEval, 10 shortest, 64 tokens
 	$(SVIP) bench --run-dir runs/llamacpp-humaneval $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --questions eagle-humaneval \

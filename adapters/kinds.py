@@ -61,6 +61,7 @@ class ModelSet:
     request: ModelRequest | None = None  # what was asked for (names, dtype, device): a kind loading more reads it
     loaded_by: str | None = None  # the kind whose load_models made this set: its methods (and target-only) only
     target_only: Callable[[], SpeculativeMethod] | None = None  # how such a set decodes target-only
+    methods: tuple[MethodSpec, ...] = ()  # the run's methods, parsed: a kind measuring its costs prices what they name
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def shared(self, key: str, factory: Callable[[], Any]) -> Any:

@@ -92,6 +92,8 @@ def describe_curve(curve: dict, label: str = "cost curve") -> str:
     """One line: the target step, verify(k)/step and the draft's step/target step."""
     verify = " ".join(f"{k}:{v:.2f}" for k, v in curve.get("verify_over_step", {}).items())
     draft = f"; draft step/target step {curve['draft_over_step']:.2f}" if "draft_over_step" in curve else ""
+    for gguf, ratio in (curve.get("draft_over_step_by_gguf") or {}).items():
+        draft += f", {gguf} draft {ratio:.2f}"
     return f"{label}: target step {1000 * curve['target_step_s']:.1f} ms; verify(k)/step {verify}{draft}"
 
 

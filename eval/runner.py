@@ -276,6 +276,7 @@ def _cost_curves(methods: list[Method], models: ModelSet, prompt: list[int]) -> 
     """Each kind's measured costs, once per run: ``cost_curve`` is the curve of whoever decodes target-only
     (the kind that loaded the models, else the target-only kind: the vanilla engine's), ``cost_curves`` the others'."""
     primary = registry.kinds()[models.loaded_by] if models.loaded_by else registry.kind_of(TARGET_ONLY)
+    models.methods = tuple(method.spec for method in methods)
     found: dict = {}
     if primary.cost_curve is not None:
         found["cost_curve"] = _watched(primary.cost_curve, models, prompt)

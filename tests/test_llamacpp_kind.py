@@ -90,3 +90,42 @@ def test_bench_with_llamacpp_methods_resumes_after_the_server_dies(
     environment = json.loads((run / "environment.json").read_text())
     curve = environment["cost_curves"]["llamacpp"]
     assert curve["engine"] == "llama.cpp" and curve["verify_over_step"]["8"] == pytest.approx(1.8 / 1.1)
+
+
+@pytest.mark.slow
+def test_each_draft_type_gets_its_server_and_its_measured_step(
+    tmp_path, monkeypatch, fake_llamacpp, smol_target, smol_tokenizer
+):
+    """``llamacpp:draft=q4_0+svip`` beside ``llamacpp+svip``: two speculative servers (one per draft file), both
+    compared with the one target-only, and the cost curve prices the second draft too."""
+    from svip.adapters.llamacpp import kind
+
+    drafts: list[str] = []
+    cheap = tmp_path / "draft-q4_0.gguf"
+    cheap.write_bytes(b"GGUF")
+
+    def weights(models, role, gguf):
+        if role == "draft":
+            drafts.append(gguf)
+            return cheap if gguf == "q4_0" else Path(fake_llamacpp["llamacpp_draft"])
+        return Path(fake_llamacpp["llamacpp_target"])
+
+    monkeypatch.setattr(kind, "_weights", weights)
+    options = {**fake_llamacpp, "llamacpp_gguf": "bf16"}
+    config = BenchConfig(
+        per_category=1, shortest=True, max_new_tokens=4, methods=["llamacpp+svip", "llamacpp:draft=q4_0+svip"],
+        options=options,
+    )  # fmt: skip
+    run = tmp_path / "run"
+    run_bench(config, run, progress=False, models=(smol_target, None, smol_tokenizer))
+    records = read_records(run / "results.jsonl")
+    cheap_text = "llamacpp:draft=q4_0+svip:h=0.3,gamma=0.15,max=40"
+    assert {r["method"] for r in records} == {"target-only", "llamacpp", "llamacpp+svip:h=0.3,gamma=0.15,max=40", cheap_text}
+    assert all(r["token_match"] == 1.0 for r in records if r["method"] == cheap_text)
+    assert {"bf16", "q4_0"} <= set(drafts)  # a server (and a bench) for each draft
+    curve = json.loads((run / "environment.json").read_text())["cost_curves"]["llamacpp"]
+    assert set(curve["draft_over_step_by_gguf"]) == {"q4_0"}
+    assert curve["draft_over_step_by_gguf"]["q4_0"] == pytest.approx(1.0)  # the fake bench: same seconds per file
+    from svip.eval.machine import describe_curve
+
+    assert "q4_0 draft 1.00" in describe_curve(curve)  # the report names each draft's price

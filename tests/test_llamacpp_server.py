@@ -68,9 +68,22 @@ def test_method_strings_and_request_fields():
     assert adaptive.request_fields()["speculative.svip_adaptive"] is True
 
 
+def test_a_cheaper_draft_is_a_parameter_of_the_method():
+    cheap = _spec("llamacpp:draft=Q4_0+svip")
+    assert cheap.text == "llamacpp:draft=q4_0+svip:h=0.3,gamma=0.15,max=40" and cheap.draft_gguf == "q4_0"
+    assert _spec(cheap.text) == cheap  # the canonical text parses back to the same method
+    assert cheap.request_fields() == _spec("llamacpp+svip").request_fields()  # same rule, other weights
+    assert _spec("llamacpp+svip").draft_gguf is None
+
+
 @pytest.mark.parametrize(
     "text, message",
-    [("llamacpp+heuristic", "no llama.cpp implementation"), ("llamacpp:n=3+svip", "no parameters")],
+    [
+        ("llamacpp+heuristic", "no llama.cpp implementation"),
+        ("llamacpp:n=3+svip", "only draft=TYPE"),
+        ("llamacpp:draft=q3_k+svip", "draft must be one of"),
+        ("llamacpp:draft=q4_0", "needs a rule"),
+    ],
 )
 def test_bad_method_strings_are_refused(text, message):
     with pytest.raises(MethodSpecError, match=message):

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["SIZES", "bench_command", "cost_curve_from", "measure_cost_curve"]
+__all__ = ["SIZES", "bench_command", "cost_curve_from", "draft_step_over", "measure_cost_curve"]
 
 SIZES = (1, 2, 4, 8, 16)
 
@@ -84,3 +84,8 @@ def measure_cost_curve(
     spread = statistics.median(2 * relative for _, relative in measured.values())
     target_curve = {k: seconds for k, (seconds, _) in measured.items()}
     return cost_curve_from(target_curve, draft_step, depth=depth, repeats=repeats, spread=spread)
+
+
+def draft_step_over(binary: Path, draft: Path, target_step_s: float, **common) -> float:
+    """One step of another draft (a 4-bit file of the same model, say) over the target's step."""
+    return _seconds_per_forward(binary, draft, (1,), **common)[1][0] / target_step_s

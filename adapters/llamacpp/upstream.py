@@ -60,7 +60,7 @@ LLAMACPP = Upstream(
     repo_variable="LLAMACPP_SDIST",
     make_target="llamacpp-setup",
 )
-TARGETS = ("llama-server", "llama-speculative-simple", "llama-bench", "llama-completion")
+TARGETS = ("llama-server", "llama-speculative-simple", "llama-bench", "llama-completion", "llama-quantize")
 CMAKE_FLAGS = (
     "-G",
     "Ninja",
