@@ -56,9 +56,12 @@ def _loop(method: str) -> str:
     SVIP is compared with baselines of its own kind only: a cascade is
     another drafter, not a draft-length baseline, so ``cascade:...+svip``
     is compared with plain ``cascade:...`` settings and plain ``svip`` with
-    plain policies.
+    plain policies. A kind's ``draft=`` parameter (``llamacpp:draft=q4_0``)
+    names another draft's weights, so it is another drafter too.
     """
-    return method_kind(method)
+    spec = parse_method(method)
+    draft = spec.params.get("draft")
+    return spec.kind + (f":draft={draft}" if draft else "")
 
 
 def _stop_rule(method: str) -> str | None:

@@ -168,8 +168,9 @@ def test_engine_table_prices_each_engine_against_its_own_target_only():
 
 
 def test_an_engines_own_target_only_is_no_baseline_setting():
-    """llama.cpp target-only 2x torch's, k=3 1.2x and svip 1.5x over it: svip is +25% over k=3, not -25% over the
-    engine's 2.0x (a speed over another engine), and the settings list leaves the engine's target-only out."""
+    """llama.cpp target-only 2x torch's; over it, k=2 (bf16 draft) 1.09x, svip 1.5x, k=3 and svip with a Q4_0 draft
+    1.2x and 2.0x: each svip is priced against the fixed rule with its own draft, never against the engine's 2.0x
+    over torch (a speed over another engine); the settings list leaves the engine's target-only out."""
     from svip.eval.ablation import ablation_table
 
     def record(method, seconds):
@@ -178,7 +179,10 @@ def test_an_engines_own_target_only_is_no_baseline_setting():
 
     svip, fixed = "llamacpp+svip:h=0.3,gamma=0.15,max=40", "llamacpp:draft=q4_0+constant:k=3"
     records = [record("target-only", 1.2), record("llamacpp", 0.6), record(fixed, 0.5), record(svip, 0.4)]
-    line = next(line for line in speedup_table(records).splitlines() if line.startswith(svip))
-    assert line.endswith("(+25.0% vs best baseline)")
+    cheap = "llamacpp:draft=q4_0+svip:h=0.3,gamma=0.15,max=40"
+    table = speedup_table(records + [record("llamacpp+constant:k=2", 0.55), record(cheap, 0.3)]).splitlines()
+    line = next(line for line in table if line.startswith(svip))
+    assert line.endswith("(+37.5% vs best baseline)")  # over k=2's 1.09x: the fixed rule with the same draft
+    assert next(line for line in table if line.startswith(cheap)).endswith("(+66.7% vs best baseline)")  # over k=3
     listed = ablation_table(records + [record("llamacpp:draft=q4_0+svip:h=0.3,gamma=0.15,max=40", 0.45)])
     assert "llamacpp: 2 settings" in listed and "  * llamacpp " not in listed and "\n    llamacpp " not in listed
