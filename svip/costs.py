@@ -180,15 +180,20 @@ def _check_scored(n: int) -> None:
 
 
 def _interpolate(points: Mapping[int, float], n: int) -> float:
-    """Piecewise-linear through ``points``; linear extrapolation with the nearest two, flat with one."""
+    """Piecewise-linear through ``points``; above the largest size, linear with the last two; below the smallest,
+    flat at its price.
+
+    Never a line down through the first two sizes: a meter that has timed only drafting rounds (sizes 2 and 3, the
+    first of them slow while the weights page in) would price a target step near zero, every draft would look
+    dear, and a rule that then stops drafting never times a drafting round again (llama.cpp's port met exactly
+    this after a cold start).
+    """
     sizes = sorted(points)
     if n in points:
         return points[n]
-    if len(sizes) == 1:
+    if len(sizes) == 1 or n < sizes[0]:
         return points[sizes[0]]
-    if n < sizes[0]:
-        left, right = sizes[0], sizes[1]
-    elif n > sizes[-1]:
+    if n > sizes[-1]:
         left, right = sizes[-2], sizes[-1]
     else:
         right = next(s for s in sizes if s > n)

@@ -54,6 +54,18 @@ def test_meter_interpolates_and_extrapolates_a_seeded_curve():
     assert meter.round_cost(3) == pytest.approx(3 * 0.03 + 0.16)
 
 
+def test_a_target_step_is_never_priced_below_the_smallest_verify_timed():
+    """Only drafting rounds timed (verify of 2 and 3 tokens, the first slow): a line through them would put a target
+    step at 0.02 s, five times under the 0.10 s one costs; the meter holds the smallest size's price instead."""
+    meter = CostMeter()
+    for seconds in (0.10, 0.10, 0.10):
+        meter.observe(RoundTiming(1, None, 2, seconds))
+    for seconds in (0.18, 0.18, 0.18):
+        meter.observe(RoundTiming(2, None, 3, seconds))
+    assert meter.step() == pytest.approx(0.10)
+    assert meter.verify(4) == pytest.approx(0.26)  # above the largest size: the line of the last two, as before
+
+
 def test_live_timings_replace_the_seed_and_rescale_the_rest():
     meter = CostMeter()
     meter.seed({"target_step_s": 0.1, "verify_over_step": {"2": 1.2, "4": 1.6}, "draft_over_step": 0.3})
