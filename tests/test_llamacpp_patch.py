@@ -447,6 +447,31 @@ def test_server_adaptive_rule_defers_a_draft_prompt_the_answer_cannot_repay(smol
 
 
 @pytest.mark.slow
+def test_server_window_bounds_what_the_draft_reads_and_changes_no_token(smol_gguf, smol_crude_gguf):
+    """``--spec-draft-window 64``: on a 1000+-token prompt the draft reads only the last 64 tokens, then drafts.
+
+    The draft's prompt processing is what a long prompt with a short answer cannot repay (Spec-Bench's RAG);
+    with a window it costs at most 64 draft tokens. The target verifies every token, so the answer is its own,
+    for the fixed SVIP stop and for the cost-aware rule alike.
+    """
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "--spec-draft-window", "64", "-lv", "5")
+    once = {"n_predict": 16, "cache_prompt": False}
+    try:
+        long = _tokenize(server, " ".join(PROMPTS * 40))
+        assert len(long) > 1000
+        target_only = server.completion(**_request(long, **once, **{"speculative.n_max": 0}))
+        for rule in ({"speculative.svip_h": 0.3}, {"speculative.svip_adaptive": True}):
+            answer = server.completion(**_request(long, **once, **rule, **{"speculative.rounds": True}))
+            assert answer["tokens"] == target_only["tokens"]
+            assert sum(r["drafted"] for r in answer["timings"]["draft_rounds"]) > 0  # the windowed draft drafts
+    finally:
+        log = server.close()
+    assert len(re.findall(r"seq_id 0, the draft reads the last 64 tokens only", log)) >= 2  # once per rule
+    deferred = int(re.findall(r"#svip\(stop,skip,defer\) = \d+ \d+ (\d+)", log)[-1])
+    assert deferred >= 3 * len(long)  # no request's prompt went through the draft whole
+
+
+@pytest.mark.slow
 def test_server_adaptive_rule_decides_for_the_batch_of_slots(smol_gguf, smol_crude_gguf):
     """svip-adaptive with two slots generating at once: the batch tries both of its choices, and nothing changes.
 

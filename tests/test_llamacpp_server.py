@@ -74,6 +74,9 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
     assert _spec(cheap.text) == cheap  # the canonical text parses back to the same method
     assert cheap.request_fields() == _spec("llamacpp+svip").request_fields()  # same rule, other weights
     assert _spec("llamacpp+svip").draft_gguf is None
+    windowed = _spec("llamacpp:window=256,draft=q4_0+svip-adaptive")
+    assert windowed.text.startswith("llamacpp:draft=q4_0,window=256+svip-adaptive:") and windowed.window == 256
+    assert _spec(windowed.text) == windowed and _spec("llamacpp+svip").window == 0
 
 
 @pytest.mark.parametrize(
@@ -83,6 +86,8 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
         ("llamacpp:n=3+svip", "only draft=TYPE"),
         ("llamacpp:draft=q3_k+svip", "draft must be one of"),
         ("llamacpp:draft=q4_0", "needs a rule"),
+        ("llamacpp:window=0+svip", "window must be"),
+        ("llamacpp:window=1e3+svip", "window must be"),
     ],
 )
 def test_bad_method_strings_are_refused(text, message):

@@ -83,11 +83,11 @@ def _threads() -> int:
     return torch.get_num_threads()  # the torch engine's threads: both engines get the same cores
 
 
-def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None = None) -> LlamaServer:
+def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None = None, window: int = 0) -> LlamaServer:
     """The run's server for (weights, role), started on first use and closed with the models.
 
-    One speculative server per draft type (``llamacpp:draft=q4_0+...``): a
-    server loads one draft, and its rule is chosen per request.
+    One speculative server per draft type and window (``llamacpp:draft=q4_0,window=256+...``): a
+    server loads one draft and reads prompts one way, and its rule is chosen per request.
     """
     draft_gguf = draft_gguf or gguf
 
@@ -98,14 +98,14 @@ def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None 
             draft=_weights(models, "draft", draft_gguf) if drafts else None,
             threads=_threads(),
             ctx_size=CONTEXT,
-            extra_args=repack_args(gguf),
+            extra_args=repack_args(gguf) + (("--spec-draft-window", str(window)) if window else ()),
         )
         try:
             return LlamaServer(config).start()
         except LlamaServerError as error:
             raise InputError(str(error)) from None
 
-    role = f"speculative:{draft_gguf}" if drafts else "target-only"
+    role = f"speculative:{draft_gguf}:{window}" if drafts else "target-only"
     return models.shared(f"llamacpp-server:{gguf}:{role}", start)
 
 
@@ -115,7 +115,7 @@ def _canonical(spec: MethodSpec) -> str:
 
 def _build(spec: MethodSpec, models: ModelSet) -> LlamaCppMethod:
     method = LlamaCppSpec.from_spec(spec)
-    running = server(models, _gguf_type(models), drafts=method.drafts, draft_gguf=method.draft_gguf)
+    running = server(models, _gguf_type(models), drafts=method.drafts, draft_gguf=method.draft_gguf, window=method.window)
     return LlamaCppMethod(running, method, models.sampling, CONTEXT)
 
 

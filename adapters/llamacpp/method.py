@@ -10,6 +10,7 @@ method here is only the request fields that select the rule, per request:
 ``llamacpp+svip[:h=..,gamma=..]``      the patch's entropy stop (full-vocabulary H, the crossing token kept)
 ``llamacpp+svip-adaptive``             the patch's cost-aware rule (llama.cpp measures its own costs)
 ``llamacpp:draft=q4_0+svip``           the same rule with the draft's weights at another GGUF type (a cheaper draft)
+``llamacpp:window=256+svip``           the draft reads only a prompt's last 256 tokens (``--spec-draft-window``)
 =====================================  ==========================================================
 
 The weights' type is the run's (``--llamacpp-gguf``, default from ``--dtype``:
@@ -43,24 +44,36 @@ class LlamaCppSpec:
 
     policy: str | None = None
     draft_gguf: str | None = None  # None: the run's --llamacpp-gguf
+    window: int = 0  # the draft reads at most this many of a prompt's last tokens (0: all of it)
 
     @classmethod
     def from_spec(cls, spec: MethodSpec) -> "LlamaCppSpec":
         from .gguf import OUTTYPES
 
-        unknown = sorted(set(spec.params) - {"draft"})
+        unknown = sorted(set(spec.params) - {"draft", "window"})
         if unknown:
             raise MethodSpecError(
-                f"llamacpp takes only draft=TYPE (the draft's GGUF type), got {', '.join(unknown)}; the target's type "
-                "is --llamacpp-gguf, the rule's parameters go in the policy"
+                f"llamacpp takes only draft=TYPE (the draft's GGUF type) and window=N (the draft reads a prompt's "
+                f"last N tokens), got {', '.join(unknown)}; the target's type is --llamacpp-gguf, the rule's "
+                "parameters go in the policy"
+            )
+        if spec.params and not spec.policy:
+            raise MethodSpecError(
+                "llamacpp:draft=... and window=... set up the draft, so the method needs a rule: llamacpp:draft=q4_0+svip"
             )
         draft_gguf = spec.params.get("draft")
         if draft_gguf is not None:
             draft_gguf = draft_gguf.lower()
             if draft_gguf not in OUTTYPES:
                 raise MethodSpecError(f"llamacpp: draft must be one of {', '.join(OUTTYPES)}, got {draft_gguf!r}")
-            if not spec.policy:
-                raise MethodSpecError("llamacpp:draft=... names a draft, so it needs a rule: llamacpp:draft=q4_0+svip")
+        window = 0
+        if "window" in spec.params:
+            try:
+                window = int(spec.params["window"])
+            except ValueError:
+                window = -1
+            if window < 1:
+                raise MethodSpecError(f"llamacpp: window must be a whole number of tokens >= 1, got {spec.params['window']!r}")
         policy = None
         if spec.policy:
             built = make_policy(spec.policy)
@@ -71,11 +84,12 @@ class LlamaCppSpec:
             if getattr(built, "refit", 0):
                 raise MethodSpecError("llama.cpp's p_min rule has no ROC re-fit; use llamacpp+confidence:p_min=...")
             policy = built.spec
-        return cls(policy, draft_gguf)
+        return cls(policy, draft_gguf, window)
 
     @property
     def text(self) -> str:
-        kind = LLAMACPP + (f":draft={self.draft_gguf}" if self.draft_gguf else "")
+        params = ([f"draft={self.draft_gguf}"] if self.draft_gguf else []) + ([f"window={self.window}"] if self.window else [])
+        kind = LLAMACPP + (":" + ",".join(params) if params else "")
         return kind + (f"+{self.policy}" if self.policy else "")
 
     @property
