@@ -21,11 +21,13 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable
 
 from svip.adapters.llamacpp.costs import measure_cost_curve
 from svip.adapters.llamacpp.gguf import gguf_for
-from svip.adapters.llamacpp.kind import CONTEXT, repack_args
+from svip.adapters.llamacpp.kind import CONTEXT, repack_args, window_args
 from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import LlamaServer, ServerConfig
 from svip.adapters.llamacpp.upstream import build_dir
@@ -85,6 +87,23 @@ def _summary(rows: list[dict], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def _server_for(stack: ExitStack, config: ServerConfig, draft: str, gguf: str) -> Callable[[LlamaCppSpec], LlamaServer]:
+    """Started on first use, one per role: the target-only server, and a speculative one per (draft type, window)
+    the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them."""
+    servers: dict[tuple[str, int] | None, LlamaServer] = {}
+
+    def server_for(spec: LlamaCppSpec) -> LlamaServer:
+        key = (spec.draft_gguf or gguf, spec.window) if spec.drafts else None
+        if key not in servers:
+            role = config if key is None else ServerConfig(
+                **{**config.__dict__, "draft": gguf_for(draft, key[0]), "extra_args": config.extra_args + window_args(key[1])}
+            )  # fmt: skip
+            servers[key] = stack.enter_context(LlamaServer(role))
+        return servers[key]
+
+    return server_for
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="qwen2.5-coder-1.5b")
@@ -102,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write every pass's rows as JSON lines here")
     args = parser.parse_args(argv)
     clients = args.clients or args.slots
-    for method in args.methods:  # fail on a bad method before starting anything
-        LlamaCppSpec.from_spec(parse_method(method))
+    specs = {method: LlamaCppSpec.from_spec(parse_method(method)) for method in args.methods}  # fail before starting
     tokenizer = load_tokenizer(args.target)
     questions = per_category(load_questions(args.questions), args.per_category)
     prompts = [encode_prompt(tokenizer, q.turns[0]) for q in questions]
@@ -114,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     curve = measure_cost_curve(binary.with_name("llama-bench"), target, draft, threads=args.threads, repack=not extra)
     print(f"[slots] llama.cpp {describe(machine_info(), curve)}")
     rows: list[dict] = []
-    with LlamaServer(ServerConfig(**common)) as plain, LlamaServer(ServerConfig(**common, draft=draft)) as spec:
+    with ExitStack() as stack:
+        server_for = _server_for(stack, ServerConfig(**common), args.draft, args.gguf)
         print(f"[slots] {len(prompts)} prompts, {args.slots} slots, {clients} clients, {args.gguf} GGUF")
         for _ in range(args.repeats):
             for method in args.methods:
-                server = spec if LlamaCppSpec.from_spec(parse_method(method)).drafts else plain
+                server = server_for(specs[method])  # started before the clock of its first pass starts
                 row = run_method(server, method, prompts, clients, args.max_new_tokens)
                 rows.append(row)
                 print(f"[slots] {method}: {row['tokens'] / row['seconds']:.2f} tok/s", file=sys.stderr)

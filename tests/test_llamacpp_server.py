@@ -209,3 +209,28 @@ def test_q8_0_servers_skip_the_amx_repack_only_where_it_crashes(monkeypatch, tmp
     assert kind.repack_args("q8_0") == ("--no-repack",) and kind.repack_args("bf16") == ()
     cpuinfo.write_text("flags\t\t: fpu avx2 fma\n")
     assert kind.repack_args("q8_0") == ()
+
+
+def test_slots_start_one_server_per_draft_type_and_window(fake_binary, model, tmp_path, monkeypatch):
+    """``llamacpp_slots`` with ``llamacpp:draft=q4_0,window=256+svip`` beside ``llamacpp+svip``: each runs on a server
+    loading its own draft with its own flags (before, every speculative method shared one bf16-draft server)."""
+    from contextlib import ExitStack
+
+    from svip.eval import llamacpp_slots
+
+    drafts = {"bf16": tmp_path / "draft-bf16.gguf", "q4_0": tmp_path / "draft-q4_0.gguf"}
+    for path in drafts.values():
+        path.write_bytes(b"GGUF")
+    monkeypatch.setattr(llamacpp_slots, "gguf_for", lambda name, gguf: drafts[gguf])
+    specs = [_spec(text) for text in ("llamacpp", "llamacpp+svip", "llamacpp:draft=q4_0,window=256+svip", "llamacpp+constant:k=2")]
+    with ExitStack() as stack:
+        server_for = llamacpp_slots._server_for(stack, _config(fake_binary, model, tmp_path), "some-draft", "bf16")
+        plain, bf16, cheap, bf16_again = (server_for(spec) for spec in specs)
+        assert bf16 is bf16_again and len({id(plain), id(bf16), id(cheap)}) == 3
+        assert plain.config.draft is None
+        assert (bf16.config.draft, cheap.config.draft) == (drafts["bf16"], drafts["q4_0"])
+        assert "--spec-draft-window" not in bf16.config.command(1)
+        assert cheap.config.command(1)[-2:] == ["--spec-draft-window", "256"]
+        running = [server.process for server in (plain, bf16, cheap)]
+        assert all(process.poll() is None for process in running)
+    assert all(process.poll() is not None for process in running)  # the stack stopped every one

@@ -77,6 +77,11 @@ def repack_args(gguf: str) -> tuple[str, ...]:
     return ("--no-repack",) if gguf == "q8_0" and " amx_int8" in flags else ()
 
 
+def window_args(window: int) -> tuple[str, ...]:
+    """The server flag of ``llamacpp:window=N`` (none for 0: the draft reads whole prompts, as upstream)."""
+    return ("--spec-draft-window", str(window)) if window else ()
+
+
 def _threads() -> int:
     import torch
 
@@ -98,7 +103,7 @@ def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None 
             draft=_weights(models, "draft", draft_gguf) if drafts else None,
             threads=_threads(),
             ctx_size=CONTEXT,
-            extra_args=repack_args(gguf) + (("--spec-draft-window", str(window)) if window else ()),
+            extra_args=repack_args(gguf) + window_args(window),
         )
         try:
             return LlamaServer(config).start()
