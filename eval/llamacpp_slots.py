@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -95,9 +96,9 @@ def _server_for(stack: ExitStack, config: ServerConfig, draft: str, gguf: str) -
     def server_for(spec: LlamaCppSpec) -> LlamaServer:
         key = (spec.draft_gguf or gguf, spec.window) if spec.drafts else None
         if key not in servers:
-            role = config if key is None else ServerConfig(
-                **{**config.__dict__, "draft": gguf_for(draft, key[0]), "extra_args": config.extra_args + window_args(key[1])}
-            )  # fmt: skip
+            role = config if key is None else replace(
+                config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + window_args(key[1])
+            )
             servers[key] = stack.enter_context(LlamaServer(role))
         return servers[key]
 

@@ -79,13 +79,18 @@ def measure_cost_curve(
     """Mean seconds of one target token, verify(k)/step for k in ``SIZES`` and the draft's step/target step."""
     common = {"threads": threads, "depth": depth, "repeats": repeats, "repack": repack}
     measured = _seconds_per_forward(binary, target, SIZES, **common)
-    draft_step = _seconds_per_forward(binary, draft, (1,), **common)[1][0] if draft is not None else None
+    draft_step = _step_seconds(binary, draft, **common) if draft is not None else None
     # llama-bench gives a stddev, not the repeats: 2 stddevs over the mean stands in for (max - min) / median
     spread = statistics.median(2 * relative for _, relative in measured.values())
     target_curve = {k: seconds for k, (seconds, _) in measured.items()}
     return cost_curve_from(target_curve, draft_step, depth=depth, repeats=repeats, spread=spread)
 
 
+def _step_seconds(binary: Path, model: Path, **common) -> float:
+    """Mean seconds of one one-token forward of ``model``."""
+    return _seconds_per_forward(binary, model, (1,), **common)[1][0]
+
+
 def draft_step_over(binary: Path, draft: Path, target_step_s: float, **common) -> float:
     """One step of another draft (a 4-bit file of the same model, say) over the target's step."""
-    return _seconds_per_forward(binary, draft, (1,), **common)[1][0] / target_step_s
+    return _step_seconds(binary, draft, **common) / target_step_s
