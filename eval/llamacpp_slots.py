@@ -28,7 +28,7 @@ from typing import Callable
 
 from svip.adapters.llamacpp.costs import measure_cost_curve
 from svip.adapters.llamacpp.gguf import gguf_for
-from svip.adapters.llamacpp.kind import CONTEXT, repack_args, window_args
+from svip.adapters.llamacpp.kind import CONTEXT, repack_args
 from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import LlamaServer, ServerConfig
 from svip.adapters.llamacpp.upstream import build_dir
@@ -89,15 +89,15 @@ def _summary(rows: list[dict], baseline: str) -> str:
 
 
 def _server_for(stack: ExitStack, config: ServerConfig, draft: str, gguf: str) -> Callable[[LlamaCppSpec], LlamaServer]:
-    """Started on first use, one per role: the target-only server, and a speculative one per (draft type, window)
-    the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them."""
-    servers: dict[tuple[str, int] | None, LlamaServer] = {}
+    """Started on first use, one per role: the target-only server, and a speculative one per (draft type, server
+    flags) the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them."""
+    servers: dict[tuple[str, tuple[str, ...]] | None, LlamaServer] = {}
 
     def server_for(spec: LlamaCppSpec) -> LlamaServer:
-        key = (spec.draft_gguf or gguf, spec.window) if spec.drafts else None
+        key = (spec.draft_gguf or gguf, spec.server_args()) if spec.drafts else None
         if key not in servers:
             role = config if key is None else replace(
-                config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + window_args(key[1])
+                config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + key[1]
             )
             servers[key] = stack.enter_context(LlamaServer(role))
         return servers[key]

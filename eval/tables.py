@@ -57,11 +57,17 @@ def _loop(method: str) -> str:
     another drafter, not a draft-length baseline, so ``cascade:...+svip``
     is compared with plain ``cascade:...`` settings and plain ``svip`` with
     plain policies. A kind's ``draft=`` parameter (``llamacpp:draft=q4_0``)
-    names another draft's weights, so it is another drafter too.
+    names another draft's weights, so it is another drafter too, and so do
+    the parameters that run the same draft another way (``window=``, what
+    the draft reads; ``keep=1``, whether it re-evaluates verified tokens):
+    a rule is credited only with what the rule itself changes.
     """
     spec = parse_method(method)
-    draft = spec.params.get("draft")
-    return spec.kind + (f":draft={draft}" if draft else "")
+    named = [f"{key}={spec.params[key]}" for key in _DRAFTER_PARAMS if spec.params.get(key, "0") != "0"]
+    return spec.kind + (":" + ",".join(named) if named else "")
+
+
+_DRAFTER_PARAMS = ("draft", "window", "keep")  # kind parameters that set up the drafter (0: the default)
 
 
 def _stop_rule(method: str) -> str | None:

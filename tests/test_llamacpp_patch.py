@@ -536,3 +536,40 @@ def test_build_failure_shows_the_log_tail(tmp_path):
     with pytest.raises(BuildError, match=r"(?s)llama\.cpp build failed .*log's tail.*undefined_symbol_here"):
         upstream.build(tmp_path, targets=("t",))
     assert (tmp_path / "build" / "svip-build.log").exists()
+
+
+@pytest.mark.slow
+def test_server_keep_kv_skips_the_draft_reevaluation_and_changes_no_token(smol_gguf, smol_crude_gguf):
+    """``--spec-draft-keep-kv``: the draft keeps what it wrote while drafting instead of evaluating the verified batch
+    again (upstream's TAG_SPEC_AVOID_DRAFT_REEVAL), for every rule, one slot or two, and the text stays the target's.
+
+    The accepted tokens' KV is the draft's own from drafting; the last drafted token, never decoded while drafting,
+    is decoded with the next round's first token when the target accepted it. A gap or an overlap in the draft's
+    memory would make llama_process() fail, so a server that answers every request identically has kept it whole.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "--spec-draft-keep-kv", "-np", "2", "-lv", "4")
+    rules = (
+        {"speculative.n_max": 3},
+        {"speculative.svip_h": 0.3},
+        {"speculative.svip_adaptive": True},
+        {"speculative.p_min": 0.75},
+    )
+    try:
+        prompts = [_tokenize(server, p) for p in PROMPTS[:3]]
+        target_only = [server.completion(**_request(t, **{"speculative.n_max": 0})) for t in prompts]
+        drafted = 0
+        for rule in rules:
+            for tokens, expected in zip(prompts, target_only):
+                answer = server.completion(**_request(tokens, **rule))
+                assert answer["tokens"] == expected["tokens"], rule
+                drafted += answer["timings"].get("draft_n", 0)
+        with ThreadPoolExecutor(2) as pool:  # two slots share the draft's batches
+            both = list(pool.map(lambda i: server.completion(**_request(prompts[i], **rules[i])), (0, 1)))
+        assert [a["tokens"] for a in both] == [e["tokens"] for e in target_only[:2]]
+    finally:
+        log = server.close()
+    assert drafted > 0
+    kept = int(re.findall(r"#keep = (\d+)", log)[-1])
+    assert kept >= drafted // 2  # the accepted drafted tokens and each round's first token were not evaluated again

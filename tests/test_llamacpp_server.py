@@ -77,6 +77,10 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
     windowed = _spec("llamacpp:window=256,draft=q4_0+svip-adaptive")
     assert windowed.text.startswith("llamacpp:draft=q4_0,window=256+svip-adaptive:") and windowed.window == 256
     assert _spec(windowed.text) == windowed and _spec("llamacpp+svip").window == 0
+    kept = _spec("llamacpp:keep=1,draft=q4_0+svip")
+    assert kept.text == "llamacpp:draft=q4_0,keep=1+svip:h=0.3,gamma=0.15,max=40" and _spec(kept.text) == kept
+    assert kept.server_args() == ("--spec-draft-keep-kv",) and _spec("llamacpp:keep=0+svip") == _spec("llamacpp+svip")
+    assert windowed.server_args() == ("--spec-draft-window", "256") and _spec("llamacpp+svip").server_args() == ()
 
 
 @pytest.mark.parametrize(
@@ -88,6 +92,8 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
         ("llamacpp:draft=q4_0", "needs a rule"),
         ("llamacpp:window=0+svip", "window must be"),
         ("llamacpp:window=1e3+svip", "window must be"),
+        ("llamacpp:keep=yes+svip", "keep must be 0 or 1"),
+        ("llamacpp:keep=1", "needs a rule"),
     ],
 )
 def test_bad_method_strings_are_refused(text, message):
@@ -222,15 +228,17 @@ def test_slots_start_one_server_per_draft_type_and_window(fake_binary, model, tm
     for path in drafts.values():
         path.write_bytes(b"GGUF")
     monkeypatch.setattr(llamacpp_slots, "gguf_for", lambda name, gguf: drafts[gguf])
-    specs = [_spec(text) for text in ("llamacpp", "llamacpp+svip", "llamacpp:draft=q4_0,window=256+svip", "llamacpp+constant:k=2")]
+    texts = ("llamacpp", "llamacpp+svip", "llamacpp:draft=q4_0,window=256+svip", "llamacpp+constant:k=2", "llamacpp:keep=1+svip")
+    specs = [_spec(text) for text in texts]
     with ExitStack() as stack:
         server_for = llamacpp_slots._server_for(stack, _config(fake_binary, model, tmp_path), "some-draft", "bf16")
-        plain, bf16, cheap, bf16_again = (server_for(spec) for spec in specs)
-        assert bf16 is bf16_again and len({id(plain), id(bf16), id(cheap)}) == 3
+        plain, bf16, cheap, bf16_again, kept = (server_for(spec) for spec in specs)
+        assert bf16 is bf16_again and len({id(plain), id(bf16), id(cheap), id(kept)}) == 4
+        assert kept.config.command(1)[-1] == "--spec-draft-keep-kv" and kept.config.draft == drafts["bf16"]
         assert plain.config.draft is None
         assert (bf16.config.draft, cheap.config.draft) == (drafts["bf16"], drafts["q4_0"])
         assert "--spec-draft-window" not in bf16.config.command(1)
         assert cheap.config.command(1)[-2:] == ["--spec-draft-window", "256"]
-        running = [server.process for server in (plain, bf16, cheap)]
+        running = [server.process for server in (plain, bf16, cheap, kept)]
         assert all(process.poll() is None for process in running)
     assert all(process.poll() is not None for process in running)  # the stack stopped every one

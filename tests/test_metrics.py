@@ -186,3 +186,25 @@ def test_an_engines_own_target_only_is_no_baseline_setting():
     assert next(line for line in table if line.startswith(cheap)).endswith("(+66.7% vs best baseline)")  # over k=3
     listed = ablation_table(records + [record("llamacpp:draft=q4_0+svip:h=0.3,gamma=0.15,max=40", 0.45)])
     assert "llamacpp: 2 settings" in listed and "  * llamacpp " not in listed and "\n    llamacpp " not in listed
+
+
+def test_a_rule_on_a_draft_run_another_way_is_priced_against_fixed_rules_run_the_same_way():
+    """``llamacpp:keep=1`` (the draft keeps its drafting's KV) speeds up every rule on that server: svip without it
+    is priced against k=3 without it (1.06x -> +4.7%), never against k=3 with it (1.15x, which would print -3.5%)."""
+
+    def record(method, seconds):
+        row = {"question_id": 1, "group": "qa", "method": method, "new_tokens": 12, "wall_time": seconds}
+        return {**row, "drafted": [], "accepted": [], "token_match": 1.0}
+
+    svip, kept_svip = "llamacpp+svip:h=0.3,gamma=0.15,max=40", "llamacpp:keep=1+svip:h=0.3,gamma=0.15,max=40"
+    records = [
+        record("target-only", 2.0),
+        record("llamacpp", 1.0),
+        record("llamacpp+constant:k=3", 1 / 1.06),
+        record("llamacpp:keep=1+constant:k=3", 1 / 1.15),
+        record(svip, 1 / 1.11),
+        record(kept_svip, 1 / 1.21),
+    ]
+    table = speedup_table(records).splitlines()
+    assert next(line for line in table if line.startswith(svip)).endswith("(+4.7% vs best baseline)")
+    assert next(line for line in table if line.startswith(kept_svip)).endswith("(+5.2% vs best baseline)")

@@ -77,22 +77,19 @@ def repack_args(gguf: str) -> tuple[str, ...]:
     return ("--no-repack",) if gguf == "q8_0" and " amx_int8" in flags else ()
 
 
-def window_args(window: int) -> tuple[str, ...]:
-    """The server flag of ``llamacpp:window=N`` (none for 0: the draft reads whole prompts, as upstream)."""
-    return ("--spec-draft-window", str(window)) if window else ()
-
-
 def _threads() -> int:
     import torch
 
     return torch.get_num_threads()  # the torch engine's threads: both engines get the same cores
 
 
-def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None = None, window: int = 0) -> LlamaServer:
+def server(
+    models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None = None, args: tuple[str, ...] = ()
+) -> LlamaServer:
     """The run's server for (weights, role), started on first use and closed with the models.
 
-    One speculative server per draft type and window (``llamacpp:draft=q4_0,window=256+...``): a
-    server loads one draft and reads prompts one way, and its rule is chosen per request.
+    One speculative server per draft type and set of server flags (``llamacpp:draft=q4_0,window=256+...``,
+    ``LlamaCppSpec.server_args``): a server loads one draft and runs it one way, and its rule is chosen per request.
     """
     draft_gguf = draft_gguf or gguf
 
@@ -103,14 +100,14 @@ def server(models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None 
             draft=_weights(models, "draft", draft_gguf) if drafts else None,
             threads=_threads(),
             ctx_size=CONTEXT,
-            extra_args=repack_args(gguf) + window_args(window),
+            extra_args=repack_args(gguf) + args,
         )
         try:
             return LlamaServer(config).start()
         except LlamaServerError as error:
             raise InputError(str(error)) from None
 
-    role = f"speculative:{draft_gguf}:{window}" if drafts else "target-only"
+    role = f"speculative:{draft_gguf}:{' '.join(args)}" if drafts else "target-only"
     return models.shared(f"llamacpp-server:{gguf}:{role}", start)
 
 
@@ -120,7 +117,9 @@ def _canonical(spec: MethodSpec) -> str:
 
 def _build(spec: MethodSpec, models: ModelSet) -> LlamaCppMethod:
     method = LlamaCppSpec.from_spec(spec)
-    running = server(models, _gguf_type(models), drafts=method.drafts, draft_gguf=method.draft_gguf, window=method.window)
+    running = server(
+        models, _gguf_type(models), drafts=method.drafts, draft_gguf=method.draft_gguf, args=method.server_args()
+    )
     return LlamaCppMethod(running, method, models.sampling, CONTEXT)
 
 

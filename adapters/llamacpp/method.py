@@ -11,6 +11,7 @@ method here is only the request fields that select the rule, per request:
 ``llamacpp+svip-adaptive``             the patch's cost-aware rule (llama.cpp measures its own costs)
 ``llamacpp:draft=q4_0+svip``           the same rule with the draft's weights at another GGUF type (a cheaper draft)
 ``llamacpp:window=256+svip``           the draft reads only a prompt's last 256 tokens (``--spec-draft-window``)
+``llamacpp:keep=1+svip``               the draft keeps the KV it wrote while drafting (``--spec-draft-keep-kv``)
 =====================================  ==========================================================
 
 The weights' type is the run's (``--llamacpp-gguf``, default from ``--dtype``:
@@ -45,21 +46,23 @@ class LlamaCppSpec:
     policy: str | None = None
     draft_gguf: str | None = None  # None: the run's --llamacpp-gguf
     window: int = 0  # the draft reads at most this many of a prompt's last tokens (0: all of it)
+    keep_kv: bool = False  # the draft keeps its drafting's KV instead of re-evaluating the verified batch
 
     @classmethod
     def from_spec(cls, spec: MethodSpec) -> "LlamaCppSpec":
         from .gguf import OUTTYPES
 
-        unknown = sorted(set(spec.params) - {"draft", "window"})
+        unknown = sorted(set(spec.params) - {"draft", "window", "keep"})
         if unknown:
             raise MethodSpecError(
-                f"llamacpp takes only draft=TYPE (the draft's GGUF type) and window=N (the draft reads a prompt's "
-                f"last N tokens), got {', '.join(unknown)}; the target's type is --llamacpp-gguf, the rule's "
-                "parameters go in the policy"
+                f"llamacpp takes only draft=TYPE (the draft's GGUF type), window=N (the draft reads a prompt's "
+                f"last N tokens) and keep=0|1 (the draft keeps its drafting's KV), got {', '.join(unknown)}; the "
+                "target's type is --llamacpp-gguf, the rule's parameters go in the policy"
             )
         if spec.params and not spec.policy:
             raise MethodSpecError(
-                "llamacpp:draft=... and window=... set up the draft, so the method needs a rule: llamacpp:draft=q4_0+svip"
+                "llamacpp:draft=..., window=... and keep=... set up the draft, so the method needs a rule: "
+                "llamacpp:draft=q4_0+svip"
             )
         draft_gguf = spec.params.get("draft")
         if draft_gguf is not None:
@@ -74,6 +77,9 @@ class LlamaCppSpec:
                 window = -1
             if window < 1:
                 raise MethodSpecError(f"llamacpp: window must be a whole number of tokens >= 1, got {spec.params['window']!r}")
+        keep = spec.params.get("keep", "0")
+        if keep not in ("0", "1"):
+            raise MethodSpecError(f"llamacpp: keep must be 0 or 1, got {keep!r}")
         policy = None
         if spec.policy:
             built = make_policy(spec.policy)
@@ -84,17 +90,28 @@ class LlamaCppSpec:
             if getattr(built, "refit", 0):
                 raise MethodSpecError("llama.cpp's p_min rule has no ROC re-fit; use llamacpp+confidence:p_min=...")
             policy = built.spec
-        return cls(policy, draft_gguf, window)
+        return cls(policy, draft_gguf, window, keep == "1")
 
     @property
     def text(self) -> str:
-        params = ([f"draft={self.draft_gguf}"] if self.draft_gguf else []) + ([f"window={self.window}"] if self.window else [])
+        params = (
+            ([f"draft={self.draft_gguf}"] if self.draft_gguf else [])
+            + ([f"window={self.window}"] if self.window else [])
+            + (["keep=1"] if self.keep_kv else [])
+        )
         kind = LLAMACPP + (":" + ",".join(params) if params else "")
         return kind + (f"+{self.policy}" if self.policy else "")
 
     @property
     def drafts(self) -> bool:
         return self.policy is not None
+
+    def server_args(self) -> tuple[str, ...]:
+        """The flags of the speculative server this method needs (none: upstream's defaults); methods with the same
+        flags and draft type share one server, whose rule is chosen per request."""
+        return (("--spec-draft-window", str(self.window)) if self.window else ()) + (
+            ("--spec-draft-keep-kv",) if self.keep_kv else ()
+        )
 
     def request_fields(self) -> dict:
         """The per-request ``speculative.*`` fields that select this rule (the patch's server schema)."""
