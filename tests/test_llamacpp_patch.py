@@ -573,3 +573,37 @@ def test_server_keep_kv_skips_the_draft_reevaluation_and_changes_no_token(smol_g
     assert drafted > 0
     kept = int(re.findall(r"#keep = (\d+)", log)[-1])
     assert kept >= drafted // 2  # the accepted drafted tokens and each round's first token were not evaluated again
+
+
+@pytest.mark.slow
+def test_server_adaptive_rule_times_the_target_alone_and_stops_a_draft_as_dear_as_the_target(smol_gguf):
+    """svip-adaptive with the target as its own draft: every token is accepted, but a draft step costs a target step,
+    so no round can beat target-only. After its first judged rounds the rule steps alone to time a target step; once
+    it has judged VERDICT_MIN (16) drafting rounds it finds that drafting does not pay and decodes target-only (with
+    rare probes); the text is the target's.
+
+    Before, a rule that drafted in every round never timed a target step alone and priced it at verify(2): drafting
+    looked cheap (Q8_0 on AMD Zen 5, where verify(2) is 2.4 steps: 0.67x of target-only).
+    """
+    n_predict = 320
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf)
+    fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "n_predict": n_predict, "ignore_eos": True}
+    try:
+        tokens = _tokenize(server, PROMPTS[0])
+        target_only = server.completion(
+            **_request(tokens, n_predict=n_predict, ignore_eos=True, **{"speculative.n_max": 0})
+        )
+        answer = server.completion(**_request(tokens, **fields))
+    finally:
+        server.close()
+    assert answer["tokens"] == target_only["tokens"] and len(answer["tokens"]) == n_predict
+    rounds = answer["timings"]["draft_rounds"]
+    drafted = [r["drafted"] for r in rounds]
+    assert sum(r["accepted"] for r in rounds) >= 0.9 * sum(drafted)  # the draft is the target (a batch rounds apart)
+    first_alone = drafted.index(0)
+    assert first_alone >= 4 and all(drafted[:first_alone])  # the first rounds draft and are judged
+    assert drafted[first_alone : first_alone + 3] == [0, 0, 0]  # then the target steps alone, timed
+    n_drafting = [i for i, d in enumerate(drafted) if d]
+    verdict = n_drafting[15]  # the 16th drafting round
+    after = drafted[verdict + 1 :]
+    assert len(after) >= 40 and sum(d > 0 for d in after) <= 3  # from then on alone, but for a probe or two
