@@ -50,6 +50,9 @@ _SHORT = {
 _OURS = ("svip", "svip-adaptive", "oracle")  # not baselines: the method itself and its upper bound
 
 
+_DRAFTER_PARAMS = ("draft", "window", "keep")  # kind parameters that set up the drafter (0: the default)
+
+
 def _loop(method: str) -> str:
     """Which loop (and drafter) ran the method: its kind (``hf``, ``vanilla``, ``cascade``, ...).
 
@@ -65,9 +68,6 @@ def _loop(method: str) -> str:
     spec = parse_method(method)
     named = [f"{key}={spec.params[key]}" for key in _DRAFTER_PARAMS if spec.params.get(key, "0") != "0"]
     return spec.kind + (":" + ",".join(named) if named else "")
-
-
-_DRAFTER_PARAMS = ("draft", "window", "keep")  # kind parameters that set up the drafter (0: the default)
 
 
 def _stop_rule(method: str) -> str | None:
