@@ -576,17 +576,11 @@ def test_server_keep_kv_skips_the_draft_reevaluation_and_changes_no_token(smol_g
 
 
 @pytest.mark.slow
-def test_server_adaptive_rule_times_the_target_alone_and_stops_a_draft_as_dear_as_the_target(smol_gguf):
-    """svip-adaptive with the target as its own draft: every token is accepted, but a draft step costs a target step,
-    so no round can beat target-only. After its first judged rounds the rule steps alone to time a target step; once
-    it has judged VERDICT_MIN (16) drafting rounds it finds that drafting does not pay and decodes target-only (with
-    rare probes); the text is the target's.
-
-    Before, a rule that drafted in every round never timed a target step alone and priced it at verify(2): drafting
-    looked cheap (Q8_0 on AMD Zen 5, where verify(2) is 2.4 steps: 0.67x of target-only).
-    """
+def _adaptive_rounds_with_the_target_as_draft(smol_gguf, *extra: str) -> tuple[list[int], str]:
+    """svip-adaptive with the target as its own draft (every token accepted, a draft step as dear as a target step):
+    the drafted count of every round, after checking the text is the target's; and the server's log."""
     n_predict = 320
-    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf)
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf, *extra)
     fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "n_predict": n_predict, "ignore_eos": True}
     try:
         tokens = _tokenize(server, PROMPTS[0])
@@ -594,16 +588,43 @@ def test_server_adaptive_rule_times_the_target_alone_and_stops_a_draft_as_dear_a
             **_request(tokens, n_predict=n_predict, ignore_eos=True, **{"speculative.n_max": 0})
         )
         answer = server.completion(**_request(tokens, **fields))
+        server.log.seek(0)
+        log = server.log.read()
     finally:
         server.close()
     assert answer["tokens"] == target_only["tokens"] and len(answer["tokens"]) == n_predict
     rounds = answer["timings"]["draft_rounds"]
-    drafted = [r["drafted"] for r in rounds]
-    assert sum(r["accepted"] for r in rounds) >= 0.9 * sum(drafted)  # the draft is the target (a batch rounds apart)
+    assert sum(r["accepted"] for r in rounds) >= 0.9 * sum(r["drafted"] for r in rounds)  # a batch rounds apart
+    return [r["drafted"] for r in rounds], log
+
+
+def test_server_adaptive_rule_times_the_target_alone_and_stops_a_draft_as_dear_as_the_target(smol_gguf):
+    """With the target as its own draft no round can beat target-only. After its first judged rounds the rule steps
+    alone to time a target step; with that price even the best round an optimistic acceptance allows loses, so the
+    next drafting round ends drafting (then rare probes); the text is the target's.
+
+    Before, a rule that drafted in every round never timed a target step alone and priced it at verify(2): drafting
+    looked cheap (Q8_0 on AMD Zen 5, where verify(2) is 2.4 steps: 0.67x of target-only). And until the optimistic
+    round settled it, 16 drafting rounds were judged first (Q8_0: a request's first 50 tokens 20% slower).
+    """
+    drafted, _ = _adaptive_rounds_with_the_target_as_draft(smol_gguf)
     first_alone = drafted.index(0)
     assert first_alone >= 4 and all(drafted[:first_alone])  # the first rounds draft and are judged
     assert drafted[first_alone : first_alone + 3] == [0, 0, 0]  # then the target steps alone, timed
-    n_drafting = [i for i, d in enumerate(drafted) if d]
-    verdict = n_drafting[15]  # the 16th drafting round
+    verdict = first_alone + 3
+    assert drafted[verdict] > 0  # the round after them drafts; its verdict: drafting does not pay
     after = drafted[verdict + 1 :]
-    assert len(after) >= 40 and sum(d > 0 for d in after) <= 3  # from then on alone, but for a probe or two
+    assert len(after) >= 40 and sum(d > 0 for d in after) <= 5  # from then on alone, but for a few probes
+
+
+def test_server_calibrated_adaptive_rule_never_drafts_a_draft_as_dear_as_the_target(smol_gguf):
+    """``--spec-draft-svip-calibrate``: the server times the target's verify curve, a draft step and a draft's catch-up
+    before the first request, so the rule knows from its first round that a draft as dear as the target cannot pay,
+    even at the prior's optimistic acceptance: it decodes target-only from the start. Its first probe waits until a
+    probe (a catch-up of 64 tokens and a round) costs at most 3% of the steps before it: far more than 16 steps here,
+    where the draft is the target (before: probes after 16 and 32 steps, 14% of a 64-token Q8_0 request)."""
+    drafted, log = _adaptive_rounds_with_the_target_as_draft(smol_gguf, "--spec-draft-svip-calibrate", "-lv", "5")
+    assert "svip-adaptive: calibrated: target step" in log
+    waits = [int(w) for w in re.findall(r"no draft \(target-only step \d+ of (\d+) before the next probe\)", log)]
+    assert waits and min(waits) > 64  # priced by the probe's cost, not the fixed 16
+    assert not any(drafted[:64])  # no learning rounds, no probe this early

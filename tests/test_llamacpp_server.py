@@ -81,6 +81,10 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
     assert kept.text == "llamacpp:draft=q4_0,keep=1+svip:h=0.3,gamma=0.15,max=40" and _spec(kept.text) == kept
     assert kept.server_args() == ("--spec-draft-keep-kv",) and _spec("llamacpp:keep=0+svip") == _spec("llamacpp+svip")
     assert windowed.server_args() == ("--spec-draft-window", "256") and _spec("llamacpp+svip").server_args() == ()
+    calibrated = _spec("llamacpp:calibrate=1,keep=1+svip-adaptive")
+    assert calibrated.text.startswith("llamacpp:keep=1,calibrate=1+svip-adaptive:") and _spec(calibrated.text) == calibrated
+    assert calibrated.server_args() == ("--spec-draft-keep-kv", "--spec-draft-svip-calibrate")
+    assert calibrated.request_fields() == _spec("llamacpp:keep=1+svip-adaptive").request_fields()  # the server's setup only
 
 
 @pytest.mark.parametrize(
@@ -94,6 +98,8 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
         ("llamacpp:window=1e3+svip", "window must be"),
         ("llamacpp:keep=yes+svip", "keep must be 0 or 1"),
         ("llamacpp:keep=1", "needs a rule"),
+        ("llamacpp:calibrate=2+svip-adaptive", "calibrate must be 0 or 1"),
+        ("llamacpp:calibrate=1+svip", "reads no costs"),
     ],
 )
 def test_bad_method_strings_are_refused(text, message):

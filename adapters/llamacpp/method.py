@@ -12,6 +12,8 @@ method here is only the request fields that select the rule, per request:
 ``llamacpp:draft=q4_0+svip``           the same rule with the draft's weights at another GGUF type (a cheaper draft)
 ``llamacpp:window=256+svip``           the draft reads only a prompt's last 256 tokens (``--spec-draft-window``)
 ``llamacpp:keep=1+svip``               the draft keeps the KV it wrote while drafting (``--spec-draft-keep-kv``)
+``llamacpp:calibrate=1+svip-adaptive`` the server times its costs at start (``--spec-draft-svip-calibrate``), the
+                                       rule's first prices
 =====================================  ==========================================================
 
 The weights' type is the run's (``--llamacpp-gguf``, default from ``--dtype``:
@@ -47,22 +49,24 @@ class LlamaCppSpec:
     draft_gguf: str | None = None  # None: the run's --llamacpp-gguf
     window: int = 0  # the draft reads at most this many of a prompt's last tokens (0: all of it)
     keep_kv: bool = False  # the draft keeps its drafting's KV instead of re-evaluating the verified batch
+    calibrate: bool = False  # the server times the verify curve and a draft step at start (the cost-aware rule's prices)
 
     @classmethod
     def from_spec(cls, spec: MethodSpec) -> "LlamaCppSpec":
         from .gguf import OUTTYPES
 
-        unknown = sorted(set(spec.params) - {"draft", "window", "keep"})
+        unknown = sorted(set(spec.params) - {"draft", "window", "keep", "calibrate"})
         if unknown:
             raise MethodSpecError(
                 f"llamacpp takes only draft=TYPE (the draft's GGUF type), window=N (the draft reads a prompt's "
-                f"last N tokens) and keep=0|1 (the draft keeps its drafting's KV), got {', '.join(unknown)}; the "
-                "target's type is --llamacpp-gguf, the rule's parameters go in the policy"
+                f"last N tokens), keep=0|1 (the draft keeps its drafting's KV) and calibrate=0|1 (the server times "
+                f"its costs at start), got {', '.join(unknown)}; the target's type is --llamacpp-gguf, the rule's "
+                "parameters go in the policy"
             )
         if spec.params and not spec.policy:
             raise MethodSpecError(
-                "llamacpp:draft=..., window=... and keep=... set up the draft, so the method needs a rule: "
-                "llamacpp:draft=q4_0+svip"
+                "llamacpp:draft=..., window=..., keep=... and calibrate=... set up the draft, so the method needs a "
+                "rule: llamacpp:draft=q4_0+svip"
             )
         draft_gguf = spec.params.get("draft")
         if draft_gguf is not None:
@@ -80,6 +84,9 @@ class LlamaCppSpec:
         keep = spec.params.get("keep", "0")
         if keep not in ("0", "1"):
             raise MethodSpecError(f"llamacpp: keep must be 0 or 1, got {keep!r}")
+        calibrate = spec.params.get("calibrate", "0")
+        if calibrate not in ("0", "1"):
+            raise MethodSpecError(f"llamacpp: calibrate must be 0 or 1, got {calibrate!r}")
         policy = None
         if spec.policy:
             built = make_policy(spec.policy)
@@ -90,7 +97,12 @@ class LlamaCppSpec:
             if getattr(built, "refit", 0):
                 raise MethodSpecError("llama.cpp's p_min rule has no ROC re-fit; use llamacpp+confidence:p_min=...")
             policy = built.spec
-        return cls(policy, draft_gguf, window, keep == "1")
+            if calibrate == "1" and built.name != "svip-adaptive":
+                raise MethodSpecError(
+                    f"llamacpp: calibrate=1 prices the cost-aware rule, {built.name!r} reads no costs; use it with "
+                    "svip-adaptive"
+                )
+        return cls(policy, draft_gguf, window, keep == "1", calibrate == "1")
 
     @property
     def text(self) -> str:
@@ -98,6 +110,7 @@ class LlamaCppSpec:
             ([f"draft={self.draft_gguf}"] if self.draft_gguf else [])
             + ([f"window={self.window}"] if self.window else [])
             + (["keep=1"] if self.keep_kv else [])
+            + (["calibrate=1"] if self.calibrate else [])
         )
         kind = LLAMACPP + (":" + ",".join(params) if params else "")
         return kind + (f"+{self.policy}" if self.policy else "")
@@ -109,8 +122,10 @@ class LlamaCppSpec:
     def server_args(self) -> tuple[str, ...]:
         """The flags of the speculative server this method needs (none: upstream's defaults); methods with the same
         flags and draft type share one server, whose rule is chosen per request."""
-        return (("--spec-draft-window", str(self.window)) if self.window else ()) + (
-            ("--spec-draft-keep-kv",) if self.keep_kv else ()
+        return (
+            (("--spec-draft-window", str(self.window)) if self.window else ())
+            + (("--spec-draft-keep-kv",) if self.keep_kv else ())
+            + (("--spec-draft-svip-calibrate",) if self.calibrate else ())
         )
 
     def request_fields(self) -> dict:
