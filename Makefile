@@ -288,7 +288,8 @@ LLAMACPP_GGUF ?= bf16
 # keep=1: every rule again with --spec-draft-keep-kv (the draft keeps its drafting's KV; compared among themselves)
 LLAMACPP_METHODS := llamacpp 'llamacpp+constant:k=1|2|3|4|6|8' 'llamacpp+confidence:p_min=0.5|0.75,max=4|8' \
 	'llamacpp+svip:h=0.2|0.3,gamma=0.15' llamacpp+svip-adaptive 'llamacpp:keep=1+constant:k=2|3|5' \
-	'llamacpp:keep=1+confidence:p_min=0.5|0.75,max=8' 'llamacpp:keep=1+svip' 'llamacpp:keep=1+svip-adaptive'
+	'llamacpp:keep=1+confidence:p_min=0.5|0.75,max=8' 'llamacpp:keep=1+svip' 'llamacpp:keep=1+svip-adaptive' \
+	'llamacpp:keep=1,calibrate=1+svip-adaptive'
 
 llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleaved run: torch target-only/svip and llama.cpp's rules, Qwen pair, Spec-Bench 1/category
 	$(SVIP) bench --run-dir $(LLAMACPP_DIR) $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --per-category 1 --shortest \
@@ -299,7 +300,8 @@ llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleave
 LLAMACPP_CHEAP_METHODS := llamacpp 'llamacpp+svip' 'llamacpp:draft=q8_0|q4_0+svip' 'llamacpp:draft=q4_0+svip-adaptive' \
 	'llamacpp:draft=q4_0+constant:k=3|5' 'llamacpp:draft=q4_0+confidence:p_min=0.5,max=8' \
 	'llamacpp:draft=q4_0,keep=1+svip' 'llamacpp:draft=q4_0,keep=1+svip-adaptive' \
-	'llamacpp:draft=q4_0,keep=1+constant:k=3|5' 'llamacpp:draft=q4_0,keep=1+confidence:p_min=0.5,max=8'
+	'llamacpp:draft=q4_0,keep=1+constant:k=3|5' 'llamacpp:draft=q4_0,keep=1+confidence:p_min=0.5,max=8' \
+	'llamacpp:draft=q4_0,window=256,keep=1,calibrate=1+svip-adaptive'
 
 llamacpp-cheap-draft: llamacpp-setup llamacpp-models  ## goal (c): bf16 target, draft in bf16/Q8_0/Q4_0, Spec-Bench 2/category, 64 tokens
 	$(SVIP) bench --run-dir runs/llamacpp-cheap-draft $(QWEN) --llamacpp-gguf bf16 --per-category 2 --shortest \
