@@ -212,7 +212,10 @@ eagle-vanilla-qwen: models  ## vanilla SVIP with the 0.5B draft on the eagle2-qw
 		$(QWEN_CPU_PRECISION) --questions eagle --per-category 2 --shortest --max-new-tokens 64 --methods svip
 	$(SVIP) report runs/vanilla-qwen-eagle-sets
 
-EAGLE_HELDOUT_METHODS := eagle2 eagle2:total=16,depth=3,top_k=15 eagle2:total=16,depth=3,top_k=15+svip eagle2+svip-adaptive
+# the CPU trees: 16/3/15 where verifying 16 tokens costs a step (AMX), the narrow ones where it does not (AVX512 Zen 5:
+# 4/3/3 fastest), and the cost-aware rule with EAGLE-2's GPU width (top_k 10) and with a CPU width (top_k 3) as caps
+EAGLE_HELDOUT_METHODS := eagle2 eagle2:total=16,depth=3,top_k=15 eagle2:total=16,depth=3,top_k=15+svip \
+	eagle2:total=4,depth=3,top_k=3+svip eagle2+svip-adaptive eagle2:total=16,depth=7,top_k=3+svip-adaptive
 eagle-heldout: eagle-setup models  ## issue 33: the trees on the held-out set and on EAGLE's sets (one run each), then the adaptive tree's forecasts vs measurements
 	$(EAGLE_PY) -m svip.eval.cli bench --run-dir runs/eagle2-qwen-heldout --target qwen2.5-coder-1.5b --eagle-head $(EAGLE_HEAD) \
 		$(QWEN_CPU_PRECISION) --device cpu --questions heldout --per-category 2 --shortest --max-new-tokens 64 --methods $(EAGLE_HELDOUT_METHODS)
