@@ -575,7 +575,6 @@ def test_server_keep_kv_skips_the_draft_reevaluation_and_changes_no_token(smol_g
     assert kept >= drafted // 2  # the accepted drafted tokens and each round's first token were not evaluated again
 
 
-@pytest.mark.slow
 def _adaptive_rounds_with_the_target_as_draft(smol_gguf, *extra: str) -> tuple[list[int], str]:
     """svip-adaptive with the target as its own draft (every token accepted, a draft step as dear as a target step):
     the drafted count of every round, after checking the text is the target's; and the server's log."""
@@ -598,6 +597,7 @@ def _adaptive_rounds_with_the_target_as_draft(smol_gguf, *extra: str) -> tuple[l
     return [r["drafted"] for r in rounds], log
 
 
+@pytest.mark.slow
 def test_server_adaptive_rule_times_the_target_alone_and_stops_a_draft_as_dear_as_the_target(smol_gguf):
     """With the target as its own draft no round can beat target-only. After its first judged rounds the rule steps
     alone to time a target step; with that price even the best round an optimistic acceptance allows loses, so the
@@ -617,6 +617,7 @@ def test_server_adaptive_rule_times_the_target_alone_and_stops_a_draft_as_dear_a
     assert len(after) >= 40 and sum(d > 0 for d in after) <= 5  # from then on alone, but for a few probes
 
 
+@pytest.mark.slow
 def test_server_calibrated_adaptive_rule_never_drafts_a_draft_as_dear_as_the_target(smol_gguf):
     """``--spec-draft-svip-calibrate``: the server times the target's verify curve, a draft step and a draft's catch-up
     before the first request, so the rule knows from its first round that a draft as dear as the target cannot pay,
