@@ -446,6 +446,50 @@ def test_server_adaptive_rule_defers_a_draft_prompt_the_answer_cannot_repay(smol
     assert skip >= 2  # the steps that could have drafted (the last one has no room)
 
 
+def _ends_after(server: _Server, tokens: list[int], n_tokens: int) -> str:
+    """A stop string that ends the target's greedy answer to ``tokens`` after its first ``n_tokens`` tokens: the
+    text of those tokens (a request then ends by its text, not by its limit)."""
+    head = server.completion(**_request(tokens, n_predict=n_tokens, **{"speculative.n_max": 0}))
+    assert head["content"].strip(), "the answer starts with blanks only: pick another prompt"
+    return head["content"]
+
+
+@pytest.mark.slow
+def test_server_adaptive_rule_prices_a_catch_up_by_the_answers_it_has_seen(smol_gguf, smol_crude_gguf):
+    """svip-adaptive: the draft's catch-up on a long prompt is priced by how long the server's answers run, not by
+    the request's limit alone (here none; on Spec-Bench's RAG questions 64, while their answers end after 18-21
+    tokens: the 0.81x of issue 28). With fewer than 4 finished requests it drafts and learns; once every answer the
+    server gave ended after a few tokens, the same long request decodes target-only and the draft never reads its
+    prompt. The output is the target's either way."""
+    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "-lv", "5")
+    fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "cache_prompt": False}
+    target_only = {"speculative.n_max": 0, "cache_prompt": False}
+    try:
+        short = _tokenize(server, " ".join(PROMPTS * 2))
+        assert len(short) >= 32  # its catch-up prices a caught-up token
+        first = server.completion(**_request(short, **fields, n_predict=5))
+        assert all(r["drafted"] > 0 for r in first["timings"]["draft_rounds"][:-1])
+
+        long = _tokenize(server, " ".join(PROMPTS * 40))
+        assert len(long) > 1000
+        unlimited = {"n_predict": -1, "stop": [_ends_after(server, long, 4)]}
+        expected = server.completion(**_request(long, **unlimited, **target_only))["tokens"]
+        learning = server.completion(**_request(long, **fields, **unlimited))  # 3 requests ended: draft and learn
+        assert learning["tokens"] == expected
+        assert any(r["drafted"] > 0 for r in learning["timings"]["draft_rounds"])
+
+        for prompt in PROMPTS:  # more answers that end after a few tokens, by their text
+            tokens = _tokenize(server, prompt)
+            ended = server.completion(**_request(tokens, **target_only, n_predict=-1, stop=[_ends_after(server, tokens, 3)]))
+            assert ended["stop_type"] == "word"
+        priced = server.completion(**_request(long, **fields, **unlimited))
+        assert priced["tokens"] == expected
+        assert {r["drafted"] for r in priced["timings"]["draft_rounds"]} == {0}
+    finally:
+        log = server.close()
+    assert "does not repay the catch-up" in log  # the catch-up decided it, before the rule's verdict on drafting
+
+
 @pytest.mark.slow
 def test_server_window_bounds_what_the_draft_reads_and_changes_no_token(smol_gguf, smol_crude_gguf):
     """``--spec-draft-window 64``: on a 1000+-token prompt the draft reads only the last 64 tokens, then drafts.
@@ -575,10 +619,9 @@ def test_server_keep_kv_skips_the_draft_reevaluation_and_changes_no_token(smol_g
     assert kept >= drafted // 2  # the accepted drafted tokens and each round's first token were not evaluated again
 
 
-def _adaptive_rounds_with_the_target_as_draft(smol_gguf, *extra: str) -> tuple[list[int], str]:
+def _adaptive_rounds_with_the_target_as_draft(smol_gguf, *extra: str, n_predict: int = 320) -> tuple[list[int], str]:
     """svip-adaptive with the target as its own draft (every token accepted, a draft step as dear as a target step):
     the drafted count of every round, after checking the text is the target's; and the server's log."""
-    n_predict = 320
     server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf, *extra)
     fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "n_predict": n_predict, "ignore_eos": True}
     try:
@@ -623,9 +666,15 @@ def test_server_calibrated_adaptive_rule_never_drafts_a_draft_as_dear_as_the_tar
     before the first request, so the rule knows from its first round that a draft as dear as the target cannot pay,
     even at the prior's optimistic acceptance: it decodes target-only from the start. Its first probe waits until a
     probe (a catch-up of 64 tokens and a round) costs at most 3% of the steps before it: far more than 16 steps here,
-    where the draft is the target (before: probes after 16 and 32 steps, 14% of a 64-token Q8_0 request)."""
-    drafted, log = _adaptive_rounds_with_the_target_as_draft(smol_gguf, "--spec-draft-svip-calibrate", "-lv", "5")
+    where the draft is the target (before: probes after 16 and 32 steps, 14% of a 64-token Q8_0 request). A probe
+    that changes nothing doubles the wait (before, the wait stayed at 3% of the steps: a server where drafting never
+    pays kept losing 3%)."""
+    drafted, log = _adaptive_rounds_with_the_target_as_draft(
+        smol_gguf, "--spec-draft-svip-calibrate", "-lv", "5", n_predict=1024
+    )
     assert "svip-adaptive: calibrated: target step" in log
     waits = [int(w) for w in re.findall(r"no draft \(target-only step \d+ of (\d+) before the next probe\)", log)]
     assert waits and min(waits) > 64  # priced by the probe's cost, not the fixed 16
     assert not any(drafted[:64])  # no learning rounds, no probe this early
+    after_probe = [int(w) for w in re.findall(r"probe round \(next wait: (\d+) steps\)", log)]
+    assert after_probe and after_probe[0] >= 1.5 * waits[0]  # a probe that changed nothing doubles the wait
