@@ -65,22 +65,26 @@ class TreeBudget:
         scale = self.scale_for(len(path_probs))
         return sum(min(1.0, scale * p) for p in path_probs)
 
-    def choose(self, path_probs: Sequence[float], draft_seconds: float) -> int:
-        """Nodes to verify (>= 1) among ``path_probs`` (sorted, most likely first); all while costs are unknown."""
+    def best_size(self, path_probs: Sequence[float], draft_seconds: float) -> int:
+        """The size ``choose`` would pick, without recording it: all nodes while costs are unknown."""
         if not path_probs:
             raise ValueError("tree budget: a tree needs at least one drafted node")
         if not self.meter.known:
-            best = len(path_probs)
-        else:
-            best, best_rate = 1, -1.0
-            scales = {bucket: self.scale_for(bucket) for bucket in {_bucket(n) for n in range(1, len(path_probs) + 1)}}
-            clipped = {bucket: 0.0 for bucket in scales}  # running sum of min(1, scale * p) per bucket's scale
-            for n, p in enumerate(path_probs, start=1):
-                for bucket, scale in scales.items():
-                    clipped[bucket] += min(1.0, scale * p)
-                rate = (1.0 + clipped[_bucket(n)]) / (draft_seconds + self.meter.verify(n + 1))
-                if rate > best_rate:
-                    best, best_rate = n, rate
+            return len(path_probs)
+        best, best_rate = 1, -1.0
+        scales = {bucket: self.scale_for(bucket) for bucket in {_bucket(n) for n in range(1, len(path_probs) + 1)}}
+        clipped = {bucket: 0.0 for bucket in scales}  # running sum of min(1, scale * p) per bucket's scale
+        for n, p in enumerate(path_probs, start=1):
+            for bucket, scale in scales.items():
+                clipped[bucket] += min(1.0, scale * p)
+            rate = (1.0 + clipped[_bucket(n)]) / (draft_seconds + self.meter.verify(n + 1))
+            if rate > best_rate:
+                best, best_rate = n, rate
+        return best
+
+    def choose(self, path_probs: Sequence[float], draft_seconds: float) -> int:
+        """Nodes to verify (>= 1) among ``path_probs`` (sorted, most likely first); all while costs are unknown."""
+        best = self.best_size(path_probs, draft_seconds)
         self._pending = sum(path_probs[:best])
         self._pending_bucket = _bucket(best)
         return best

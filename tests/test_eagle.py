@@ -576,10 +576,11 @@ class _StubRule:
     """A rule with fixed answers: grow to ``levels`` levels, verify ``size`` nodes."""
 
     def __init__(self, levels: int, size: int) -> None:
-        self.levels, self.size, self.asked = levels, size, []
+        self.levels, self.size, self.asked, self.candidates = levels, size, [], []
 
-    def grow_deeper(self, entropy: float, levels: int) -> bool:
+    def grow_deeper(self, entropy: float, levels: int, candidates=None) -> bool:
         self.asked.append(levels)
+        self.candidates.append(None if candidates is None else candidates.numel())
         return levels < self.levels
 
     def tree_size(self, path_log_probs) -> int:
@@ -594,6 +595,7 @@ def test_a_rule_sets_the_patched_trees_depth_and_size(version):
     model.set_svip(None, rule=rule)
     nodes, levels, deepest = _grow(model, head)
     assert (nodes, levels) == (4, 2) and rule.asked == [1, 2]  # root + 3 nodes; asked after levels 1 and 2
+    assert rule.candidates == [4, 16]  # each level's new nodes: the root's 4 children, then 4 x 4
     assert 1 <= deepest <= 2 and rule.offered.numel() == 19  # the 19 best of 4 + 16 scored nodes, best first
     assert bool((rule.offered[:-1] >= rule.offered[1:]).all())
     with pytest.raises(ValueError, match="not both"):

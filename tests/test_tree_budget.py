@@ -66,6 +66,30 @@ def test_a_policy_prices_what_its_engine_verifies():
     assert not wide.continue_drafting(step(0.01))
 
 
+def test_the_adaptive_tree_grows_no_level_the_size_rule_would_cut():
+    """Issue 33 (EAGLE's sets, AMD Zen 5): the depth rule grew 2.25 levels a round while the size rule verified 3.8
+    nodes of top_k 3, so most deeper levels were drafted for nothing. A level grows only while the size rule would
+    verify the best node the last level added: a deeper node's path is never likelier than its parent's."""
+    import torch
+
+    from svip.adapters.eagle.adaptive import AdaptiveTreeRule
+
+    def tree(level_2: list[float]) -> tuple[bool, bool]:
+        rule = AdaptiveTreeRule(seeded(), top_k=3, total=16)  # verify 1 s + 0.1 s a token, draft 0.2 s a level
+        rule.start_draft()
+        root_children = torch.tensor([0.9, 0.05, 0.04]).log()
+        return rule.grow_deeper(0.01, 1, root_children), rule.grow_deeper(0.01, 2, torch.tensor(level_2).log())
+
+    # at H = 0.01 the depth rule alone grows on (0.96 * 0.75 = 0.72 tokens for 0.3 s). The size rule, by hand
+    # (draft seconds ~0): 1 node 1.9 / 1.1 = 1.73 tokens/s; with a 0.8 node second 2.7 / 1.2 = 2.25; with the
+    # root's 0.05 child instead 1.95 / 1.2 = 1.63, so a level of 0.0001 nodes is never verified
+    assert tree([0.8, 0.05, 0.04, 0.03, 0.02, 0.01, 0.01, 0.01, 0.01]) == (True, True)
+    assert tree([1e-4] * 9) == (True, False)
+    rule = AdaptiveTreeRule(seeded(), top_k=3, total=16)
+    rule.start_draft()
+    assert rule.grow_deeper(0.01, 1) and rule.grow_deeper(0.01, 2)  # without the nodes: the depth rule alone
+
+
 def test_each_tree_size_keeps_its_own_calibration():
     """Issue 33: big trees' deep paths were overconfident on unseen prompts while small ones were not."""
     budget = TreeBudget(meter({"2": 1.0, "64": 1.0}), prior=1.0)
