@@ -67,10 +67,14 @@ class TreeBudget:
 
     def best_size(self, path_probs: Sequence[float], draft_seconds: float) -> int:
         """The size ``choose`` would pick, without recording it: all nodes while costs are unknown."""
+        return self.best(path_probs, draft_seconds)[0]
+
+    def best(self, path_probs: Sequence[float], draft_seconds: float) -> tuple[int, float]:
+        """The best size and its forecast tokens per second (NaN while costs are unknown: then every node)."""
         if not path_probs:
             raise ValueError("tree budget: a tree needs at least one drafted node")
         if not self.meter.known:
-            return len(path_probs)
+            return len(path_probs), math.nan
         best, best_rate = 1, -1.0
         scales = {bucket: self.scale_for(bucket) for bucket in {_bucket(n) for n in range(1, len(path_probs) + 1)}}
         clipped = {bucket: 0.0 for bucket in scales}  # running sum of min(1, scale * p) per bucket's scale
@@ -80,7 +84,7 @@ class TreeBudget:
             rate = (1.0 + clipped[_bucket(n)]) / (draft_seconds + self.meter.verify(n + 1))
             if rate > best_rate:
                 best, best_rate = n, rate
-        return best
+        return best, best_rate
 
     def choose(self, path_probs: Sequence[float], draft_seconds: float) -> int:
         """Nodes to verify (>= 1) among ``path_probs`` (sorted, most likely first); all while costs are unknown."""

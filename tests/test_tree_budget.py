@@ -66,25 +66,30 @@ def test_a_policy_prices_what_its_engine_verifies():
     assert not wide.continue_drafting(step(0.01))
 
 
-def test_the_adaptive_tree_grows_no_level_the_size_rule_would_cut():
+def test_the_adaptive_tree_grows_a_level_only_if_the_size_rule_would_gain_by_it():
     """Issue 33 (EAGLE's sets, AMD Zen 5): the depth rule grew 2.25 levels a round while the size rule verified 3.8
-    nodes of top_k 3, so most deeper levels were drafted for nothing. A level grows only while the size rule would
-    verify the best node the last level added: a deeper node's path is never likelier than its parent's."""
+    nodes of top_k 3, so most deeper levels were drafted for nothing. A level grows only if the size rule's best
+    rate rises with its best node (the last level's best times its parent's top-1 probability) for a draft step."""
     import torch
 
     from svip.adapters.eagle.adaptive import AdaptiveTreeRule
 
-    def tree(level_2: list[float]) -> tuple[bool, bool]:
+    def tree(best_of_level_2: float) -> tuple[bool, bool]:
         rule = AdaptiveTreeRule(seeded(), top_k=3, total=16)  # verify 1 s + 0.1 s a token, draft 0.2 s a level
         rule.start_draft()
-        root_children = torch.tensor([0.9, 0.05, 0.04]).log()
-        return rule.grow_deeper(0.01, 1, root_children), rule.grow_deeper(0.01, 2, torch.tensor(level_2).log())
+        root_children = torch.tensor([0.9, 0.05, 0.04])
+        level_2 = torch.full((3, 3), 1e-4)  # one row per expanded node, best first (0.9, 0.05, 0.04)
+        level_2[0, 0] = best_of_level_2
+        return rule.grow_deeper(0.01, 1, root_children.log()), rule.grow_deeper(0.01, 2, level_2.log())
 
-    # at H = 0.01 the depth rule alone grows on (0.96 * 0.75 = 0.72 tokens for 0.3 s). The size rule, by hand
-    # (draft seconds ~0): 1 node 1.9 / 1.1 = 1.73 tokens/s; with a 0.8 node second 2.7 / 1.2 = 2.25; with the
-    # root's 0.05 child instead 1.95 / 1.2 = 1.63, so a level of 0.0001 nodes is never verified
-    assert tree([0.8, 0.05, 0.04, 0.03, 0.02, 0.01, 0.01, 0.01, 0.01]) == (True, True)
-    assert tree([1e-4] * 9) == (True, False)
+    # at H = 0.01 the depth rule alone grows on (0.96 * 0.75 = 0.72 tokens for 0.3 s). The size rule by hand:
+    # after level 1, 1 node: 1.9 / 1.1 = 1.73 tokens/s; a level 2 child of 0.9 * 0.9: 2.71 / 1.4 = 1.94 -> grow.
+    # after level 2 at 0.8: 2 nodes 2.7 / 1.2 = 2.25; its child 0.8 * 0.8 / 0.9 = 0.71: 3.41 / 1.5 = 2.27 -> grow
+    assert tree(0.8) == (True, True)
+    # at 0.3 level 2 is worth verifying (2.2 / 1.2 = 1.83 > 1.73) but not growing below: its child 0.1 makes
+    # at best 2.2 / 1.4 = 1.57
+    assert tree(0.3) == (True, False)
+    assert tree(1e-4) == (True, False)
     rule = AdaptiveTreeRule(seeded(), top_k=3, total=16)
     rule.start_draft()
     assert rule.grow_deeper(0.01, 1) and rule.grow_deeper(0.01, 2)  # without the nodes: the depth rule alone

@@ -15,12 +15,12 @@ answers both with the core's parts, priced by the run's measured costs:
 - size: ``TreeBudget`` (expected accepted length = calibrated sum of path
   probabilities, against ``verify(n + 1)`` from the same meter), down to a
   single node where drafting does not pay.
-- the two agree: a level grows only while the size rule would verify the
-  best node the last level added. A deeper node's path is never likelier than
-  its parent's, so once the size rule cuts above a whole level, every level
-  below it is drafted for nothing (issue 33, EAGLE's sets on AMD Zen 5: the
-  adaptive tree grew 2.25 levels a round for 3.8 verified nodes of top_k 3,
-  the fixed 4/3/3 tree 1.35 levels for 3.0; 16.7 vs 8.9 ms of drafting a
+- the two agree: a level grows only if the size rule's best rate rises
+  with it, its best node (forecast as the last level's best times that node's
+  parent's top-1 probability) against one more draft step. A level the size
+  rule would cut is drafted for nothing (issue 33, EAGLE's sets on AMD Zen 5:
+  the adaptive tree grew 2.25 levels a round for 3.8 verified nodes of top_k
+  3, the fixed 4/3/3 tree 1.35 levels for 3.0; 16.7 vs 8.9 ms of drafting a
   round, and 3.5% fewer tokens per second).
 
 The policy's own fallback (target-only steps once first tokens do not pay)
@@ -85,6 +85,7 @@ class AdaptiveTreeRule:
         self.draft_seconds = 0.0
         self.log: list[TreeRound] = []  # one entry per verified tree: what the rule predicted and what happened
         self._tree_probs: list[float] = []  # path probabilities of the nodes grown so far in the tree being drafted
+        self._frontier: list[float] = [1.0]  # path probabilities of the nodes the last level expanded, best first
         self._prediction: tuple[float, float] = (0.0, 0.0)  # (expected accepted, verify seconds) of the tree chosen
 
     def verify_tokens(self, levels: int) -> int:
@@ -118,22 +119,33 @@ class AdaptiveTreeRule:
 
     # -- the patched tree's calls -------------------------------------------
     def grow_deeper(self, entropy: float, levels: int, candidates: torch.Tensor | None = None) -> bool:
-        """Whether to draft another level after ``levels``; ``candidates``: the path log-probs of the nodes the
-        last level added (None from a patch that does not pass them: the depth rule alone decides)."""
+        """Whether to draft another level after ``levels``. ``candidates``: the path log-probs of the nodes the
+        last level added, one row per node it expanded (the frontier, best first; the root's children: one row);
+        None from a patch that does not pass them: the depth rule alone decides."""
         deeper = self.policy.continue_drafting(_Level(entropy))
         if candidates is None:
             return deeper
+        rows = candidates.float().exp().view(-1, candidates.shape[-1])
         if levels <= 1:
-            self._tree_probs = []
-        newest = candidates.float().view(-1).exp().tolist()
-        self._tree_probs.extend(newest)
-        return deeper and self._verifies_a_node_of(max(newest))
+            self._tree_probs, self._frontier = [], [1.0]
+        self._tree_probs.extend(rows.view(-1).tolist())
+        row = int(rows.max(dim=-1).values.argmax())
+        best = float(rows[row].max())
+        child = best * best / self._frontier[min(row, len(self._frontier) - 1)]  # times its parent's top-1
+        self._frontier = sorted(rows.view(-1).tolist(), reverse=True)[: self.top_k]
+        return deeper and self._level_pays(child)
 
-    def _verifies_a_node_of(self, best_of_level: float) -> bool:
-        """Whether the size rule, asked now, would verify the node of path probability ``best_of_level``."""
+    def _level_pays(self, child: float) -> bool:
+        """Whether the size rule's best rate rises with a node of path probability ``child`` for one more draft
+        step: a deeper node's path is never likelier than its parent's, so a level it would cut is wasted."""
+        if not self.policy.meter.known:
+            return True
+        elapsed = time.perf_counter() - self._draft_start
         probs = sorted(self._tree_probs, reverse=True)[: self.cap]  # as many as tree_size is offered
-        size = self.budget.best_size(probs, time.perf_counter() - self._draft_start)
-        return best_of_level >= probs[size - 1]
+        _, now = self.budget.best(probs, elapsed)
+        deeper = sorted([*probs, child], reverse=True)[: self.cap]
+        _, grown = self.budget.best(deeper, elapsed + self.policy.meter.draft())
+        return grown > now
 
     def tree_size(self, path_log_probs: torch.Tensor) -> int:
         """Nodes to verify among the best ones (sorted, most likely first); ties at the cut are kept together."""
