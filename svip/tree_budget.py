@@ -65,12 +65,9 @@ class TreeBudget:
         scale = self.scale_for(len(path_probs))
         return sum(min(1.0, scale * p) for p in path_probs)
 
-    def best_size(self, path_probs: Sequence[float], draft_seconds: float) -> int:
-        """The size ``choose`` would pick, without recording it: all nodes while costs are unknown."""
-        return self.best(path_probs, draft_seconds)[0]
-
     def best(self, path_probs: Sequence[float], draft_seconds: float) -> tuple[int, float]:
-        """The best size and its forecast tokens per second (NaN while costs are unknown: then every node)."""
+        """The size ``choose`` would pick, without recording it, and its forecast tokens per second (NaN while
+        costs are unknown: then every node)."""
         if not path_probs:
             raise ValueError("tree budget: a tree needs at least one drafted node")
         if not self.meter.known:
@@ -88,7 +85,7 @@ class TreeBudget:
 
     def choose(self, path_probs: Sequence[float], draft_seconds: float) -> int:
         """Nodes to verify (>= 1) among ``path_probs`` (sorted, most likely first); all while costs are unknown."""
-        best = self.best_size(path_probs, draft_seconds)
+        best, _ = self.best(path_probs, draft_seconds)
         self._pending = sum(path_probs[:best])
         self._pending_bucket = _bucket(best)
         return best

@@ -128,11 +128,12 @@ class AdaptiveTreeRule:
         rows = candidates.float().exp().view(-1, candidates.shape[-1])
         if levels <= 1:
             self._tree_probs, self._frontier = [], [1.0]
-        self._tree_probs.extend(rows.view(-1).tolist())
+        level = rows.view(-1).tolist()
+        self._tree_probs.extend(level)
         row = int(rows.max(dim=-1).values.argmax())
         best = float(rows[row].max())
         child = best * best / self._frontier[min(row, len(self._frontier) - 1)]  # times its parent's top-1
-        self._frontier = sorted(rows.view(-1).tolist(), reverse=True)[: self.top_k]
+        self._frontier = sorted(level, reverse=True)[: self.top_k]
         return deeper and self._level_pays(child)
 
     def _level_pays(self, child: float) -> bool:
