@@ -72,15 +72,17 @@ class TreeBudget:
             raise ValueError("tree budget: a tree needs at least one drafted node")
         if not self.meter.known:
             return len(path_probs), math.nan
+        verify = self.meter.verify_curve()
         best, best_rate = 1, -1.0
-        scales = {bucket: self.scale_for(bucket) for bucket in {_bucket(n) for n in range(1, len(path_probs) + 1)}}
-        clipped = {bucket: 0.0 for bucket in scales}  # running sum of min(1, scale * p) per bucket's scale
-        for n, p in enumerate(path_probs, start=1):
-            for bucket, scale in scales.items():
-                clipped[bucket] += min(1.0, scale * p)
-            rate = (1.0 + clipped[_bucket(n)]) / (draft_seconds + self.meter.verify(n + 1))
-            if rate > best_rate:
-                best, best_rate = n, rate
+        for bucket in sorted({_bucket(n) for n in range(1, len(path_probs) + 1)}):  # sizes 1, 2, 3-4, 5-8, ...
+            scale = self.scale_for(bucket)
+            first = bucket // 2 + 1
+            clipped = sum(min(1.0, scale * p) for p in path_probs[: first - 1])
+            for n in range(first, min(bucket, len(path_probs)) + 1):
+                clipped += min(1.0, scale * path_probs[n - 1])
+                rate = (1.0 + clipped) / (draft_seconds + verify(n + 1))
+                if rate > best_rate:
+                    best, best_rate = n, rate
         return best, best_rate
 
     def choose(self, path_probs: Sequence[float], draft_seconds: float) -> int:

@@ -604,6 +604,58 @@ def test_a_rule_sets_the_patched_trees_depth_and_size(version):
     assert _grow(model, head)[:2] == (20, 5)  # rule removed: upstream again
 
 
+class _WidthRule(_StubRule):
+    """A rule that also sets each level's width: ``widths[i]`` nodes of level i + 1 expanded (0: stop)."""
+
+    def __init__(self, widths: list[int]) -> None:
+        super().__init__(levels=len(widths), size=0)
+        self.widths = widths
+
+    def frontier_width(self, entropy: float, levels: int, candidates=None) -> int:
+        self.asked.append(levels)
+        self.candidates.append(tuple(candidates.shape))
+        return self.widths[levels - 1] if levels <= len(self.widths) else 0
+
+    def tree_size(self, path_log_probs) -> int:
+        return path_log_probs.numel()  # every node scored
+
+
+def _paths(draft_tokens, tree_mask) -> set[tuple[int, ...]]:
+    """Each drafted node's token path from the root (its ancestors by the verify mask, in tree order)."""
+    tokens, mask = draft_tokens[0].tolist(), tree_mask[0, 0].bool()
+    return {tuple(tokens[j] for j in range(1, i + 1) if mask[i, j]) for i in range(1, len(tokens))}
+
+
+@pytest.mark.parametrize("version", [2, 3], ids=["eagle2", "eagle3"])
+def test_a_rule_sets_each_levels_width_and_the_narrow_tree_is_part_of_the_wide_one(version):
+    """A node's children depend only on its path (the draft's tree mask), so a tree that expands fewer nodes must
+    be a subtree of the one that expands them all: wrong parents or masks would make other paths."""
+    import torch
+
+    model, head = _tiny_tree_drafter(total=64, depth=4, top_k=4, version=version)
+    hidden = torch.randn(1, 6, model.fc.in_features if hasattr(model, "d2t") else 32)
+    ids = torch.randint(1, 64, (1, 7))
+
+    def grow(widths: list[int]) -> tuple[set, _WidthRule, int]:
+        rule = _WidthRule(widths)
+        model.set_svip(None, rule=rule)
+        model.reset_kv()
+        draft_tokens, _, tree_mask, positions = model.topK_genrate(hidden, ids, head, None)
+        return _paths(draft_tokens, tree_mask), rule, int(positions.max())
+
+    wide, _, deepest = grow([4, 4, 0])  # 4 + 16 + 16 nodes
+    assert len(wide) == 36 and deepest == 3
+    narrow, rule, deepest = grow([2, 1, 0])  # the root's 2 best children expanded, then the best of their 8
+    assert rule.asked == [1, 2, 3] and rule.candidates == [(4,), (2, 4), (1, 4)]
+    assert len(narrow) == 4 + 8 + 4 and deepest == 3
+    assert narrow <= wide  # the same paths, and none the wide tree does not have
+    chain, rule, _ = grow([1, 1, 1, 0])
+    assert len(chain) == 16 and rule.asked == [1, 2, 3, 4]
+    assert model.tree_mask_init.shape[-1] == 4 and model.position_ids.numel() == 4  # init_tree's buffers back
+    model.set_svip(None)
+    assert _grow(model, head)[:2] == (64, 5)  # rule removed: upstream's 63 best of 4 + 4 x 16 nodes
+
+
 def test_the_adaptive_tree_rule_cuts_only_between_distinct_scores():
     import torch
 

@@ -66,33 +66,68 @@ def test_a_policy_prices_what_its_engine_verifies():
     assert not wide.continue_drafting(step(0.01))
 
 
-def test_the_adaptive_tree_grows_a_level_only_if_the_size_rule_would_gain_by_it():
+class Clock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_adaptive_tree_grows_a_node_only_if_the_size_rule_would_gain_by_its_child():
     """Issue 33 (EAGLE's sets, AMD Zen 5): the depth rule grew 2.25 levels a round while the size rule verified 3.8
-    nodes of top_k 3, so most deeper levels were drafted for nothing. A level grows only if the size rule's best
-    rate rises with its best node (the last level's best times its parent's top-1 probability) for a draft step."""
+    nodes of top_k 3, so most deeper levels were drafted for nothing. The next level expands a node only if its
+    best child (the node times its parent's top-1 probability) raises the size rule's best rate for the level's
+    draft seconds."""
     import torch
 
     from svip.adapters.eagle.adaptive import AdaptiveTreeRule
 
-    def tree(best_of_level_2: float) -> tuple[bool, bool]:
-        rule = AdaptiveTreeRule(seeded(), top_k=3, total=16)  # verify 1 s + 0.1 s a token, draft 0.2 s a level
+    def tree(best_of_level_2: float) -> tuple[int, int]:
+        clock = Clock()
+        rule = AdaptiveTreeRule(seeded(), top_k=3, total=16, clock=clock)  # verify(n) = 0.9 + 0.1 n s, draft 0.2 s
         rule.start_draft()
-        root_children = torch.tensor([0.9, 0.05, 0.04])
-        level_2 = torch.full((3, 3), 1e-4)  # one row per expanded node, best first (0.9, 0.05, 0.04)
-        level_2[0, 0] = best_of_level_2
-        return rule.grow_deeper(0.01, 1, root_children.log()), rule.grow_deeper(0.01, 2, level_2.log())
+        clock.now = 0.2  # the root's pass
+        width = rule.frontier_width(0.01, 1, torch.tensor([0.9, 0.05, 0.04]).log())
+        clock.now = 0.4  # one level
+        level_2 = torch.tensor([[best_of_level_2, 1e-4, 1e-4]])  # one row per expanded node
+        return width, rule.frontier_width(0.01, 2, level_2.log())
 
-    # at H = 0.01 the depth rule alone grows on (0.96 * 0.75 = 0.72 tokens for 0.3 s). The size rule by hand:
-    # after level 1, 1 node: 1.9 / 1.1 = 1.73 tokens/s; a level 2 child of 0.9 * 0.9: 2.71 / 1.4 = 1.94 -> grow.
-    # after level 2 at 0.8: 2 nodes 2.7 / 1.2 = 2.25; its child 0.8 * 0.8 / 0.9 = 0.71: 3.41 / 1.5 = 2.27 -> grow
-    assert tree(0.8) == (True, True)
-    # at 0.3 level 2 is worth verifying (2.2 / 1.2 = 1.83 > 1.73) but not growing below: its child 0.1 makes
-    # at best 2.2 / 1.4 = 1.57
-    assert tree(0.3) == (True, False)
-    assert tree(1e-4) == (True, False)
-    rule = AdaptiveTreeRule(seeded(), top_k=3, total=16)
+    # at H = 0.01 the depth rule alone grows on. The size rule by hand after level 1: 1 node, 1.9 / (0.2 + 1.1) =
+    # 1.46 tokens/s; the 0.9 node's child 0.81: 2.71 / (0.4 + 1.2) = 1.69 -> expand it; the 0.05 node's child
+    # 0.045 adds 2.755 / 1.7 = 1.62 at best -> not it
+    # after level 2 at 0.8: 2 nodes 2.7 / 1.6 = 1.69; its child 0.8 * 0.8 / 0.9 = 0.71: 3.41 / 1.9 = 1.80 -> grow
+    assert tree(0.8) == (1, 1)
+    # at 0.3 level 2 is worth verifying (2.2 / 1.6 = 1.38 > 1.27) but not growing below: its child 0.1 makes
+    # at best 2.2 / 1.8 = 1.22
+    assert tree(0.3) == (1, 0)
+    assert tree(1e-4) == (1, 0)
+
+
+def test_the_adaptive_tree_prices_a_level_by_its_width():
+    """A level's seconds are a line in its width, fitted to the levels timed; two likely nodes are worth a wider
+    pass, a third unlikely one is not."""
+    import torch
+
+    from svip.adapters.eagle.adaptive import AdaptiveTreeRule
+
+    clock = Clock()
+    flat = {"target_step_s": 1.0, "verify_over_step": {"2": 1.0, "64": 1.0}, "draft_over_step": 0.05}
+    rule = AdaptiveTreeRule(seeded(flat), top_k=3, total=16, clock=clock)
+    root_children = torch.tensor([0.6, 0.38, 0.02]).log()
     rule.start_draft()
-    assert rule.grow_deeper(0.01, 1) and rule.grow_deeper(0.01, 2)  # without the nodes: the depth rule alone
+    clock.now = 0.05
+    # widths untimed: every level costs the meter's 0.05 s, so even the 0.02 node's child (0.012) pays
+    assert rule.level_seconds(1) == rule.level_seconds(3) == pytest.approx(0.05)
+    assert rule.frontier_width(0.01, 1, root_children) == 3
+    rule._level_seconds.extend([(1, 0.05), (3, 0.15)])  # levels of width 1 and 3 timed: 0.05 s a node
+    assert rule.level_seconds(2) == pytest.approx(0.10)
+    rule.start_draft()
+    # by hand, nothing elapsed, verify 1 s: children 0.36, 0.228, 0.012; width 1: 2.36 / 1.05 = 2.25, width 2:
+    # 2.588 / 1.10 = 2.35, width 3: 2.6 / 1.15 = 2.26
+    assert rule.frontier_width(0.01, 1, root_children) == 2
 
 
 def test_each_tree_size_keeps_its_own_calibration():

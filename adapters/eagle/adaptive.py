@@ -1,10 +1,11 @@
 """``eagle2+svip-adaptive``: the cost-aware rule on EAGLE-2's dynamic tree.
 
 The patched ``topK_genrate`` asks a *rule* two questions (see
-``patches/README.md``): after each level, grow another? (``grow_deeper``,
-given the frontier's entropy) and, once grown, how many of the best nodes to
-verify? (``tree_size``, given their path log-probabilities). This module
-answers both with the core's parts, priced by the run's measured costs:
+``patches/README.md``): after each level, how many of its best nodes does the
+next level expand? (``frontier_width``, given the frontier's entropy and the
+level's path log-probs; 0 = grow no deeper) and, once grown, how many of the
+best nodes to verify? (``tree_size``). This module answers both with the
+core's parts, priced by the run's measured costs:
 
 - depth: ``AdaptiveSvipPolicy`` with a level as its unit (one draft step =
   one head pass over the frontier). A level is priced as the best path's
@@ -15,13 +16,15 @@ answers both with the core's parts, priced by the run's measured costs:
 - size: ``TreeBudget`` (expected accepted length = calibrated sum of path
   probabilities, against ``verify(n + 1)`` from the same meter), down to a
   single node where drafting does not pay.
-- the two agree: a level grows only if the size rule's best rate rises
-  with it, its best node (forecast as the last level's best times that node's
-  parent's top-1 probability) against one more draft step. A level the size
-  rule would cut is drafted for nothing (issue 33, EAGLE's sets on AMD Zen 5:
-  the adaptive tree grew 2.25 levels a round for 3.8 verified nodes of top_k
-  3, the fixed 4/3/3 tree 1.35 levels for 3.0; 16.7 vs 8.9 ms of drafting a
-  round, and 3.5% fewer tokens per second).
+- width, where the two agree: the next level expands a node only if its best
+  child (forecast as the node times its parent's top-1 probability) raises
+  the size rule's best rate, for the seconds a level of that width costs (a
+  line in the width through the levels timed). A node the size rule would
+  not verify is drafted for nothing. Issue 33 on AMD Zen 5: with depth alone
+  the tree grew 2.25 levels a round for 3.8 verified nodes of top_k 3 (16.7
+  vs 8.9 ms of drafting a round against the fixed 4/3/3 tree); with EAGLE-2's
+  width of 10 as the cap every level ran the head over 10 tokens (22.6 vs
+  11.1 ms). ``top_k`` is now only a cap.
 
 The policy's own fallback (target-only steps once first tokens do not pay)
 is not used: EAGLE's head must run every round (its KV cache would fall
@@ -36,8 +39,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -73,8 +77,11 @@ class _Level:
 class AdaptiveTreeRule:
     """Depth by ``AdaptiveSvipPolicy``, size by ``TreeBudget``; one instance learns across a run's prompts."""
 
-    def __init__(self, policy: AdaptiveSvipPolicy, *, top_k: int, total: int) -> None:
+    def __init__(
+        self, policy: AdaptiveSvipPolicy, *, top_k: int, total: int, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.policy = policy
+        self.clock = clock  # seconds; a test passes its own
         self.budget = TreeBudget(policy.meter, prior=policy.prior)
         self.top_k, self.cap = top_k, total - 1
         policy.verify_tokens = self.verify_tokens
@@ -85,7 +92,9 @@ class AdaptiveTreeRule:
         self.draft_seconds = 0.0
         self.log: list[TreeRound] = []  # one entry per verified tree: what the rule predicted and what happened
         self._tree_probs: list[float] = []  # path probabilities of the nodes grown so far in the tree being drafted
-        self._frontier: list[float] = [1.0]  # path probabilities of the nodes the last level expanded, best first
+        self._frontier: list[float] = [1.0]  # path probabilities of the nodes the next level expands, best first
+        self._level_start = 0.0  # when the level being drafted started
+        self._level_seconds: deque[tuple[int, float]] = deque(maxlen=64)  # (width, seconds) of recent levels
         self._prediction: tuple[float, float] = (0.0, 0.0)  # (expected accepted, verify seconds) of the tree chosen
 
     def verify_tokens(self, levels: int) -> int:
@@ -99,11 +108,11 @@ class AdaptiveTreeRule:
         self.first_tree = True
 
     def start_draft(self) -> None:
-        self._draft_start = time.perf_counter()
+        self._draft_start = self.clock()
 
     def end_draft(self, levels: int, nodes: int) -> None:
         self.levels, self.size = levels, nodes
-        self.draft_seconds = time.perf_counter() - self._draft_start
+        self.draft_seconds = self.clock() - self._draft_start
 
     def observe(self, accepted: int, verify_seconds: float) -> None:
         """After the target verified the tree last grown (before the next one is drafted)."""
@@ -118,40 +127,66 @@ class AdaptiveTreeRule:
         self.first_tree = False
 
     # -- the patched tree's calls -------------------------------------------
-    def grow_deeper(self, entropy: float, levels: int, candidates: torch.Tensor | None = None) -> bool:
-        """Whether to draft another level after ``levels``. ``candidates``: the path log-probs of the nodes the
-        last level added, one row per node it expanded (the frontier, best first; the root's children: one row);
-        None from a patch that does not pass them: the depth rule alone decides."""
-        deeper = self.policy.continue_drafting(_Level(entropy))
-        if candidates is None:
-            return deeper
+    def frontier_width(self, entropy: float, levels: int, candidates: torch.Tensor) -> int:
+        """How many of the best nodes the last level added the next level expands (0: grow no deeper), after
+        ``levels`` levels. ``candidates``: the path log-probs of the nodes that level added, one row per node it
+        expanded (the frontier, best first; the root's children: one row).
+
+        A node is expanded only if its best child, forecast as the node times its parent's top-1 probability,
+        raises the size rule's best rate for the draft pass that expanding it costs (the measured seconds of a
+        level, a line in its width): a child the size rule would not verify is drafted for nothing, and EAGLE-2's
+        width of 10 doubled the seconds a round drafted on a CPU (issue 33). The depth rule (entropy, acceptance
+        learned online) can stop the tree first.
+        """
+        now = self.clock()
         rows = candidates.float().exp().view(-1, candidates.shape[-1])
         if levels <= 1:
             self._tree_probs, self._frontier = [], [1.0]
+        else:
+            self._level_seconds.append((len(self._frontier), now - self._level_start))
+        self._level_start = now
         level = rows.view(-1).tolist()
         self._tree_probs.extend(level)
-        row = int(rows.max(dim=-1).values.argmax())
-        best = float(rows[row].max())
-        child = best * best / self._frontier[min(row, len(self._frontier) - 1)]  # times its parent's top-1
-        self._frontier = sorted(level, reverse=True)[: self.top_k]
-        return deeper and self._level_pays(child)
+        top1 = rows.max(dim=-1).values.tolist()  # each expanded node's best child
+        parents = self._frontier + [self._frontier[-1]] * (len(top1) - len(self._frontier))
+        order = sorted(range(len(level)), key=level.__getitem__, reverse=True)[: self.top_k]
+        children = [level[j] * top1[j // rows.shape[1]] / parents[j // rows.shape[1]] for j in order]
+        if not self.policy.continue_drafting(_Level(entropy)):
+            return 0
+        width = self._best_width(children, now - self._draft_start) if self.policy.meter.known else len(order)
+        self._frontier = [level[j] for j in order[:width]]
+        return width
 
-    def _level_pays(self, child: float) -> bool:
-        """Whether the size rule's best rate rises with a node of path probability ``child`` for one more draft
-        step: a deeper node's path is never likelier than its parent's, so a level it would cut is wasted."""
-        if not self.policy.meter.known:
-            return True
-        elapsed = time.perf_counter() - self._draft_start
+    def _best_width(self, children: list[float], elapsed: float) -> int:
+        """The number of candidates (best first; ``children``: each one's forecast best child) whose expansion
+        maximises the size rule's best rate, 0 if no level pays."""
         probs = sorted(self._tree_probs, reverse=True)[: self.cap]  # as many as tree_size is offered
-        _, now = self.budget.best(probs, elapsed)
-        deeper = sorted([*probs, child], reverse=True)[: self.cap]
-        _, grown = self.budget.best(deeper, elapsed + self.policy.meter.draft())
-        return grown > now
+        size, best_rate = self.budget.best(probs, elapsed)
+        probs = probs[: size + len(children) + 8]  # far past the best size now, a size stays worse: keep it cheap
+        best_width = 0
+        for width in range(1, len(children) + 1):
+            grown = sorted([*probs, *children[:width]], reverse=True)[: self.cap]
+            _, rate = self.budget.best(grown, elapsed + self.level_seconds(width))
+            if rate > best_rate:
+                best_width, best_rate = width, rate
+        return best_width
+
+    def level_seconds(self, width: int) -> float:
+        """Seconds of a draft level expanding ``width`` nodes: a least-squares line through the levels timed in
+        this run (the meter's mean draft step, the root's pass included, until two widths were timed)."""
+        timed = self._level_seconds
+        if len({w for w, _ in timed}) < 2:
+            return statistics.fmean(s for _, s in timed) if timed else self.policy.meter.draft()
+        mean_w = statistics.fmean(w for w, _ in timed)
+        mean_s = statistics.fmean(s for _, s in timed)
+        slope = sum((w - mean_w) * (s - mean_s) for w, s in timed) / sum((w - mean_w) ** 2 for w, _ in timed)
+        slope = max(0.0, slope)
+        return max(0.0, mean_s + slope * (width - mean_w))
 
     def tree_size(self, path_log_probs: torch.Tensor) -> int:
         """Nodes to verify among the best ones (sorted, most likely first); ties at the cut are kept together."""
         scores = path_log_probs.float()
-        chosen = self.budget.choose(scores.exp().tolist(), time.perf_counter() - self._draft_start)
+        chosen = self.budget.choose(scores.exp().tolist(), self.clock() - self._draft_start)
         while chosen < scores.numel() and bool(scores[chosen] == scores[chosen - 1]):
             chosen += 1  # a tie may hold a child before its parent: cut only between distinct scores
         meter = self.policy.meter
