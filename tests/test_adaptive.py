@@ -77,6 +77,21 @@ def test_live_timings_replace_the_seed_and_rescale_the_rest():
     assert meter.draft() == pytest.approx(0.06)
 
 
+def test_a_forward_over_more_tokens_is_never_priced_below_a_shorter_one():
+    """Issue 33 (EAGLE's sets, AMD Zen 5): live medians at different context lengths read verify(5) 125.0 ms and
+    verify(6) 120.2 ms after verify(4) 129.7 ms, and the size rule chose the sizes that looked cheap. Violating
+    neighbours are pooled to their mean (the least-squares non-decreasing fit); the rest stay as measured."""
+    meter = CostMeter()
+    for size, seconds in ((1, 0.1301), (4, 0.1297), (5, 0.1250), (6, 0.1202), (8, 0.1450)):
+        for _ in range(3):
+            meter.observe(RoundTiming(size - 1, None, size, seconds))
+    prices = [meter.verify(n) for n in range(1, 10)]
+    assert all(a <= b for a, b in zip(prices, prices[1:]))
+    pooled = (0.1301 + 0.1297 + 0.1250 + 0.1202) / 4
+    assert meter.step() == pytest.approx(pooled) and meter.verify(6) == pytest.approx(pooled)
+    assert meter.verify(8) == pytest.approx(0.1450)
+
+
 def test_meter_uses_medians_and_skips_unclean_timings():
     meter = CostMeter()
     for seconds in (0.1, 0.1, 5.0, 0.1):  # one stall

@@ -167,8 +167,9 @@ class AdaptiveTreeRule:
         for width in range(1, len(children) + 1):
             grown = sorted([*probs, *children[:width]], reverse=True)[: self.cap]
             _, rate = self.budget.best(grown, elapsed + self.level_seconds(width))
-            if rate > best_rate:
-                best_width, best_rate = width, rate
+            if rate <= best_rate:
+                break  # the next candidates are less likely: a node that does not pay ends the scan
+            best_width, best_rate = width, rate
         return best_width
 
     def level_seconds(self, width: int) -> float:

@@ -52,6 +52,18 @@ def bucket_rounds(log: list) -> list[dict]:
     return rows
 
 
+def rule_prices(rule) -> dict:
+    """What an adaptive rule prices a tree by at the end of the run: verify(n), its calibration per size bucket,
+    and a level's seconds by width (a rule that shrinks trees for a bad price shows it here)."""
+    meter = rule.policy.meter
+    sizes = (1, 2, 3, 4, 5, 6, 8, 12, 16)
+    return {
+        "verify_ms": {n: 1000 * meter.verify(n) for n in sizes} if meter.known else {},
+        "scale_by_size": {b: rule.budget.scale_for(b) for b in (1, 2, 4, 8, 16, 32)},
+        "level_ms": {w: 1000 * rule.level_seconds(w) for w in range(1, rule.top_k + 1)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="qwen2.5-coder-1.5b")
@@ -131,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['expected_accepted']:7.2f} {r['accepted']:6.2f} {r['predicted_verify_ms']:14.1f} "
                 f"{r['verify_ms']:9.1f} {r['draft_ms']:8.1f}"
             )
+        prices = rule_prices(rule)
+        summary["methods"][spec]["prices"] = prices
+        print("prices now: verify(n) ms " + " ".join(f"{n}:{ms:.1f}" for n, ms in prices["verify_ms"].items()))
+        print("  calibration by size " + " ".join(f"<={b}:{s:.2f}" for b, s in prices["scale_by_size"].items()))
+        print("  a level of width w, ms " + " ".join(f"{w}:{ms:.1f}" for w, ms in prices["level_ms"].items()))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=1)
