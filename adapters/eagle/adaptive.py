@@ -174,7 +174,8 @@ class AdaptiveTreeRule:
 
     def level_seconds(self, width: int) -> float:
         """Seconds of a draft level expanding ``width`` nodes: a least-squares line through the levels timed in
-        this run (the meter's mean draft step, the root's pass included, until two widths were timed)."""
+        this run once two widths were; before that their mean, and before any the meter's draft step (which
+        includes the root's pass)."""
         timed = self._level_seconds
         if len({w for w, _ in timed}) < 2:
             return statistics.fmean(s for _, s in timed) if timed else self.policy.meter.draft()
