@@ -26,6 +26,8 @@ import bisect
 import math
 from typing import Sequence
 
+from .isotonic import non_increasing
+
 __all__ = ["ENTROPY_EDGES", "AcceptanceModel", "judged_outcomes"]
 
 # Bin edges in nats; the last bin is open. Fine at low entropy, where most draft tokens sit.
@@ -123,22 +125,9 @@ class AcceptanceModel:
         """Posterior means pooled to be non-increasing in entropy."""
         if self._table is None:
             weights = [self.prior + n for n in self.judged]
-            self._table = _non_increasing(self.posterior(), weights)
+            self._table = non_increasing(self.posterior(), weights)
         return self._table
 
     def __call__(self, entropy: float) -> float:
         """P(this token is accepted | every earlier token of its round was, its draft entropy)."""
         return self.table()[self.bin_of(entropy)]
-
-
-def _non_increasing(values: list[float], weights: list[float]) -> list[float]:
-    """Weighted least-squares fit that never increases (pool adjacent violators)."""
-    blocks: list[list[float]] = []  # [mean, weight, count]
-    for value, weight in zip(values, weights):
-        blocks.append([value, weight, 1])
-        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
-            mean2, weight2, count2 = blocks.pop()
-            mean1, weight1, count1 = blocks[-1]
-            total = weight1 + weight2
-            blocks[-1] = [(mean1 * weight1 + mean2 * weight2) / total, total, count1 + count2]
-    return [mean for mean, _, count in blocks for _ in range(int(count))]

@@ -35,6 +35,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from .isotonic import non_decreasing
+
 __all__ = ["CostMeter", "RoundTiming"]
 
 
@@ -123,7 +125,11 @@ class CostMeter:
         points.update(live)
         if not points:  # nothing seeded and nothing steady yet: whatever was seen
             points = {n: statistics.median(s for _, s in v) for n, v in self._verify.items() if v}
-        return _non_decreasing(points)
+        # a forward over more tokens never costs less, but medians of small windows taken at different context
+        # lengths can say so (EAGLE's sets, AMD Zen 5: verify(4) 129.7 ms, verify(5) 125.0, verify(6) 120.2), and a
+        # size rule then chose 5-node trees for looking cheaper than 3-node ones
+        sizes = sorted(points)
+        return dict(zip(sizes, non_decreasing([points[n] for n in sizes], [1.0] * len(sizes))))
 
     def verify(self, n: int) -> float:
         """Seconds of a target forward over ``n`` new tokens."""
@@ -177,26 +183,6 @@ class CostMeter:
 def _check_scored(n: int) -> None:
     if n < 1:
         raise ValueError(f"a verify forward scores at least one token, got {n}")
-
-
-def _non_decreasing(points: Mapping[int, float]) -> dict[int, float]:
-    """The closest prices (least squares) that never fall as the size grows: neighbouring sizes that violate it
-    are pooled to their mean (pool-adjacent-violators).
-
-    A forward over more tokens never costs less, but medians of small windows, taken at different context
-    lengths, can say so: on EAGLE's sets (AMD Zen 5) the live prices read verify(5) 125.0 ms, verify(6) 120.2 and
-    verify(4) 129.7, so a size rule chose 5-node trees because they looked cheaper than 3-node ones.
-    """
-    blocks: list[list[float]] = []  # [sum, count, number of sizes] per pooled run of sizes
-    for n in sorted(points):
-        blocks.append([points[n], 1.0, 1])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            total, count, sizes = blocks.pop()
-            blocks[-1][0] += total
-            blocks[-1][1] += count
-            blocks[-1][2] += sizes
-    prices = [block[0] / block[1] for block in blocks for _ in range(block[2])]
-    return dict(zip(sorted(points), prices))
 
 
 def _interpolate(points: Mapping[int, float], n: int) -> float:
