@@ -573,15 +573,15 @@ def test_patched_tree_is_upstream_sized_with_svip_off_and_cut_by_the_entropy_bou
 
 
 class _StubRule:
-    """A rule with fixed answers: grow to ``levels`` levels, verify ``size`` nodes."""
+    """A rule with fixed answers: grow to ``levels`` levels at full width (4), verify ``size`` nodes."""
 
     def __init__(self, levels: int, size: int) -> None:
         self.levels, self.size, self.asked, self.candidates = levels, size, [], []
 
-    def grow_deeper(self, entropy: float, levels: int, candidates=None) -> bool:
+    def frontier_width(self, entropy: float, levels: int, candidates=None) -> int:
         self.asked.append(levels)
         self.candidates.append(None if candidates is None else candidates.numel())
-        return levels < self.levels
+        return 4 if levels < self.levels else 0
 
     def tree_size(self, path_log_probs) -> int:
         self.offered = path_log_probs
