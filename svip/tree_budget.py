@@ -16,7 +16,14 @@ starting from the run's overall scale: on prompts unlike its training text a
 head's deep, unlikely paths are overconfident more than its best ones
 (issue 33 measured 0.95 accepted against 1.34 forecast for 17-32 nodes, 1.04
 against 1.15 up to 16), so one scale for every size makes big trees look better
-than they are.
+than they are. A bucket's record forgets with a horizon of about 50 trees
+(back to the overall scale): a size calibrated low by a few early trees is
+then never chosen, never observed again, and its record would keep the trees
+small for good (issue 33 on AMD Zen 5: 3-4 nodes at 0.53, 2 nodes at 0.80,
+so the rule verified 2 nodes a round where the fixed tree's 3 accepted more for
+1% more verify time). And a tree never accepts fewer tokens than a prefix of
+it (the prefix's accepted path is in the bigger tree), so a size's forecast is
+at least every smaller size's, whatever their buckets' calibrations say.
 
 Any prefix of the nodes sorted by path score is a tree (a child's path is
 never more likely than its parent's), so any size is verified losslessly.
@@ -33,6 +40,7 @@ from .costs import CostMeter
 __all__ = ["TreeBudget"]
 
 _MIN_SCALE, _MAX_SCALE = 0.05, 4.0
+_BUCKET_DECAY = 0.98  # a size bucket's record forgets with a horizon of ~50 trees (see the module docstring)
 
 
 @dataclass
@@ -62,8 +70,23 @@ class TreeBudget:
         return min(_MAX_SCALE, max(_MIN_SCALE, (accepted + self.prior * overall) / (predicted + self.prior)))
 
     def expected_accepted(self, path_probs: Sequence[float]) -> float:
-        scale = self.scale_for(len(path_probs))
-        return sum(min(1.0, scale * p) for p in path_probs)
+        """The calibrated accepted length of the tree of ``path_probs`` (sorted, most likely first): at least that
+        of any prefix of it."""
+        return max(self._forecasts(path_probs), default=0.0)
+
+    def _forecasts(self, path_probs: Sequence[float]) -> list[float]:
+        """Calibrated accepted length of every prefix (sizes 1..n), each at least the one before."""
+        forecasts: list[float] = []
+        best = 0.0
+        for bucket in sorted({_bucket(n) for n in range(1, len(path_probs) + 1)}):  # sizes 1, 2, 3-4, 5-8, ...
+            scale = self.scale_for(bucket)
+            first = bucket // 2 + 1
+            clipped = sum(min(1.0, scale * p) for p in path_probs[: first - 1])
+            for n in range(first, min(bucket, len(path_probs)) + 1):
+                clipped += min(1.0, scale * path_probs[n - 1])
+                best = max(best, clipped)
+                forecasts.append(best)
+        return forecasts
 
     def best(self, path_probs: Sequence[float], draft_seconds: float) -> tuple[int, float]:
         """The size ``choose`` would pick, without recording it, and its forecast tokens per second (NaN while
@@ -74,15 +97,10 @@ class TreeBudget:
             return len(path_probs), math.nan
         verify = self.meter.verify_curve()
         best, best_rate = 1, -1.0
-        for bucket in sorted({_bucket(n) for n in range(1, len(path_probs) + 1)}):  # sizes 1, 2, 3-4, 5-8, ...
-            scale = self.scale_for(bucket)
-            first = bucket // 2 + 1
-            clipped = sum(min(1.0, scale * p) for p in path_probs[: first - 1])
-            for n in range(first, min(bucket, len(path_probs)) + 1):
-                clipped += min(1.0, scale * path_probs[n - 1])
-                rate = (1.0 + clipped) / (draft_seconds + verify(n + 1))
-                if rate > best_rate:
-                    best, best_rate = n, rate
+        for n, expected in enumerate(self._forecasts(path_probs), start=1):
+            rate = (1.0 + expected) / (draft_seconds + verify(n + 1))
+            if rate > best_rate:
+                best, best_rate = n, rate
         return best, best_rate
 
     def choose(self, path_probs: Sequence[float], draft_seconds: float) -> int:
@@ -96,6 +114,9 @@ class TreeBudget:
         """The verified length of the tree last chosen."""
         self.accepted += accepted
         self.predicted += self._pending
+        for forgetting in self._by_size.values():
+            forgetting[0] *= _BUCKET_DECAY
+            forgetting[1] *= _BUCKET_DECAY
         record = self._by_size.setdefault(self._pending_bucket, [0.0, 0.0])
         record[0] += accepted
         record[1] += self._pending

@@ -140,7 +140,8 @@ def test_each_tree_size_keeps_its_own_calibration():
     overall = budget.scale()  # (1 + 10) / (1 + 17)
     assert overall == pytest.approx(11 / 18)
     assert budget.scale_for(2) == pytest.approx(overall)  # no tree of 2 nodes yet: the overall scale
-    assert budget.scale_for(8) == pytest.approx((10 + overall) / (17 + 1))
+    faded = sum(0.98**k for k in range(10))  # the bucket's record forgets 2% a tree; the overall scale does not
+    assert budget.scale_for(8) == pytest.approx((faded + overall) / (1.7 * faded + 1))
     assert budget.scale_for(7) == budget.scale_for(8) and budget.scale_for(9) == pytest.approx(overall)
     assert budget.expected_accepted(big) == pytest.approx(sum(min(1.0, budget.scale_for(8) * p) for p in big))
 
@@ -158,3 +159,43 @@ def test_the_tree_log_buckets_rounds_by_size_with_forecasts_beside_measurements(
     assert (small["nodes_up_to"], small["rounds"], small["mean_nodes"], small["accepted"]) == (16, 2, 12, 1.5)
     assert small["expected_accepted"] == pytest.approx(1.1) and small["verify_ms"] == pytest.approx(210.0)
     assert (big["nodes_up_to"], big["rounds"], big["predicted_verify_ms"], big["verify_ms"]) == (32, 1, 250.0, 300.0)
+
+
+def _nearly_flat_budget() -> TreeBudget:
+    """Verify costs 1% more per node; a draft pass 0.1 s."""
+    return TreeBudget(meter({"2": 1.01, "3": 1.02, "4": 1.03, "5": 1.04}), prior=1.0)
+
+
+def _calibrate_size_four_low(budget: TreeBudget, probs: list[float]) -> None:
+    """A few early trees accept nothing: the 3-4 node bucket is calibrated at the floor."""
+    for _ in range(4):
+        budget.choose(probs, draft_seconds=0.1)
+        budget.observe(0)
+    assert budget.scale_for(4) < budget.scale_for(2)
+
+
+def test_a_tree_is_never_forecast_to_accept_less_than_a_prefix_of_it():
+    """A prefix's accepted path is in the bigger tree too, whatever the buckets' calibrations say."""
+    budget, probs = _nearly_flat_budget(), [0.6, 0.3, 0.3, 0.3]
+    _calibrate_size_four_low(budget, probs)
+    for _ in range(3):  # two-node trees accept their token: bucket 2 is calibrated high
+        budget._pending, budget._pending_bucket = 0.9, 2
+        budget.observe(1)
+    two = budget.scale_for(2) * 0.6 + min(1.0, budget.scale_for(2) * 0.3)
+    assert budget.scale_for(4) * 0.9 < two  # bucket 3-4 alone would forecast 3 nodes below 2
+    assert budget.expected_accepted(probs[:3]) == pytest.approx(two)
+    assert budget.expected_accepted(probs[:4]) >= budget.expected_accepted(probs[:3])
+
+
+def test_a_size_calibrated_low_early_is_tried_again_and_kept_when_it_pays():
+    """Issue 33, AMD Zen 5: the 3-4 node bucket sat at 0.53 and the rule verified 2 nodes a round for good, where
+    3 accepted more for 1% more verify time. A bucket's record fades, so the size is tried again."""
+    budget, probs = _nearly_flat_budget(), [0.6, 0.3, 0.3, 0.3]
+    _calibrate_size_four_low(budget, probs)
+    sizes = []
+    for _ in range(150):  # the text changed: four-node trees now accept 2 tokens, two-node trees 1
+        size = budget.choose(probs, draft_seconds=0.1)
+        sizes.append(size)
+        budget.observe(2 if size > 2 else 1)
+    assert sizes[0] <= 2, "the early rejections first keep the tree small"
+    assert sizes[-20:] == [4] * 20, f"the bigger tree was never tried again: {sizes}"
