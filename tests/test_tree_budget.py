@@ -130,20 +130,30 @@ def test_the_adaptive_tree_prices_a_level_by_its_width():
     assert rule.frontier_width(0.01, 1, root_children) == 2
 
 
-def test_each_tree_size_keeps_its_own_calibration():
-    """Issue 33: big trees' deep paths were overconfident on unseen prompts while small ones were not."""
+def test_each_depth_keeps_its_own_calibration():
+    """Issue 33: a head's deep paths were overconfident on unseen prompts while its first ones were not. A round
+    accepts >= d tokens exactly when one of its depth-d nodes is on the target's path, so depth d is calibrated by
+    those rounds against its nodes' summed probabilities."""
     budget = TreeBudget(meter({"2": 1.0, "64": 1.0}), prior=1.0)
-    big = [0.5, 0.3, 0.2, 0.2, 0.15, 0.15, 0.1, 0.1]  # 1.7 forecast accepted tokens at scale 1
+    probs, depths = [0.6, 0.4, 0.3, 0.2], [1, 2, 1, 2]
     for _ in range(10):
-        assert budget.choose(big, draft_seconds=0.1) == 8  # free verification: the whole tree (bucket 5-8)
-        budget.observe(1)
-    overall = budget.scale()  # (1 + 10) / (1 + 17)
-    assert overall == pytest.approx(11 / 18)
-    assert budget.scale_for(2) == pytest.approx(overall)  # no tree of 2 nodes yet: the overall scale
-    faded = sum(0.98**k for k in range(10))  # the bucket's record forgets 2% a tree; the overall scale does not
-    assert budget.scale_for(8) == pytest.approx((faded + overall) / (1.7 * faded + 1))
-    assert budget.scale_for(7) == budget.scale_for(8) and budget.scale_for(9) == pytest.approx(overall)
-    assert budget.expected_accepted(big) == pytest.approx(sum(min(1.0, budget.scale_for(8) * p) for p in big))
+        assert budget.choose(probs, draft_seconds=0.1, depths=depths) == 4  # free verification: the whole tree
+        budget.observe(1)  # the first token accepted, never a second
+    overall = budget.scale()
+    assert overall == pytest.approx((1 + 10) / (1 + 15))
+    faded = sum(0.98**k for k in range(10))  # a depth's record forgets 2% a tree; the overall scale does not
+    assert budget.scale_at(1) == pytest.approx((faded + overall) / (0.9 * faded + 1))
+    assert budget.scale_at(2) == pytest.approx(overall / (0.6 * faded + 1))
+    assert budget.scale_at(3) == pytest.approx(overall)  # never verified: the overall scale
+    assert budget.expected_accepted(probs, depths) == pytest.approx(
+        min(1.0, 0.6 * budget.scale_at(1))
+        + 0.4 * budget.scale_at(2)
+        + 0.3 * budget.scale_at(1)
+        + 0.2 * budget.scale_at(2)
+    )
+    assert budget.expected_accepted(probs) == pytest.approx(overall * sum(probs))  # depths unknown: overall scale
+    with pytest.raises(ValueError, match="depths"):
+        budget.choose(probs, draft_seconds=0.1, depths=[1, 2])
 
 
 def test_the_tree_log_buckets_rounds_by_size_with_forecasts_beside_measurements():
@@ -161,41 +171,32 @@ def test_the_tree_log_buckets_rounds_by_size_with_forecasts_beside_measurements(
     assert (big["nodes_up_to"], big["rounds"], big["predicted_verify_ms"], big["verify_ms"]) == (32, 1, 250.0, 300.0)
 
 
-def _nearly_flat_budget() -> TreeBudget:
-    """Verify costs 1% more per node; a draft pass 0.1 s."""
-    return TreeBudget(meter({"2": 1.01, "3": 1.02, "4": 1.03, "5": 1.04}), prior=1.0)
-
-
-def _calibrate_size_four_low(budget: TreeBudget, probs: list[float]) -> None:
-    """A few early trees accept nothing: the 3-4 node bucket is calibrated at the floor."""
-    for _ in range(4):
-        budget.choose(probs, draft_seconds=0.1)
+def test_a_node_never_lowers_a_trees_forecast():
+    """Each node is priced by its own depth's scale, so a bigger tree never forecasts fewer tokens than a prefix of
+    it (the prefix's accepted path is in the bigger tree), however low a depth is calibrated."""
+    budget, probs, depths = TreeBudget(meter(FLAT), prior=1.0), [0.6, 0.3, 0.3, 0.3], [1, 1, 2, 2]
+    for _ in range(20):
+        budget.choose(probs, draft_seconds=0.1, depths=depths)
         budget.observe(0)
-    assert budget.scale_for(4) < budget.scale_for(2)
+    forecasts = [budget.expected_accepted(probs[:n], depths[:n]) for n in range(1, 5)]
+    assert forecasts == sorted(forecasts) and forecasts[2] > forecasts[1]
 
 
-def test_a_tree_is_never_forecast_to_accept_less_than_a_prefix_of_it():
-    """A prefix's accepted path is in the bigger tree too, whatever the buckets' calibrations say."""
-    budget, probs = _nearly_flat_budget(), [0.6, 0.3, 0.3, 0.3]
-    _calibrate_size_four_low(budget, probs)
-    for _ in range(3):  # two-node trees accept their token: bucket 2 is calibrated high
-        budget._pending, budget._pending_bucket = 0.9, 2
+def test_a_depth_calibrated_low_early_is_verified_again_and_kept_when_it_pays():
+    """Issue 33, AMD Zen 5: with one calibration per tree size, 3-4 node trees sat at 0.53 after a few early trees
+    and the rule verified 2 nodes in 371 of 393 rounds for good, where 3 accepted more for 1% more verify time. A
+    depth's record fades, so a depth calibrated low is verified again once the text changes."""
+    # verify costs 8% more per node, a draft pass 0.1 s; two root children and two grandchildren
+    budget = TreeBudget(meter({"2": 1.08, "3": 1.16, "4": 1.24, "5": 1.32}), prior=1.0)
+    probs, depths = [0.6, 0.3, 0.3, 0.3], [1, 1, 2, 2]
+    for _ in range(8):  # early trees: the first token accepted, never a second
+        budget.choose(probs, draft_seconds=0.1, depths=depths)
         budget.observe(1)
-    two = budget.scale_for(2) * 0.6 + min(1.0, budget.scale_for(2) * 0.3)
-    assert budget.scale_for(4) * 0.9 < two  # bucket 3-4 alone would forecast 3 nodes below 2
-    assert budget.expected_accepted(probs[:3]) == pytest.approx(two)
-    assert budget.expected_accepted(probs[:4]) >= budget.expected_accepted(probs[:3])
-
-
-def test_a_size_calibrated_low_early_is_tried_again_and_kept_when_it_pays():
-    """Issue 33, AMD Zen 5: the 3-4 node bucket sat at 0.53 and the rule verified 2 nodes a round for good, where
-    3 accepted more for 1% more verify time. A bucket's record fades, so the size is tried again."""
-    budget, probs = _nearly_flat_budget(), [0.6, 0.3, 0.3, 0.3]
-    _calibrate_size_four_low(budget, probs)
+    assert budget.scale_at(2) < 0.5 * budget.scale_at(1)
     sizes = []
-    for _ in range(150):  # the text changed: four-node trees now accept 2 tokens, two-node trees 1
-        size = budget.choose(probs, draft_seconds=0.1)
+    for _ in range(100):  # the text changed: a tree with the grandchildren accepts 2 tokens
+        size = budget.choose(probs, draft_seconds=0.1, depths=depths)
         sizes.append(size)
         budget.observe(2 if size > 2 else 1)
-    assert sizes[0] <= 2, "the early rejections first keep the tree small"
-    assert sizes[-20:] == [4] * 20, f"the bigger tree was never tried again: {sizes}"
+    assert sizes[0] == 2, "the early rejections first keep the tree to depth 1"
+    assert sizes[-20:] == [4] * 20, f"depth 2 was never verified again: {sizes}"

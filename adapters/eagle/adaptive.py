@@ -41,7 +41,7 @@ import statistics
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -91,7 +91,7 @@ class AdaptiveTreeRule:
         self.size = 0  # nodes (without the root) of the tree last grown
         self.draft_seconds = 0.0
         self.log: list[TreeRound] = []  # one entry per verified tree: what the rule predicted and what happened
-        self._tree_probs: list[float] = []  # path probabilities of the nodes grown so far in the tree being drafted
+        self._tree_nodes: list[tuple[float, int]] = []  # (path probability, depth) of the nodes grown so far
         self._frontier: list[float] = [1.0]  # path probabilities of the nodes the next level expands, best first
         self._level_start = 0.0  # when the level being drafted started
         self._level_seconds: deque[tuple[int, float]] = deque(maxlen=64)  # (width, seconds) of recent levels
@@ -141,36 +141,44 @@ class AdaptiveTreeRule:
         now = self.clock()
         rows = candidates.float().exp().view(-1, candidates.shape[-1])
         if levels <= 1:
-            self._tree_probs, self._frontier = [], [1.0]
+            self._tree_nodes, self._frontier = [], [1.0]
         else:
             self._level_seconds.append((len(self._frontier), now - self._level_start))
         self._level_start = now
         level = rows.view(-1).tolist()
-        self._tree_probs.extend(level)
+        self._tree_nodes.extend((p, levels) for p in level)
         top1 = rows.max(dim=-1).values.tolist()  # each expanded node's best child
         parents = self._frontier + [self._frontier[-1]] * (len(top1) - len(self._frontier))
         order = sorted(range(len(level)), key=level.__getitem__, reverse=True)[: self.top_k]
         children = [level[j] * top1[j // rows.shape[1]] / parents[j // rows.shape[1]] for j in order]
         if not self.policy.continue_drafting(_Level(entropy)):
             return 0
-        width = self._best_width(children, now - self._draft_start) if self.policy.meter.known else len(order)
+        width = (
+            self._best_width(children, levels + 1, now - self._draft_start) if self.policy.meter.known else len(order)
+        )
         self._frontier = [level[j] for j in order[:width]]
         return width
 
-    def _best_width(self, children: list[float], elapsed: float) -> int:
-        """The number of candidates (best first; ``children``: each one's forecast best child) whose expansion
-        maximises the size rule's best rate, 0 if no level pays."""
-        probs = sorted(self._tree_probs, reverse=True)[: self.cap]  # as many as tree_size is offered
-        size, best_rate = self.budget.best(probs, elapsed)
-        probs = probs[: size + len(children) + 8]  # far past the best size now, a size stays worse: keep it cheap
+    def _best_width(self, children: list[float], depth: int, elapsed: float) -> int:
+        """The number of candidates (best first; ``children``: each one's forecast best child, ``depth`` levels
+        below the root) whose expansion maximises the size rule's best rate, 0 if no level pays."""
+        nodes = self._best_nodes(self._tree_nodes)
+        size, best_rate = self.budget.best([p for p, _ in nodes], elapsed, [d for _, d in nodes])
+        nodes = nodes[: size + len(children) + 8]  # far past the best size now, a size stays worse: keep it cheap
         best_width = 0
         for width in range(1, len(children) + 1):
-            grown = sorted([*probs, *children[:width]], reverse=True)[: self.cap]
-            _, rate = self.budget.best(grown, elapsed + self.level_seconds(width))
+            grown = self._best_nodes([*nodes, *((p, depth) for p in children[:width])])
+            _, rate = self.budget.best(
+                [p for p, _ in grown], elapsed + self.level_seconds(width), [d for _, d in grown]
+            )
             if rate <= best_rate:
                 break  # the next candidates are less likely: a node that does not pay ends the scan
             best_width, best_rate = width, rate
         return best_width
+
+    def _best_nodes(self, nodes: list[tuple[float, int]]) -> list[tuple[float, int]]:
+        """The ``cap`` most likely of ``nodes`` (as many as tree_size is offered), best first."""
+        return sorted(nodes, key=lambda node: node[0], reverse=True)[: self.cap]
 
     def level_seconds(self, width: int) -> float:
         """Seconds of a draft level expanding ``width`` nodes: a least-squares line through the levels timed in
@@ -188,15 +196,24 @@ class AdaptiveTreeRule:
     def tree_size(self, path_log_probs: torch.Tensor) -> int:
         """Nodes to verify among the best ones (sorted, most likely first); ties at the cut are kept together."""
         scores = path_log_probs.float()
-        chosen = self.budget.choose(scores.exp().tolist(), self.clock() - self._draft_start)
+        probs = scores.exp().tolist()
+        depths = self._depths_of(len(probs))
+        chosen = self.budget.choose(probs, self.clock() - self._draft_start, depths)
         while chosen < scores.numel() and bool(scores[chosen] == scores[chosen - 1]):
             chosen += 1  # a tie may hold a child before its parent: cut only between distinct scores
         meter = self.policy.meter
         self._prediction = (
-            self.budget.expected_accepted(scores[:chosen].exp().tolist()),
+            self.budget.expected_accepted(probs[:chosen], depths[:chosen] if depths is not None else None),
             meter.verify(chosen + 1) if meter.known else float("nan"),
         )
         return chosen
+
+    def _depths_of(self, n: int) -> Optional[list[int]]:
+        """The depths of the ``n`` most likely nodes of the tree just grown, best first (None when the tree was
+        not grown through ``frontier_width``: then the size rule uses its overall calibration)."""
+        if len(self._tree_nodes) < n:
+            return None
+        return [depth for _, depth in sorted(self._tree_nodes, key=lambda node: node[0], reverse=True)[:n]]
 
 
 @torch.inference_mode()

@@ -53,13 +53,13 @@ def bucket_rounds(log: list) -> list[dict]:
 
 
 def rule_prices(rule) -> dict:
-    """What an adaptive rule prices a tree by at the end of the run: verify(n), its calibration per size bucket,
+    """What an adaptive rule prices a tree by at the end of the run: verify(n), its calibration per depth,
     and a level's seconds by width (a rule that shrinks trees for a bad price shows it here)."""
     meter = rule.policy.meter
     sizes = (1, 2, 3, 4, 5, 6, 8, 12, 16)
     return {
         "verify_ms": {n: 1000 * meter.verify(n) for n in sizes} if meter.known else {},
-        "scale_by_size": {b: rule.budget.scale_for(b) for b in (1, 2, 4, 8, 16, 32)},
+        "scale_by_depth": {d: rule.budget.scale_at(d) for d in range(1, 8)},
         "level_ms": {w: 1000 * rule.level_seconds(w) for w in range(1, rule.top_k + 1)},
     }
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         prices = rule_prices(rule)
         summary["methods"][spec]["prices"] = prices
         print("prices now: verify(n) ms " + " ".join(f"{n}:{ms:.1f}" for n, ms in prices["verify_ms"].items()))
-        print("  calibration by size " + " ".join(f"<={b}:{s:.2f}" for b, s in prices["scale_by_size"].items()))
+        print("  calibration by depth " + " ".join(f"{d}:{s:.2f}" for d, s in prices["scale_by_depth"].items()))
         print("  a level of width w, ms " + " ".join(f"{w}:{ms:.1f}" for w, ms in prices["level_ms"].items()))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
