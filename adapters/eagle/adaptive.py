@@ -176,9 +176,9 @@ class AdaptiveTreeRule:
             best_width, best_rate = width, rate
         return best_width
 
-    def _best_nodes(self, nodes: list[tuple[float, int]]) -> list[tuple[float, int]]:
-        """The ``cap`` most likely of ``nodes`` (as many as tree_size is offered), best first."""
-        return sorted(nodes, key=lambda node: node[0], reverse=True)[: self.cap]
+    def _best_nodes(self, nodes: list[tuple[float, int]], n: Optional[int] = None) -> list[tuple[float, int]]:
+        """The ``n`` most likely of ``nodes``, best first (default ``cap``: as many as tree_size is offered)."""
+        return sorted(nodes, key=lambda node: node[0], reverse=True)[: self.cap if n is None else n]
 
     def level_seconds(self, width: int) -> float:
         """Seconds of a draft level expanding ``width`` nodes: a least-squares line through the levels timed in
@@ -213,7 +213,7 @@ class AdaptiveTreeRule:
         not grown through ``frontier_width``: then the size rule uses its overall calibration)."""
         if len(self._tree_nodes) < n:
             return None
-        return [depth for _, depth in sorted(self._tree_nodes, key=lambda node: node[0], reverse=True)[:n]]
+        return [depth for _, depth in self._best_nodes(self._tree_nodes, n)]
 
 
 @torch.inference_mode()
