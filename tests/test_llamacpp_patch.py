@@ -361,6 +361,31 @@ def test_flags_off_server_json_matches_upstream(smol_gguf, smol_crude_gguf):
             assert patched["timings"].get(key) == upstream["timings"].get(key)
 
 
+@pytest.mark.slow
+def test_harness_target_only_server_decodes_as_upstreams_draft_less_server(smol_gguf):
+    """The harness starts its target-only server with the speculative flags and no draft model, so that the target
+    reserves its graphs as a speculative server's does (upstream's draft-less server decodes SmolLM2 f32 11-14%
+    slower, ``python -m svip.eval.llamacpp_baseline``). Nothing may change but the speed: same JSON, nothing drafted."""
+    from svip.adapters.llamacpp.server import LlamaServer, ServerConfig
+
+    exe = _binary_or_skip("llama-server")
+    answers = {}
+    for reserve in (True, False):
+        config = ServerConfig(exe, smol_gguf, threads=int(THREADS), reserve_draft_outputs=reserve)
+        assert ("--spec-draft-n-max" in config.command(1)) == reserve and "-md" not in config.command(1)
+        with LlamaServer(config) as server:
+            answers[reserve] = [server.post("/completion", _request(_tokenize(server, p))) for p in PROMPTS]
+    for reserved, upstream in zip(answers[True], answers[False]):
+        settings = [answer.pop("generation_settings") for answer in (reserved, upstream)]
+        differing = {k for k in settings[0].keys() | settings[1].keys() if settings[0].get(k) != settings[1].get(k)}
+        assert differing and all(k.startswith("speculative") for k in differing), differing  # the echoed flags only
+        assert {k: v for k, v in reserved.items() if k not in _VOLATILE} == {
+            k: v for k, v in upstream.items() if k not in _VOLATILE
+        }
+        assert reserved["timings"].get("draft_n", 0) == 0
+        assert reserved["timings"]["predicted_n"] == upstream["timings"]["predicted_n"] > 0
+
+
 def _caps(rounds: list[dict]) -> list[int]:
     """The most each round could draft: n_max, or what is left of n_predict (the first token comes from the prompt)."""
     caps, generated = [], 1
@@ -480,7 +505,9 @@ def test_server_adaptive_rule_prices_a_catch_up_by_the_answers_it_has_seen(smol_
 
         for prompt in PROMPTS:  # more answers that end after a few tokens, by their text
             tokens = _tokenize(server, prompt)
-            ended = server.completion(**_request(tokens, **target_only, n_predict=-1, stop=[_ends_after(server, tokens, 3)]))
+            ended = server.completion(
+                **_request(tokens, **target_only, n_predict=-1, stop=[_ends_after(server, tokens, 3)])
+            )
             assert ended["stop_type"] == "word"
         priced = server.completion(**_request(long, **fields, **unlimited))
         assert priced["tokens"] == expected
@@ -498,7 +525,9 @@ def test_server_window_bounds_what_the_draft_reads_and_changes_no_token(smol_ggu
     with a window it costs at most 64 draft tokens. The target verifies every token, so the answer is its own,
     for the fixed SVIP stop and for the cost-aware rule alike.
     """
-    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "--spec-draft-window", "64", "-lv", "5")
+    server = _Server(
+        _binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "--spec-draft-window", "64", "-lv", "5"
+    )
     once = {"n_predict": 16, "cache_prompt": False}
     try:
         long = _tokenize(server, " ".join(PROMPTS * 40))
@@ -593,7 +622,9 @@ def test_server_keep_kv_skips_the_draft_reevaluation_and_changes_no_token(smol_g
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "--spec-draft-keep-kv", "-np", "2", "-lv", "4")
+    server = _Server(
+        _binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "--spec-draft-keep-kv", "-np", "2", "-lv", "4"
+    )
     rules = (
         {"speculative.n_max": 3},
         {"speculative.svip_h": 0.3},
@@ -623,7 +654,12 @@ def _adaptive_rounds_with_the_target_as_draft(smol_gguf, *extra: str, n_predict:
     """svip-adaptive with the target as its own draft (every token accepted, a draft step as dear as a target step):
     the drafted count of every round, after checking the text is the target's; and the server's log."""
     server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_gguf, *extra)
-    fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "n_predict": n_predict, "ignore_eos": True}
+    fields = {
+        "speculative.svip_adaptive": True,
+        "speculative.rounds": True,
+        "n_predict": n_predict,
+        "ignore_eos": True,
+    }
     try:
         tokens = _tokenize(server, PROMPTS[0])
         target_only = server.completion(

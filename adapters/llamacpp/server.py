@@ -36,7 +36,11 @@ class LlamaServerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """How one server is started; ``draft`` None is a target-only server (no draft model loaded at all)."""
+    """How one server is started; ``draft`` None is a target-only server (no draft model loaded at all).
+
+    Both kinds get the same speculative flags, so the target context is built the same way in both (see
+    ``command``); without ``-md`` upstream loads no drafter and decodes target-only.
+    """
 
     binary: Path
     model: Path
@@ -50,6 +54,7 @@ class ServerConfig:
     draft_cap: int = 40  # the server-wide n_max; a request asks for less with speculative.n_max
     extra_args: tuple[str, ...] = ()
     log_dir: Path | None = None
+    reserve_draft_outputs: bool = True  # False: a target-only server exactly as upstream's defaults start one
 
     def command(self, port: int) -> list[str]:
         args = [str(self.binary), "-m", str(self.model), "-t", str(self.threads), "-tb", str(self.threads)]
@@ -57,8 +62,13 @@ class ServerConfig:
         args += ["--port", str(port), "--no-webui", "-cram", "0", "-ngl", "0"]  # no prompt cache across requests
         if self.draft is not None:
             # the server's n_max caps every request's (upstream's default is 3): the hard cap of 40 here
-            args += ["-md", str(self.draft), "--spec-type", "draft-simple", "-td", str(self.threads), "-ngld", "0"]
-            args += ["--spec-draft-n-max", str(self.draft_cap)]
+            args += ["-md", str(self.draft), "-td", str(self.threads), "-ngld", "0"]
+        # a target-only server too: without a draft model nothing is drafted, but the target context reserves its
+        # graphs for n_max + 1 outputs as a speculative server's does. reserved for one output, upstream's draft-less
+        # server decodes SmolLM2-135M f32 11-14% slower (AMD Zen 5; no difference on Qwen2.5-Coder-1.5B bf16), which
+        # made llama.cpp's target-only a slow baseline (python -m svip.eval.llamacpp_baseline)
+        if self.draft is not None or self.reserve_draft_outputs:
+            args += ["--spec-type", "draft-simple", "--spec-draft-n-max", str(self.draft_cap)]
         return args + list(self.extra_args)
 
 
