@@ -289,3 +289,41 @@ def test_baseline_check_refuses_missing_files_and_names_the_build(tmp_path, caps
     monkeypatch.setattr(upstream, "build_dir", lambda unpatched=False: tmp_path / "no-build")
     assert llamacpp_baseline.main(["--target", str(target)]) == 2
     assert "make llamacpp-setup" in capsys.readouterr().err
+
+
+def test_builds_summary_prices_each_build_against_the_target_only_requests():
+    """Known answer: seconds summed per category, target-only over method; tokens compared request by request."""
+    from svip.eval.llamacpp_builds import summarize
+
+    def row(question, category, label, seconds, tokens=(1, 2)):
+        return {"question": question, "category": category, "label": label, "seconds": seconds, "tokens": list(tokens)}
+
+    rows = [
+        row("a", "qa", "llamacpp", 2.0),
+        row("b", "rag", "llamacpp", 6.0),
+        row("a", "qa", "this: m", 1.0),
+        row("b", "rag", "this: m", 6.0, tokens=(1, 3)),
+        row("a", "qa", "other: m", 4.0),
+        row("b", "rag", "other: m", 4.0),
+    ]
+    lines = summarize(rows).splitlines()
+    this = next(line for line in lines if line.startswith("this: m")).split()
+    other = next(line for line in lines if line.startswith("other: m")).split()
+    assert this[2:] == ["1.14x", "2.00", "1.00", "1/2"]  # 8 s / 7 s overall
+    assert other[2:] == ["1.00x", "0.50", "1.50", "2/2"]
+
+
+def test_builds_refuses_a_missing_other_build_and_target_only_methods(tmp_path, capsys, monkeypatch):
+    from svip.eval import llamacpp_builds
+
+    monkeypatch.setattr(llamacpp_builds, "build_dir", lambda: tmp_path / "this")
+    (tmp_path / "this" / "bin").mkdir(parents=True)
+    (tmp_path / "this" / "bin" / "llama-server").write_text("")
+    with pytest.raises(SystemExit):
+        llamacpp_builds.main(["--other-bin", str(tmp_path / "other"), "--methods", "llamacpp+svip"])
+    assert "no llama-server at " + str(tmp_path / "other") in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "llama-server").write_text("")
+    with pytest.raises(SystemExit):
+        llamacpp_builds.main(["--other-bin", str(tmp_path / "other"), "--methods", "llamacpp"])
+    assert "target-only runs once" in capsys.readouterr().err
