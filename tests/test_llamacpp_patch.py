@@ -714,3 +714,6 @@ def test_server_calibrated_adaptive_rule_never_drafts_a_draft_as_dear_as_the_tar
     assert not any(drafted[:64])  # no learning rounds, no probe this early
     after_probe = [int(w) for w in re.findall(r"probe round \(next wait: (\d+) steps\)", log)]
     assert after_probe and after_probe[0] >= 1.5 * waits[0]  # a probe that changed nothing doubles the wait
+    # an accepted one-token round cannot pay here (a draft step and verify(2) cost about two steps), so no round
+    # pays at the mean rates: an accepted probe must not turn the rule to drafting on its optimistic verdict alone
+    assert sum(1 for d in drafted if d) == len(after_probe)
