@@ -26,7 +26,6 @@ from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import ServerConfig
 from svip.adapters.llamacpp.upstream import build_dir
 from svip.grammar import parse_method
-from svip.method import check_request
 from svip.sampling import SamplingConfig
 
 from .datasets import load_questions, per_category
@@ -41,11 +40,10 @@ TARGET_ONLY = "llamacpp"
 
 
 def _ask(method: LlamaCppMethod, prompt: list[int], max_new_tokens: int) -> tuple[list[int], float]:
-    """One greedy request as the bench harness sends it: (tokens, wall seconds)."""
-    request = check_request(prompt, max_new_tokens)
+    """One greedy request through the method's own ``generate``, as the bench harness asks it: (tokens, wall seconds)."""
     start = time.perf_counter()
-    answer = method.server.post("/completion", method.payload(request))
-    return list(answer.get("tokens") or []), time.perf_counter() - start
+    tokens = method.generate(prompt, max_new_tokens=max_new_tokens).tokens
+    return list(tokens), time.perf_counter() - start
 
 
 def summarize(rows: list[dict]) -> str:
@@ -109,14 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for build, binary in (("this", this), ("other", other))
         }
-        runners = {
-            TARGET_ONLY: LlamaCppMethod(
-                servers["this"](LlamaCppSpec.from_spec(parse_method(TARGET_ONLY))),
-                LlamaCppSpec.from_spec(parse_method(TARGET_ONLY)),
-                SamplingConfig(),
-                CONTEXT,
-            )
-        }
+        target_only = LlamaCppSpec.from_spec(parse_method(TARGET_ONLY))
+        runners = {TARGET_ONLY: LlamaCppMethod(servers["this"](target_only), target_only, SamplingConfig(), CONTEXT)}
         for build in ("this", "other"):
             for method, spec in specs.items():
                 runners[f"{build}: {method}"] = LlamaCppMethod(servers[build](spec), spec, SamplingConfig(), CONTEXT)
