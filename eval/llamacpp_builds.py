@@ -21,7 +21,7 @@ from pathlib import Path
 
 from svip.adapters.llamacpp.costs import measure_cost_curve
 from svip.adapters.llamacpp.gguf import gguf_for
-from svip.adapters.llamacpp.kind import CONTEXT, repack_args
+from svip.adapters.llamacpp.kind import CONTEXT
 from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import ServerConfig
 from svip.adapters.llamacpp.upstream import build_dir
@@ -92,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_tokenizer(args.target)
     questions = per_category(load_questions(args.questions), args.per_category, shortest=args.shortest)
     target = gguf_for(args.target, args.gguf)
-    extra = repack_args(args.gguf)
     curve = measure_cost_curve(
-        this.with_name("llama-bench"), target, gguf_for(args.draft, args.gguf), threads=args.threads, repack=not extra
+        this.with_name("llama-bench"), target, gguf_for(args.draft, args.gguf), threads=args.threads
     )
     print(f"[builds] llama.cpp {describe(machine_info(), curve)}")
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out and args.out.exists() else []
@@ -102,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(done)
     with ExitStack() as stack:
         servers = {
-            build: _server_for(
-                stack, ServerConfig(binary, target, threads=args.threads, extra_args=extra), args.draft, args.gguf
-            )
+            build: _server_for(stack, ServerConfig(binary, target, threads=args.threads), args.draft, args.gguf)
             for build, binary in (("this", this), ("other", other))
         }
         target_only = LlamaCppSpec.from_spec(parse_method(TARGET_ONLY))

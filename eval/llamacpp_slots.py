@@ -28,7 +28,7 @@ from typing import Callable
 
 from svip.adapters.llamacpp.costs import measure_cost_curve
 from svip.adapters.llamacpp.gguf import gguf_for
-from svip.adapters.llamacpp.kind import CONTEXT, repack_args
+from svip.adapters.llamacpp.kind import CONTEXT
 from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import LlamaServer, ServerConfig
 from svip.adapters.llamacpp.upstream import build_dir
@@ -88,7 +88,9 @@ def _summary(rows: list[dict], baseline: str) -> str:
     return "\n".join(lines)
 
 
-def _server_for(stack: ExitStack, config: ServerConfig, draft: str, gguf: str) -> Callable[[LlamaCppSpec], LlamaServer]:
+def _server_for(
+    stack: ExitStack, config: ServerConfig, draft: str, gguf: str
+) -> Callable[[LlamaCppSpec], LlamaServer]:
     """Started on first use, one per role: the target-only server, and a speculative one per (draft type, server
     flags) the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them."""
     servers: dict[tuple[str, tuple[str, ...]] | None, LlamaServer] = {}
@@ -96,8 +98,10 @@ def _server_for(stack: ExitStack, config: ServerConfig, draft: str, gguf: str) -
     def server_for(spec: LlamaCppSpec) -> LlamaServer:
         key = (spec.draft_gguf or gguf, spec.server_args()) if spec.drafts else None
         if key not in servers:
-            role = config if key is None else replace(
-                config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + key[1]
+            role = (
+                config
+                if key is None
+                else replace(config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + key[1])
             )
             servers[key] = stack.enter_context(LlamaServer(role))
         return servers[key]
@@ -128,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [encode_prompt(tokenizer, q.turns[0]) for q in questions]
     binary = (args.llamacpp_bin or build_dir() / "bin") / "llama-server"
     target, draft = gguf_for(args.target, args.gguf), gguf_for(args.draft, args.gguf)
-    extra = repack_args(args.gguf)
-    common = {"binary": binary, "model": target, "threads": args.threads, "parallel": args.slots, "extra_args": extra}
-    curve = measure_cost_curve(binary.with_name("llama-bench"), target, draft, threads=args.threads, repack=not extra)
+    common = {"binary": binary, "model": target, "threads": args.threads, "parallel": args.slots}
+    curve = measure_cost_curve(binary.with_name("llama-bench"), target, draft, threads=args.threads)
     print(f"[slots] llama.cpp {describe(machine_info(), curve)}")
     rows: list[dict] = []
     with ExitStack() as stack:

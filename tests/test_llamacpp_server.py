@@ -233,17 +233,6 @@ def test_target_only_server_reserves_outputs_like_a_speculative_one(model, tmp_p
     assert [a for a in plain if a not in spec_flags] == upstream
 
 
-def test_q8_0_servers_skip_the_amx_repack_only_where_it_crashes(monkeypatch, tmp_path):
-    from svip.adapters.llamacpp import kind
-
-    cpuinfo = tmp_path / "cpuinfo"
-    monkeypatch.setattr(kind, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else Path(p))
-    cpuinfo.write_text("flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n")
-    assert kind.repack_args("q8_0") == ("--no-repack",) and kind.repack_args("bf16") == ()
-    cpuinfo.write_text("flags\t\t: fpu avx2 fma\n")
-    assert kind.repack_args("q8_0") == ()
-
-
 def test_slots_start_one_server_per_draft_type_and_window(fake_binary, model, tmp_path, monkeypatch):
     """``llamacpp_slots`` with ``llamacpp:draft=q4_0,window=256+svip`` beside ``llamacpp+svip``: each runs on a server
     loading its own draft with its own flags (before, every speculative method shared one bf16-draft server)."""

@@ -29,11 +29,10 @@ def bench_command(
     threads: int = 2,
     depth: int = 0,
     repeats: int = 5,
-    repack: bool = True,
 ) -> list[str]:
     return [
         str(binary), "-m", str(model), "-p", ",".join(map(str, sizes)), "-n", "0", "-t", str(threads),
-        "-d", str(depth), "-r", str(repeats), "-o", "json", "-ngl", "0", *([] if repack else ["--repack", "0"]),
+        "-d", str(depth), "-r", str(repeats), "-o", "json", "-ngl", "0",
     ]  # fmt: skip
 
 
@@ -57,7 +56,13 @@ def cost_curve_from(
 ) -> dict:
     """The torch engine's curve layout (``target_step_s``, ``verify_over_step``, ``draft_over_step``)."""
     step = target[1]
-    curve: dict = {"engine": "llama.cpp", "tool": "llama-bench", "depth": depth, "repeats": repeats, "target_step_s": step}
+    curve: dict = {
+        "engine": "llama.cpp",
+        "tool": "llama-bench",
+        "depth": depth,
+        "repeats": repeats,
+        "target_step_s": step,
+    }
     curve["verify_over_step"] = {str(k): seconds / step for k, seconds in sorted(target.items()) if k != 1}
     if draft_step is not None:
         curve["draft_over_step"] = draft_step / step
@@ -74,10 +79,9 @@ def measure_cost_curve(
     threads: int = 2,
     depth: int = 0,
     repeats: int = 5,
-    repack: bool = True,
 ) -> dict:
     """Mean seconds of one target token, verify(k)/step for k in ``SIZES`` and the draft's step/target step."""
-    common = {"threads": threads, "depth": depth, "repeats": repeats, "repack": repack}
+    common = {"threads": threads, "depth": depth, "repeats": repeats}
     measured = _seconds_per_forward(binary, target, SIZES, **common)
     draft_step = _step_seconds(binary, draft, **common) if draft is not None else None
     # llama-bench gives a stddev, not the repeats: 2 stddevs over the mean stands in for (max - min) / median

@@ -64,19 +64,6 @@ def _weights(models: ModelSet, role: str, gguf: str) -> Path:
         raise InputError(str(error)) from None
 
 
-def repack_args(gguf: str) -> tuple[str, ...]:
-    """``--no-repack`` for Q8_0 on an AMX CPU: this build's AMX repack of Q8_0 weights crashes (upstream #20824).
-
-    The target-only server and the speculative one get the same flags, so the
-    comparison stays fair; the cost curve is measured the same way.
-    """
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return ()
-    return ("--no-repack",) if gguf == "q8_0" and " amx_int8" in flags else ()
-
-
 def _threads() -> int:
     import torch
 
@@ -100,7 +87,7 @@ def server(
             draft=_weights(models, "draft", draft_gguf) if drafts else None,
             threads=_threads(),
             ctx_size=CONTEXT,
-            extra_args=repack_args(gguf) + args,
+            extra_args=args,
         )
         try:
             return LlamaServer(config).start()
@@ -143,7 +130,7 @@ def _cost_curve(models: ModelSet, prompt: list[int]) -> dict:
     gguf = _gguf_type(models)
     has_draft = bool(models.options.get("llamacpp_draft") or (models.request and models.request.draft))
     bench = _binary(models.options, "llama-bench")
-    common = {"threads": _threads(), "depth": len(prompt), "repack": not repack_args(gguf)}
+    common = {"threads": _threads(), "depth": len(prompt)}
     curve = {
         "gguf": gguf,
         **measure_cost_curve(
@@ -164,10 +151,20 @@ LLAMACPP_KIND = MethodKind(
     _canonical,
     _build,
     options=(
-        Option("llamacpp_bin", "directory of the patched llama.cpp binaries (default: make llamacpp-setup's build)", metavar="DIR"),
-        Option("llamacpp_target", "target GGUF for llamacpp methods (default: --target converted by the pinned converter)"),
+        Option(
+            "llamacpp_bin",
+            "directory of the patched llama.cpp binaries (default: make llamacpp-setup's build)",
+            metavar="DIR",
+        ),
+        Option(
+            "llamacpp_target", "target GGUF for llamacpp methods (default: --target converted by the pinned converter)"
+        ),
         Option("llamacpp_draft", "draft GGUF for llamacpp+<policy> methods (default: --draft converted)"),
-        Option("llamacpp_gguf", "GGUF type converted for llamacpp methods: bf16, q8_0, f32, f16 (default: --dtype's)", metavar="TYPE"),
+        Option(
+            "llamacpp_gguf",
+            "GGUF type converted for llamacpp methods: bf16, q8_0, f32, f16 (default: --dtype's)",
+            metavar="TYPE",
+        ),
     ),
     check=_check,
     cost_curve=_cost_curve,

@@ -12,10 +12,13 @@ the flags change), rebuilt by Ninja only where sources changed.
 ``third_party/llama.cpp-upstream``: the reference the flag-off identity
 tests compare against. The harness finds binaries with ``binary(name)``.
 
-The build is native (``GGML_NATIVE``): on a CPU with AMX (this machine's
-Sapphire Rapids) a quantized GGUF (Q8_0) crashes in ggml's AMX matmul in
-patched and upstream builds alike (upstream issue #20824); run the binaries
-with ``--no-repack`` (``-nr``) or use bf16/f32 GGUFs.
+The build is native (``GGML_NATIVE``). On a CPU with AMX-INT8, GCC < 13 used
+to make every quantized GGUF (Q8_0, Q4_0) crash at the first batch of two or
+more tokens (ggml's AMX matmul; upstream issue #20824): GCC 12's
+``_tile_loadconfig`` tells the compiler it reads 8 bytes, so the tile
+config's rows and columns were dropped as dead stores and ``ldtilecfg``
+faulted. The patch adds a compiler barrier there (``ggml/src/ggml-cpu/amx/
+mmq.cpp``); the unpatched copy keeps the crash.
 """
 
 from __future__ import annotations
