@@ -29,7 +29,7 @@ from svip.grammar import parse_method
 from svip.sampling import SamplingConfig
 
 from .datasets import load_questions, per_category
-from .llamacpp_slots import _server_for
+from .llamacpp_slots import server_picker
 from .loading import load_tokenizer
 from .machine import describe, machine_info
 from .prompts import encode_prompt
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(done)
     with ExitStack() as stack:
         servers = {
-            build: _server_for(stack, ServerConfig(binary, target, threads=args.threads), args.draft, args.gguf)
+            build: server_picker(stack, ServerConfig(binary, target, threads=args.threads), args.draft, args.gguf)
             for build, binary in (("this", this), ("other", other))
         }
         target_only = LlamaCppSpec.from_spec(parse_method(TARGET_ONLY))

@@ -41,7 +41,7 @@ from .loading import load_tokenizer
 from .machine import describe, machine_info
 from .prompts import encode_prompt
 
-__all__ = ["main", "run_method"]
+__all__ = ["main", "run_method", "server_picker"]
 
 DEFAULT_METHODS = ("llamacpp", "llamacpp+constant:k=3", "llamacpp+svip", "llamacpp+svip-adaptive")
 
@@ -88,7 +88,7 @@ def _summary(rows: list[dict], baseline: str) -> str:
     return "\n".join(lines)
 
 
-def _server_for(
+def server_picker(
     stack: ExitStack, config: ServerConfig, draft: str, gguf: str
 ) -> Callable[[LlamaCppSpec], LlamaServer]:
     """Started on first use, one per role: the target-only server, and a speculative one per (draft type, server
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[slots] llama.cpp {describe(machine_info(), curve)}")
     rows: list[dict] = []
     with ExitStack() as stack:
-        server_for = _server_for(stack, ServerConfig(**common), args.draft, args.gguf)
+        server_for = server_picker(stack, ServerConfig(**common), args.draft, args.gguf)
         print(f"[slots] {len(prompts)} prompts, {args.slots} slots, {clients} clients, {args.gguf} GGUF")
         for _ in range(args.repeats):
             for method in args.methods:

@@ -253,7 +253,7 @@ def test_slots_start_one_server_per_draft_type_and_window(fake_binary, model, tm
     )
     specs = [_spec(text) for text in texts]
     with ExitStack() as stack:
-        server_for = llamacpp_slots._server_for(stack, _config(fake_binary, model, tmp_path), "some-draft", "bf16")
+        server_for = llamacpp_slots.server_picker(stack, _config(fake_binary, model, tmp_path), "some-draft", "bf16")
         plain, bf16, cheap, bf16_again, kept = (server_for(spec) for spec in specs)
         assert bf16 is bf16_again and len({id(plain), id(bf16), id(cheap), id(kept)}) == 4
         assert kept.config.command(1)[-1] == "--spec-draft-keep-kv" and kept.config.draft == drafts["bf16"]
