@@ -252,13 +252,6 @@ def test_svip_keeps_the_target_greedy_output_and_varies_the_draft_length(prompt,
     assert len(set(lengths)) > 1 and min(lengths) < N_DRAFT  # not a constant n_max
 
 
-def _has_amx_int8() -> bool:
-    try:
-        return " amx_int8" in Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def smol_q8_gguf(smol_gguf, tmp_path_factory) -> Path:
     """SmolLM2-135M in Q8_0, made from the f32 GGUF by the pinned ``llama-quantize``."""
@@ -278,7 +271,9 @@ def test_quantized_gguf_decodes_batches_on_an_amx_cpu(smol_q8_gguf):
     every prompt and verify batch; one-row steps take the AVX512-VNNI path and never crashed. So: a prompt (a batch)
     must decode, and the speculative greedy output, whose verify batches run on the tiles, must be the target-only
     one, whose steps do not."""
-    if not _has_amx_int8():
+    from svip.eval.machine import machine_info
+
+    if "amx_int8" not in machine_info()["isa"]:
         pytest.skip("this CPU has no AMX-INT8: ggml's AMX path (patched in amx/mmq.cpp) is not built or used here")
     patched = _binary_or_skip("llama-speculative-simple")
     for prompt in PROMPTS:
