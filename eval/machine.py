@@ -14,6 +14,8 @@ import resource
 import time
 from pathlib import Path
 
+from svip.runtime import cpu_fields
+
 __all__ = [
     "RELEVANT_FLAGS",
     "CpuWatch",
@@ -37,26 +39,11 @@ RELEVANT_FLAGS = (
 )
 
 
-def _cpuinfo() -> dict[str, str]:
-    path = Path("/proc/cpuinfo")
-    if not path.exists():
-        return {}
-    fields: dict[str, str] = {}
-    for line in path.read_text(errors="replace").splitlines():
-        key, sep, value = line.partition(":")
-        if not sep:
-            if fields:
-                break  # the first processor is enough
-            continue
-        fields.setdefault(key.strip(), value.strip())
-    return fields
-
-
 def machine_info() -> dict:
     """CPU model (name, family/model/stepping), cores, relevant ISA flags, torch threads, GPU names."""
     import torch
 
-    cpu = _cpuinfo()
+    cpu = cpu_fields()
     flags = set(cpu.get("flags", "").split())
     gpus = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []

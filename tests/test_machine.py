@@ -8,6 +8,7 @@ from svip.adapters.vanilla import SpeculativeEngine
 from svip.adapters.vanilla.costs import measure_cost_curve
 from svip.eval.cli import main
 from svip.eval.machine import describe, machine_info, same_machine
+from svip.runtime import cpu_fields, cpu_flags
 
 from helpers import tiny_llama
 
@@ -20,6 +21,17 @@ def test_machine_info_names_cpu_isa_threads():
         same_machine(info, dict(info)) and not same_machine(info, None) and not same_machine(info, {**info, "isa": []})
     )
     assert "torch threads" in describe(info)
+
+
+def test_cpu_fields_read_the_first_processor_only(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: First CPU\nflags\t\t: fpu avx2 amx_int8\n\n"
+        "processor\t: 1\nmodel name\t: Second CPU\nflags\t\t: fpu\n"
+    )
+    assert cpu_fields(cpuinfo)["model name"] == "First CPU"
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_int8"}
+    assert cpu_fields(tmp_path / "missing") == {} and cpu_flags(tmp_path / "missing") == set()
 
 
 def test_cost_curve_is_measured_on_the_engine():

