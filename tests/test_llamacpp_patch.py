@@ -24,6 +24,7 @@ import pytest
 
 from svip.adapters.llamacpp.upstream import LLAMACPP, BuildError, binary, tree_dir
 from svip.adapters.upstream import downloads_dir, read_pin, sha256_of
+from svip.runtime import cpu_flags
 
 PATCH = LLAMACPP.patch
 MAX_REMOVED_LINES = 20  # the patch only adds, except where an upstream line gains a per-request override
@@ -271,9 +272,7 @@ def test_quantized_gguf_decodes_batches_on_an_amx_cpu(smol_q8_gguf):
     every prompt and verify batch; one-row steps take the AVX512-VNNI path and never crashed. So: a prompt (a batch)
     must decode, and the speculative greedy output, whose verify batches run on the tiles, must be the target-only
     one, whose steps do not."""
-    from svip.eval.machine import machine_info
-
-    if "amx_int8" not in machine_info()["isa"]:
+    if "amx_int8" not in cpu_flags():
         pytest.skip("this CPU has no AMX-INT8: ggml's AMX path (patched in amx/mmq.cpp) is not built or used here")
     patched = _binary_or_skip("llama-speculative-simple")
     for prompt in PROMPTS:
