@@ -101,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(done)
     with ExitStack() as stack:
         servers = {
-            build: server_picker(stack, ServerConfig(binary, target, threads=args.threads), args.draft, args.gguf)
+            build: server_picker(
+                stack,
+                ServerConfig(binary, target, threads=args.threads),
+                args.draft,
+                args.gguf,
+                curve=curve,
+                label=build,
+            )
             for build, binary in (("this", this), ("other", other))
         }
         target_only = LlamaCppSpec.from_spec(parse_method(TARGET_ONLY))

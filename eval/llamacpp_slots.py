@@ -31,6 +31,7 @@ from svip.adapters.llamacpp.gguf import gguf_for
 from svip.adapters.llamacpp.kind import CONTEXT
 from svip.adapters.llamacpp.method import LlamaCppMethod, LlamaCppSpec
 from svip.adapters.llamacpp.server import LlamaServer, ServerConfig
+from svip.adapters.llamacpp.speed import start_checked
 from svip.adapters.llamacpp.upstream import build_dir
 from svip.grammar import parse_method
 from svip.method import check_request
@@ -89,10 +90,14 @@ def _summary(rows: list[dict], baseline: str) -> str:
 
 
 def server_picker(
-    stack: ExitStack, config: ServerConfig, draft: str, gguf: str
+    stack: ExitStack, config: ServerConfig, draft: str, gguf: str, *, curve: dict | None = None, label: str = ""
 ) -> Callable[[LlamaCppSpec], LlamaServer]:
     """Started on first use, one per role: the target-only server, and a speculative one per (draft type, server
-    flags) the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them."""
+    flags) the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them.
+
+    With llama-bench's ``curve`` (drafts of type ``gguf``), a server that decodes slower than the curve predicts is
+    started again (``speed.start_at_speed``); its checks are printed and kept in ``curve["servers"]``.
+    """
     servers: dict[tuple[str, tuple[str, ...]] | None, LlamaServer] = {}
 
     def server_for(spec: LlamaCppSpec) -> LlamaServer:
@@ -103,7 +108,16 @@ def server_picker(
                 if key is None
                 else replace(config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + key[1])
             )
-            servers[key] = stack.enter_context(LlamaServer(role))
+            checkable = curve is not None and (key is None or (key[0] == gguf and "draft_over_step" in curve))
+            if not checkable:
+                servers[key] = stack.enter_context(LlamaServer(role))
+                return servers[key]
+            over = curve["draft_over_step"] if key is not None else None
+            name = "target-only" if key is None else f"speculative:{key[0]} {' '.join(key[1])}".strip()
+            checked = start_checked(
+                lambda: LlamaServer(role).start(), f"{label} {name}".strip(), curve, over, prefix="llama.cpp"
+            )
+            servers[key] = stack.enter_context(checked)
         return servers[key]
 
     return server_for
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[slots] llama.cpp {describe(machine_info(), curve)}")
     rows: list[dict] = []
     with ExitStack() as stack:
-        server_for = server_picker(stack, ServerConfig(**common), args.draft, args.gguf)
+        server_for = server_picker(stack, ServerConfig(**common), args.draft, args.gguf, curve=curve)
         print(f"[slots] {len(prompts)} prompts, {args.slots} slots, {clients} clients, {args.gguf} GGUF")
         for _ in range(args.repeats):
             for method in args.methods:

@@ -76,12 +76,25 @@ def describe(machine: dict | None, curve: dict | None = None) -> str:
 
 
 def describe_curve(curve: dict, label: str = "cost curve") -> str:
-    """One line: the target step, verify(k)/step and the draft's step/target step."""
+    """One line: the target step, verify(k)/step and the draft's step/target step; a second with its servers' checks."""
     verify = " ".join(f"{k}:{v:.2f}" for k, v in curve.get("verify_over_step", {}).items())
     draft = f"; draft step/target step {curve['draft_over_step']:.2f}" if "draft_over_step" in curve else ""
     for gguf, ratio in (curve.get("draft_over_step_by_gguf") or {}).items():
         draft += f", {gguf} draft {ratio:.2f}"
-    return f"{label}: target step {1000 * curve['target_step_s']:.1f} ms; verify(k)/step {verify}{draft}"
+    text = f"{label}: target step {1000 * curve['target_step_s']:.1f} ms; verify(k)/step {verify}{draft}"
+    if servers := curve.get("servers"):
+        text += "\nits servers, ms a token with nothing drafted / the curve's: " + "; ".join(
+            map(_describe_server, servers)
+        )
+    return text
+
+
+def _describe_server(server: dict) -> str:
+    """``target-only 66.1/66.4``, and every start's ms when a slow one was started again."""
+    text = f"{server['server']} {server['token_ms'][-1]:.1f}/{server['expected_ms']:.1f}"
+    if len(server["token_ms"]) > 1:
+        text += f" (started {len(server['token_ms'])} times: {', '.join(f'{ms:.1f}' for ms in server['token_ms'])})"
+    return text
 
 
 # Above these a cost curve is not the machine's: other processes took CPU while it was measured, or its repeats disagree.
@@ -102,10 +115,23 @@ def _busy_cpu_seconds() -> tuple[float, int] | None:
 
 
 def _own_cpu_seconds() -> float:
-    """CPU seconds of this process and its reaped children (llama-bench runs as one)."""
+    """CPU seconds of this process and its children, reaped (llama-bench) or running (a kind's llama-server)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _running_children_cpu_seconds()
+
+
+def _running_children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's children still running (Linux /proc; elsewhere 0)."""
+    me, total = os.getpid(), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()  # after the command name, which may hold spaces
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) > 12 and int(fields[1]) == me:  # fields: state, ppid, ... utime (12th), stime (13th)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else 0.0
 
 
 class CpuWatch:
@@ -155,4 +181,10 @@ def curve_warnings(curve: dict | None, label: str = "cost curve") -> list[str]:
             f"repeats of one forward differed by {spread:.0%} while the {label} was measured "
             f"(sane: under {SPREAD_LIMIT:.0%}): this run's times are unreliable"
         )
+    for server in curve.get("servers") or []:
+        if server.get("slow"):
+            found.append(
+                f"llama-server {server['server']} decoded {server['ratio']:.2f}x slower than the {label} predicts, "
+                f"after {len(server['token_ms'])} starts: its methods' times are unreliable"
+            )
     return found

@@ -5,7 +5,8 @@ It speaks the two endpoints the harness uses: ``/health`` and ``/completion``
 prompt's last token + 1, + 2, ... so outputs are predictable). Its behaviour
 comes from ``FAKE_LLAMA_MODE``: ``ok``; ``die-after=N`` (exits during the
 N+1-th completion); ``hang`` (never answers a completion); ``fail-start``
-(exits at once with a message); ``slow-start`` (healthy after 1 s). Draft
+(exits at once with a message); ``slow-start`` (healthy after 1 s). Its
+timings say each token took ``FAKE_LLAMA_TOKEN_MS`` (default 1). Draft
 rounds are reported when a request asks ``speculative.rounds`` and has a
 draft model (``-md``): two tokens drafted and one accepted per round.
 """
@@ -68,7 +69,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         n = int(body.get("n_predict", 16))
         tokens = [(prompt[-1] + i + 1) % 1000 for i in range(n)]
-        timings = {"predicted_n": n, "predicted_ms": 1.0 * n, "prompt_n": len(prompt), "prompt_ms": 1.0}
+        token_ms = float(os.environ.get("FAKE_LLAMA_TOKEN_MS", "1.0"))
+        timings = {"predicted_n": n, "predicted_ms": token_ms * n, "prompt_n": len(prompt), "prompt_ms": 1.0}
         if HAS_DRAFT and body.get("speculative.rounds"):
             rounds = [{"drafted": 2, "accepted": 1, "entropies": [0.1, 0.5]} for _ in range(n // 2)]
             timings.update(draft_rounds=rounds, draft_n=2 * len(rounds), draft_n_accepted=len(rounds))

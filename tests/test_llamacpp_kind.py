@@ -67,7 +67,8 @@ def test_bench_with_llamacpp_methods_resumes_after_the_server_dies(
     """6 questions x (target-only, llamacpp, llamacpp+svip); the speculative server dies after 4 answers."""
     count = tmp_path / "count"
     monkeypatch.setenv("FAKE_LLAMA_COUNT", str(count))
-    monkeypatch.setenv("FAKE_LLAMA_MODE", "die-after=5")  # both servers share the count: warm-up 2 + 3 answers
+    # both servers share the count: their speed checks 2 x 2, warm-up 2, then 3 answers
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "die-after=9")
     config = BenchConfig(
         per_category=1, shortest=True, max_new_tokens=4, methods=["llamacpp+svip"], options=fake_llamacpp
     )
@@ -90,6 +91,11 @@ def test_bench_with_llamacpp_methods_resumes_after_the_server_dies(
     environment = json.loads((run / "environment.json").read_text())
     curve = environment["cost_curves"]["llamacpp"]
     assert curve["engine"] == "llama.cpp" and curve["verify_over_step"]["8"] == pytest.approx(1.8 / 1.1)
+    # each server of the run was started before the warm-up and its decoding checked against the curve's step
+    checked = {server["server"]: server for server in curve["servers"]}
+    assert set(checked) == {"target-only", "speculative:f32"}  # the fp32 run's GGUF type
+    assert all(server["token_ms"] == [1.0] and not server["slow"] for server in checked.values())
+    assert checked["target-only"]["expected_ms"] == pytest.approx(11.0)
 
 
 @pytest.mark.slow

@@ -76,3 +76,29 @@ def test_a_run_resumed_on_another_machine_says_so(tmp_path, capsys):
     (tmp_path / "run" / "environments.jsonl").write_text("".join(json.dumps(s) + "\n" for s in starts))
     assert main(["report", run, "--no-paper"]) == 0
     assert "resumed on 2 different machine setups" in capsys.readouterr().out
+
+
+def test_a_running_child_counts_as_this_process_not_as_others():
+    """A kind's llama-server runs beside the harness while a curve is watched: its CPU is ours, not interference."""
+    import subprocess
+    import sys
+    import time
+
+    from svip.eval.machine import _running_children_cpu_seconds
+
+    before = _running_children_cpu_seconds()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass\ntime.sleep(30)",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while _running_children_cpu_seconds() - before < 0.9 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _running_children_cpu_seconds() - before >= 0.9  # its second of CPU, read while it still runs
+    finally:
+        child.kill()
+        child.wait()

@@ -23,6 +23,7 @@ from ..kinds import MethodKind, ModelSet, Option
 from .gguf import DTYPE_OUTTYPE, OUTTYPES, GgufError, gguf_for
 from .method import LLAMACPP, LlamaCppMethod, LlamaCppSpec
 from .server import LlamaServer, LlamaServerError, ServerConfig
+from .speed import start_checked
 
 __all__ = ["LLAMACPP_KIND"]
 
@@ -71,16 +72,25 @@ def _threads() -> int:
 
 
 def server(
-    models: ModelSet, gguf: str, *, drafts: bool, draft_gguf: str | None = None, args: tuple[str, ...] = ()
+    models: ModelSet,
+    gguf: str,
+    *,
+    drafts: bool,
+    draft_gguf: str | None = None,
+    args: tuple[str, ...] = (),
+    curve: dict | None = None,
 ) -> LlamaServer:
     """The run's server for (weights, role), started on first use and closed with the models.
 
     One speculative server per draft type and set of server flags (``llamacpp:draft=q4_0,window=256+...``,
     ``LlamaCppSpec.server_args``): a server loads one draft and runs it one way, and its rule is chosen per request.
+    Started with llama-bench's ``curve``, it is started again while it decodes slower than the curve predicts
+    (``speed.start_at_speed``), and its checks go into ``curve["servers"]``, stored with the run.
     """
     draft_gguf = draft_gguf or gguf
+    role = f"speculative:{draft_gguf}:{' '.join(args)}" if drafts else "target-only"
 
-    def start() -> LlamaServer:
+    def launch() -> LlamaServer:
         config = ServerConfig(
             binary=_binary(models.options, "llama-server"),
             model=_weights(models, "target", gguf),
@@ -94,8 +104,21 @@ def server(
         except LlamaServerError as error:
             raise InputError(str(error)) from None
 
-    role = f"speculative:{draft_gguf}:{' '.join(args)}" if drafts else "target-only"
+    def start() -> LlamaServer:
+        draft_over = _draft_over_step(curve, gguf, draft_gguf) if drafts and curve else None
+        if curve is None or (drafts and draft_over is None):
+            return launch()
+        named = f"speculative:{draft_gguf} {' '.join(args)}".strip() if drafts else role
+        return start_checked(launch, named, curve, draft_over, prefix="bench")
+
     return models.shared(f"llamacpp-server:{gguf}:{role}", start)
+
+
+def _draft_over_step(curve: dict, gguf: str, draft_gguf: str) -> float | None:
+    """The curve's draft step over the target's for a draft of type ``draft_gguf``."""
+    if draft_gguf == gguf:
+        return curve.get("draft_over_step")
+    return (curve.get("draft_over_step_by_gguf") or {}).get(draft_gguf)
 
 
 def _canonical(spec: MethodSpec) -> str:
@@ -117,9 +140,7 @@ def _check(spec: MethodSpec, options: Mapping[str, str | None]) -> None:
 
 def _other_draft_types(models: ModelSet, gguf: str) -> list[str]:
     """The draft GGUF types the run's methods name with ``draft=`` besides the run's own."""
-    named = (
-        LlamaCppSpec.from_spec(spec).draft_gguf for spec in models.methods if spec.kind == LLAMACPP and spec.policy
-    )
+    named = (spec.draft_gguf for spec in _llamacpp_specs(models) if spec.drafts)
     return sorted({draft for draft in named if draft and draft != gguf})
 
 
@@ -143,7 +164,13 @@ def _cost_curve(models: ModelSet, prompt: list[int]) -> dict:
             draft: draft_step_over(bench, _weights(models, "draft", draft), curve["target_step_s"], **common)
             for draft in others
         }
+    for spec in _llamacpp_specs(models):  # every server of the run, started now and checked against the curve
+        server(models, gguf, drafts=spec.drafts, draft_gguf=spec.draft_gguf, args=spec.server_args(), curve=curve)
     return curve
+
+
+def _llamacpp_specs(models: ModelSet) -> list[LlamaCppSpec]:
+    return [LlamaCppSpec.from_spec(spec) for spec in models.methods if spec.kind == LLAMACPP]
 
 
 LLAMACPP_KIND = MethodKind(
