@@ -350,7 +350,12 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         if log.duplicates:
             print(f"[bench] {log.path} holds {log.duplicates} repeated records; the first of each is used")
         methods = [config.method(m) for m in config.all_methods]
-        todo = [(q, m) for q in questions for m in methods if (m.text, q.question_id) not in log]
+        todo = [
+            (q, m)
+            for i, q in enumerate(questions)
+            for m in _question_order(methods, i)
+            if (m.text, q.question_id) not in log
+        ]
         if log.repaired:
             print(f"[bench] cut a torn last line ({log.repaired} bytes) from {log.path}; that generation is redone")
         started = _Start(config, run_dir, options, _environment())
@@ -360,6 +365,21 @@ def run_bench(config: BenchConfig, run_dir: Path, *, progress: bool = True, mode
         with _models(config, models) as loaded:
             _run(config, log, questions, methods, todo, loaded, started, progress)
     return log
+
+
+def _question_order(methods: list[Method], index: int) -> list[Method]:
+    """The methods of the ``index``-th question: baselines first, in the run's order (a method's token-match needs
+    its baseline's answer), then the others rotated by one place per question.
+
+    In a fixed order the same method always ran right after the baselines, or after the same other method, and
+    whatever one generation leaves behind (a torch engine's spinning threads, the caches) always fell on the same
+    column; rotated, it falls on each in turn, as in ``llamacpp_builds``.
+    """
+    baselines = {registry.baseline_of(method) for method in methods}
+    first = [method for method in methods if method.text in baselines]
+    rest = [method for method in methods if method.text not in baselines]
+    turn = index % len(rest) if rest else 0
+    return first + rest[turn:] + rest[:turn]
 
 
 @dataclass

@@ -233,3 +233,17 @@ def test_grid_methods_expand():
     ]
     with pytest.raises(ValueError):
         BenchConfig(methods=["svip:h=0.2|oops"])
+
+
+def test_methods_after_the_baselines_take_turns_per_question():
+    """Baselines run first (token-match needs their answer); the others rotate, so none always runs right after
+    the baselines or after the same neighbour, as the fixed order had it."""
+    from svip.eval.runner import _question_order
+
+    config = BenchConfig(methods=["constant:k=3", "svip", "heuristic:k0=5"])
+    methods = [config.method(m) for m in config.all_methods]
+    orders = [[m.text.split(":")[0] for m in _question_order(methods, i)] for i in range(4)]
+    assert orders[0] == ["target-only", "constant", "svip", "heuristic"]
+    assert orders[1] == ["target-only", "svip", "heuristic", "constant"]
+    assert orders[3] == orders[0]
+    assert {order[1] for order in orders[:3]} == {"constant", "svip", "heuristic"}
