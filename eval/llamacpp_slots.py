@@ -95,7 +95,7 @@ def server_picker(
     """Started on first use, one per role: the target-only server, and a speculative one per (draft type, server
     flags) the methods name (``llamacpp:draft=q4_0,window=256+svip``); ``stack`` stops them.
 
-    With llama-bench's ``curve`` (drafts of type ``gguf``), a server that decodes slower than the curve predicts is
+    With llama-bench's ``curve`` (and a draft type it prices), a server that decodes slower than the curve predicts is
     started again (``speed.start_at_speed``); its checks are printed and kept in ``curve["servers"]``.
     """
     servers: dict[tuple[str, tuple[str, ...]] | None, LlamaServer] = {}
@@ -108,16 +108,11 @@ def server_picker(
                 if key is None
                 else replace(config, draft=gguf_for(draft, key[0]), extra_args=config.extra_args + key[1])
             )
-            checkable = curve is not None and (key is None or (key[0] == gguf and "draft_over_step" in curve))
-            if not checkable:
-                servers[key] = stack.enter_context(LlamaServer(role))
-                return servers[key]
-            over = curve["draft_over_step"] if key is not None else None
-            name = "target-only" if key is None else f"speculative:{key[0]} {' '.join(key[1])}".strip()
-            checked = start_checked(
-                lambda: LlamaServer(role).start(), f"{label} {name}".strip(), curve, over, prefix="llama.cpp"
+            draft_gguf, args = key if key is not None else (None, ())
+            started = start_checked(
+                lambda: LlamaServer(role).start(), curve, gguf, draft_gguf, args, label=label, prefix="llama.cpp"
             )
-            servers[key] = stack.enter_context(checked)
+            servers[key] = stack.enter_context(started)
         return servers[key]
 
     return server_for

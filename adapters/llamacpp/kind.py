@@ -105,20 +105,9 @@ def server(
             raise InputError(str(error)) from None
 
     def start() -> LlamaServer:
-        draft_over = _draft_over_step(curve, gguf, draft_gguf) if drafts and curve else None
-        if curve is None or (drafts and draft_over is None):
-            return launch()
-        named = f"speculative:{draft_gguf} {' '.join(args)}".strip() if drafts else role
-        return start_checked(launch, named, curve, draft_over, prefix="bench")
+        return start_checked(launch, curve, gguf, draft_gguf if drafts else None, args, prefix="bench")
 
     return models.shared(f"llamacpp-server:{gguf}:{role}", start)
-
-
-def _draft_over_step(curve: dict, gguf: str, draft_gguf: str) -> float | None:
-    """The curve's draft step over the target's for a draft of type ``draft_gguf``."""
-    if draft_gguf == gguf:
-        return curve.get("draft_over_step")
-    return (curve.get("draft_over_step_by_gguf") or {}).get(draft_gguf)
 
 
 def _canonical(spec: MethodSpec) -> str:

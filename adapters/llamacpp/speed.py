@@ -20,7 +20,15 @@ from typing import Callable
 
 from .server import LlamaServer
 
-__all__ = ["SLOW", "SpeedCheck", "measure_token_seconds", "start_at_speed", "start_checked"]
+__all__ = [
+    "SLOW",
+    "SpeedCheck",
+    "draft_over_step",
+    "measure_token_seconds",
+    "server_name",
+    "start_at_speed",
+    "start_checked",
+]
 
 SLOW = 1.15  # a token dearer than this times the curve's prediction: a slow process (normal spread: within 5%)
 STARTS = 3  # a server is started at most this often before the run goes on with the last one, flagged
@@ -115,13 +123,37 @@ def _line(server: str, checks: list[SpeedCheck]) -> str:
     return text + (f"; STILL SLOW ({last.ratio:.2f}x), its times are unreliable" if last.slow else "")
 
 
+def server_name(draft_gguf: str | None, args: tuple[str, ...] = ()) -> str:
+    """How a run's records and progress name a server: ``target-only``, or ``speculative:<draft type> <flags>``."""
+    return "target-only" if draft_gguf is None else f"speculative:{draft_gguf} {' '.join(args)}".strip()
+
+
+def draft_over_step(curve: dict, gguf: str, draft_gguf: str) -> float | None:
+    """The curve's draft step over the target's step for a draft of type ``draft_gguf`` (None: not measured)."""
+    if draft_gguf == gguf:
+        return curve.get("draft_over_step")
+    return (curve.get("draft_over_step_by_gguf") or {}).get(draft_gguf)
+
+
 def start_checked(
-    launch: Callable[[], LlamaServer], server: str, curve: dict, draft_over_step: float | None, *, prefix: str
+    launch: Callable[[], LlamaServer],
+    curve: dict | None,
+    gguf: str,
+    draft_gguf: str | None,
+    args: tuple[str, ...] = (),
+    *,
+    label: str = "",
+    prefix: str,
 ) -> LlamaServer:
     """``launch`` until the server decodes at the speed of llama-bench's ``curve`` (``start_at_speed``); a speculative
-    server when ``draft_over_step`` is given. The checks are printed and kept in ``curve["servers"]``."""
-    drafts = draft_over_step is not None
-    running, checks = start_at_speed(launch, expected_token_seconds(curve, draft_over_step), drafts)
+    server when ``draft_gguf`` is given. The checks are printed and kept in ``curve["servers"]``. Without a curve, or
+    without the curve's price of that draft, the server is launched unchecked."""
+    over = draft_over_step(curve, gguf, draft_gguf) if curve is not None and draft_gguf is not None else None
+    drafts = draft_gguf is not None
+    if curve is None or (drafts and over is None):
+        return launch()
+    server = f"{label} {server_name(draft_gguf, args)}".strip()
+    running, checks = start_at_speed(launch, expected_token_seconds(curve, over), drafts)
     curve.setdefault("servers", []).append(_record(server, checks))
     print(f"[{prefix}] {_line(server, checks)}", file=sys.stderr, flush=True)
     return running
