@@ -448,6 +448,13 @@ def test_server_per_request_svip_fields(smol_gguf, smol_crude_gguf):
             adaptive = server.completion(
                 **_request(tokens, **{"speculative.svip_adaptive": True, "speculative.rounds": True})
             )
+            alone = server.completion(  # the harness's llamacpp:...,alone=1: the target alone, the draft deferred
+                **_request(
+                    tokens, **{"speculative.svip_adaptive": True, "speculative.n_max": 0, "speculative.rounds": True}
+                )
+            )
+            assert alone["tokens"] == target_only["tokens"]
+            assert {r["drafted"] for r in alone["timings"]["draft_rounds"]} == {0}
             for answer in (fixed, svip, adaptive):
                 assert answer["tokens"] == target_only["tokens"]  # lossless whatever the rule
                 rounds = answer["timings"]["draft_rounds"]
@@ -519,6 +526,7 @@ def test_server_adaptive_rule_prices_a_catch_up_by_the_answers_it_has_seen(smol_
     server = _Server(_binary_or_skip("llama-server"), smol_gguf, smol_crude_gguf, "-lv", "5")
     fields = {"speculative.svip_adaptive": True, "speculative.rounds": True, "cache_prompt": False}
     target_only = {"speculative.n_max": 0, "cache_prompt": False}
+    may_draft = {"speculative.n_max": 1, "cache_prompt": False}
     try:
         short = _tokenize(server, " ".join(PROMPTS * 2))
         assert len(short) >= 32  # its catch-up prices a caught-up token
@@ -533,10 +541,10 @@ def test_server_adaptive_rule_prices_a_catch_up_by_the_answers_it_has_seen(smol_
         assert learning["tokens"] == expected
         assert any(r["drafted"] > 0 for r in learning["timings"]["draft_rounds"])
 
-        for prompt in PROMPTS:  # more answers that end after a few tokens, by their text
-            tokens = _tokenize(server, prompt)
+        for prompt in PROMPTS:  # more answers that end after a few tokens, by their text (a request capped at 0
+            tokens = _tokenize(server, prompt)  # drafts nothing and is not counted: these may draft one token)
             ended = server.completion(
-                **_request(tokens, **target_only, n_predict=-1, stop=[_ends_after(server, tokens, 3)])
+                **_request(tokens, **may_draft, n_predict=-1, stop=[_ends_after(server, tokens, 3)])
             )
             assert ended["stop_type"] == "word"
         priced = server.completion(**_request(long, **fields, **unlimited))
