@@ -292,7 +292,8 @@ LLAMACPP_GGUF ?= bf16
 LLAMACPP_METHODS := llamacpp 'llamacpp+constant:k=1|2|3|4|6|8' 'llamacpp+confidence:p_min=0.5|0.75,max=4|8' \
 	'llamacpp+svip:h=0.2|0.3,gamma=0.15' llamacpp+svip-adaptive 'llamacpp:keep=1+constant:k=2|3|5' \
 	'llamacpp:keep=1+confidence:p_min=0.5|0.75,max=8' 'llamacpp:keep=1+svip' 'llamacpp:keep=1+svip-adaptive' \
-	'llamacpp:keep=1,calibrate=1+svip-adaptive'
+	'llamacpp:keep=1,calibrate=1+svip-adaptive' \
+	'llamacpp:alone=1' 'llamacpp:keep=1,alone=1' 'llamacpp:keep=1,calibrate=1,alone=1'
 
 llamacpp-svip: llamacpp-setup llamacpp-models  ## both engines in one interleaved run: torch target-only/svip and llama.cpp's rules, Qwen pair, Spec-Bench 1/category
 	$(SVIP) bench --run-dir $(LLAMACPP_DIR) $(QWEN) --llamacpp-gguf $(LLAMACPP_GGUF) --per-category 1 --shortest \

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from svip.grammar import expand_grid
 
-from .metrics import AVERAGE, TARGET_ONLY, baseline_of, draft_summary, methods_in_order, speedups
+from .metrics import AVERAGE, TARGET_ONLY, baseline_of, draft_summary, methods_in_order, speedups, target_alone
 
 __all__ = ["expand_grid", "ablation_table"]
 
@@ -29,7 +29,7 @@ def ablation_table(records: list[dict]) -> str:
     ordered = methods_in_order(records)
     references = {TARGET_ONLY} | {baseline_of(m) for m in ordered}  # an engine's target-only is no setting
     for method in ordered:
-        if method not in references and AVERAGE in table.get(method, {}):
+        if method not in references and not target_alone(method) and AVERAGE in table.get(method, {}):
             families[_family_and_params(method)[0]].append(method)
     lines = []
     for family, methods in families.items():

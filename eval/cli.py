@@ -405,6 +405,7 @@ def cmd_report(args) -> int:
     from svip.eval.paper import format_paper_table, load_paper_tables, matching_table
     from svip.eval.tables import (
         acceptance_by_entropy_table,
+        alone_table,
         cost_table,
         cross_entropy_summary,
         draft_table,
@@ -451,10 +452,10 @@ def cmd_report(args) -> int:
                 f"transformers' confidence re-fit (hf+confidence:...,refit=1): {refit}"
             )
         print(speedup_table(records))
-        engines = engine_table(records)
-        if engines:
-            print()
-            print(engines)
+        for table in (engine_table(records), alone_table(records)):
+            if table:
+                print()
+                print(table)
         print()
         print(draft_table(records))
         violations += _token_match_notes(records, config, near_ties=args.near_ties)

@@ -48,6 +48,12 @@ def policy_name(method: str) -> str | None:
     return policy.partition(":")[0] if policy else None
 
 
+def target_alone(method: str) -> bool:
+    """A ``llamacpp:...,alone=1`` row: a speculative server's target decoding alone, a reference for the rules on
+    that server (``tables.alone_table``), not a setting or a baseline."""
+    return parse_method(method).params.get("alone", "0") == "1"
+
+
 def draft_forwards(record: dict) -> list[int]:
     """Draft-model forward passes per round; records from before the key drafted one token per forward."""
     return record.get("draft_forwards") or list(record["drafted"])

@@ -17,11 +17,13 @@ from .metrics import (
     oracle_share,
     policy_name,
     speedups,
+    target_alone,
     target_forwards,
 )
 
 __all__ = [
     "acceptance_by_entropy_table",
+    "alone_table",
     "engine_table",
     "speedup_table",
     "draft_table",
@@ -70,6 +72,12 @@ def _loop(method: str) -> str:
     return spec.kind + (":" + ",".join(named) if named else "")
 
 
+def _server(method: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The kind and the kind parameters but ``alone``: the server a method ran on (llama.cpp starts one per set)."""
+    spec = parse_method(method)
+    return spec.kind, tuple(sorted((k, v) for k, v in spec.params.items() if k != "alone" and v != "0"))
+
+
 def _stop_rule(method: str) -> str | None:
     """The draft-length policy a method runs (``cascade:...+svip:...`` -> ``svip``; plain cascade: None)."""
     return policy_name(method)
@@ -92,7 +100,11 @@ def speedup_table(records: list[dict]) -> str:
             (
                 table[m][AVERAGE].speedup
                 for m in methods
-                if _loop(m) == loop and _stop_rule(m) not in _OURS and AVERAGE in table[m] and m not in references
+                if _loop(m) == loop
+                and _stop_rule(m) not in _OURS
+                and AVERAGE in table[m]
+                and m not in references
+                and not target_alone(m)
             ),
             default=None,
         )
@@ -414,5 +426,33 @@ def engine_table(records: list[dict]) -> str | None:
     lines.append(
         "own = over the method's own engine's target-only (llamacpp+* over llamacpp); ms/token = total wall time "
         "(prefill included) / total new tokens; token-match against the method's own baseline"
+    )
+    return "\n".join(lines)
+
+
+def alone_table(records: list[dict]) -> str | None:
+    """Each llama.cpp rule over its own server's target decoding alone (a ``llamacpp:...,alone=1`` row of the same
+    server flags), per group.
+
+    The engine table prices a rule against llama.cpp's target-only server, another process; on a shared VM two
+    processes of the same target stepped it up to 15% apart for their whole lives (docs/adapters/llamacpp.md), as
+    much as a rule that drafts little gains. Over its own process's target, a rule is credited with its drafting
+    alone. Printed only for runs with such rows.
+    """
+    methods = methods_in_order(records)
+    alone = {_server(m): m for m in methods if target_alone(m)}
+    rules = [m for m in methods if not target_alone(m) and policy_name(m) and _server(m) in alone]
+    if not rules:
+        return None
+    groups = groups_in_order(records) + [AVERAGE]
+    tables = {m: speedups(records, alone[_server(m)])[m] for m in rules}
+    width = max(len(m) for m in [*rules, "method"])
+    header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:9]:>9}" for g in groups)
+    lines = [header, "-" * len(header)]
+    for method in rules:
+        cells = [tables[method].get(g) for g in groups]
+        lines.append(f"{method:{width}} " + " ".join(f"{c.speedup:>9.2f}" if c else f"{'-':>9}" for c in cells))
+    lines.append(
+        "speedup over the row with the same server flags and alone=1: the same llama-server process, its draft never run"
     )
     return "\n".join(lines)

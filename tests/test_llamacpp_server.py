@@ -92,10 +92,24 @@ def test_a_cheaper_draft_is_a_parameter_of_the_method():
     )  # the server's setup only
 
 
+def test_alone_times_a_speculative_servers_target_without_a_rule():
+    """``alone=1``: no rule, the speculative server of the other flags (so the same process as the rules it names),
+    asked to decode with its draft deferred (the cost-aware rule capped at 0), not upstream's ``n_max`` 0, whose draft
+    still reads every token."""
+    alone = _spec("llamacpp:calibrate=1,keep=1,alone=1")
+    assert alone.text == "llamacpp:keep=1,calibrate=1,alone=1" and _spec(alone.text) == alone
+    assert alone.drafts and alone.policy is None
+    assert alone.server_args() == _spec("llamacpp:keep=1,calibrate=1+svip-adaptive").server_args()
+    assert alone.request_fields() == {"speculative.n_max": 0, "speculative.svip_adaptive": True}
+    assert _spec("llamacpp:alone=0+svip") == _spec("llamacpp+svip")
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
         ("llamacpp+heuristic", "no llama.cpp implementation"),
+        ("llamacpp:alone=1+svip", "takes no rule"),
+        ("llamacpp:alone=yes", "alone must be 0 or 1"),
         ("llamacpp:n=3+svip", "only draft=TYPE"),
         ("llamacpp:draft=q3_k+svip", "draft must be one of"),
         ("llamacpp:draft=q4_0", "needs a rule"),

@@ -208,3 +208,36 @@ def test_a_rule_on_a_draft_run_another_way_is_priced_against_fixed_rules_run_the
     table = speedup_table(records).splitlines()
     assert next(line for line in table if line.startswith(svip)).endswith("(+4.7% vs best baseline)")
     assert next(line for line in table if line.startswith(kept_svip)).endswith("(+5.2% vs best baseline)")
+
+
+def test_a_rule_is_also_priced_against_its_own_servers_target_alone():
+    """Two llama-server processes of one target may step it at different speeds: here the calibrated server's
+    target alone is 0.8x the target-only server's, so the adaptive rule on it reads 0.88x there but 1.10x over its
+    own process. ``alone=1`` rows are no baseline setting: svip is still priced against k=3 on its server."""
+    from svip.eval.tables import alone_table
+
+    def record(question, group, method, seconds):
+        row = {"question_id": question, "group": group, "method": method, "new_tokens": 10, "wall_time": seconds}
+        return {**row, "drafted": [], "accepted": [], "token_match": 1.0}
+
+    adaptive = "llamacpp:keep=1,calibrate=1+svip-adaptive:gamma=0.15,prior=4.0,probe=16,max=40"
+    svip, fixed = "llamacpp:keep=1+svip:h=0.3,gamma=0.15,max=40", "llamacpp:keep=1+constant:k=3"
+    records = []
+    for question, group in (("1", "qa"), ("2", "rag")):
+        records += [
+            record(question, group, "target-only", 3.0),
+            record(question, group, "llamacpp", 1.0),
+            record(question, group, "llamacpp:keep=1,alone=1", 0.95),  # faster than k=3: still no baseline
+            record(question, group, "llamacpp:keep=1,calibrate=1,alone=1", 1.25),
+            record(question, group, adaptive, 1 / 0.88),
+            record(question, group, svip, 1 / 1.05),
+            record(question, group, fixed, 1 / 1.02 if group == "qa" else 1 / 1.04),
+        ]
+    table = alone_table(records).splitlines()
+    row = next(line for line in table if line.startswith(adaptive))
+    assert row.split()[1:] == ["1.10", "1.10", "1.10"]  # qa, rag, Avg.: 1.25 s alone over 1.136 s
+    assert next(line for line in table if line.startswith(svip)).split()[1:] == ["1.00", "1.00", "1.00"]
+    assert not any(line.startswith("llamacpp:keep=1,alone=1") for line in table)  # the references are no rows
+    speed = speedup_table(records).splitlines()
+    assert next(line for line in speed if line.startswith(svip)).endswith("(+2.0% vs best baseline)")  # k=3's 1.03x
+    assert alone_table([r for r in records if "alone=1" not in r["method"]]) is None  # no alone rows: no table

@@ -14,6 +14,9 @@ method here is only the request fields that select the rule, per request:
 ``llamacpp:keep=1+svip``               the draft keeps the KV it wrote while drafting (``--spec-draft-keep-kv``)
 ``llamacpp:calibrate=1+svip-adaptive`` the server times its costs at start (``--spec-draft-svip-calibrate``), the
                                        rule's first prices
+``llamacpp:keep=1,alone=1``            no rule: the target decodes alone on the speculative server of those flags
+                                       (its draft loaded, never run), to time that process against the target-only
+                                       server's (see ``LlamaCppSpec.alone``)
 =====================================  ==========================================================
 
 The weights' type is the run's (``--llamacpp-gguf``, default from ``--dtype``:
@@ -50,20 +53,29 @@ class LlamaCppSpec:
     window: int = 0  # the draft reads at most this many of a prompt's last tokens (0: all of it)
     keep_kv: bool = False  # the draft keeps its drafting's KV instead of re-evaluating the verified batch
     calibrate: bool = False  # the server times the verify curve and a draft step at start (the cost-aware rule's prices)
+    # no rule: the speculative server's target decodes alone. Two llama-server processes of the same target can step
+    # it at speeds 5-10% apart on a shared VM (docs/adapters/llamacpp.md), as much as a rule that drafts little
+    # gains; this row times the rules' own process, so a rule can also be read against it
+    alone: bool = False
 
     @classmethod
     def from_spec(cls, spec: MethodSpec) -> "LlamaCppSpec":
         from .gguf import OUTTYPES
 
-        unknown = sorted(set(spec.params) - {"draft", "window", "keep", "calibrate"})
+        unknown = sorted(set(spec.params) - {"draft", "window", "keep", "calibrate", "alone"})
         if unknown:
             raise MethodSpecError(
                 f"llamacpp takes only draft=TYPE (the draft's GGUF type), window=N (the draft reads a prompt's "
-                f"last N tokens), keep=0|1 (the draft keeps its drafting's KV) and calibrate=0|1 (the server times "
-                f"its costs at start), got {', '.join(unknown)}; the target's type is --llamacpp-gguf, the rule's "
+                f"last N tokens), keep=0|1 (the draft keeps its drafting's KV), calibrate=0|1 (the server times "
+                f"its costs at start) and alone=1 (its target decodes alone), got {', '.join(unknown)}; the target's type is --llamacpp-gguf, the rule's "
                 "parameters go in the policy"
             )
-        if spec.params and not spec.policy:
+        alone = spec.params.get("alone", "0")
+        if alone not in ("0", "1"):
+            raise MethodSpecError(f"llamacpp: alone must be 0 or 1, got {alone!r}")
+        if alone == "1" and spec.policy:
+            raise MethodSpecError("llamacpp:...,alone=1 decodes with the target alone on that server; it takes no rule")
+        if spec.params and not spec.policy and alone != "1":
             raise MethodSpecError(
                 "llamacpp:draft=..., window=..., keep=... and calibrate=... set up the draft, so the method needs a "
                 "rule: llamacpp:draft=q4_0+svip"
@@ -97,12 +109,12 @@ class LlamaCppSpec:
             if getattr(built, "refit", 0):
                 raise MethodSpecError("llama.cpp's p_min rule has no ROC re-fit; use llamacpp+confidence:p_min=...")
             policy = built.spec
-            if calibrate == "1" and built.name != "svip-adaptive":
+            if calibrate == "1" and built.name != "svip-adaptive":  # alone=1 may name the calibrated server
                 raise MethodSpecError(
                     f"llamacpp: calibrate=1 prices the cost-aware rule, {built.name!r} reads no costs; use it with "
                     "svip-adaptive"
                 )
-        return cls(policy, draft_gguf, window, keep == "1", calibrate == "1")
+        return cls(policy, draft_gguf, window, keep == "1", calibrate == "1", alone == "1")
 
     @property
     def text(self) -> str:
@@ -111,13 +123,15 @@ class LlamaCppSpec:
             + ([f"window={self.window}"] if self.window else [])
             + (["keep=1"] if self.keep_kv else [])
             + (["calibrate=1"] if self.calibrate else [])
+            + (["alone=1"] if self.alone else [])
         )
         kind = LLAMACPP + (":" + ",".join(params) if params else "")
         return kind + (f"+{self.policy}" if self.policy else "")
 
     @property
     def drafts(self) -> bool:
-        return self.policy is not None
+        """Whether the method runs on a speculative server (one with the draft loaded)."""
+        return self.policy is not None or self.alone
 
     def server_args(self) -> tuple[str, ...]:
         """The flags of the speculative server this method needs (none: upstream's defaults); methods with the same
@@ -130,6 +144,8 @@ class LlamaCppSpec:
 
     def request_fields(self) -> dict:
         """The per-request ``speculative.*`` fields that select this rule (the patch's server schema)."""
+        if self.alone:  # the patch's cost-aware rule capped at 0: the draft's catch-up is deferred, never run
+            return {"speculative.n_max": 0, "speculative.svip_adaptive": True}
         if self.policy is None:
             return {}
         policy = make_policy(self.policy)
