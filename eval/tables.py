@@ -111,14 +111,10 @@ def speedup_table(records: list[dict]) -> str:
         for loop in {_loop(m) for m in methods}
     }
     width = max([len(m) for m in methods] + [12])
-    header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:9]:>9}" for g in groups)
+    header = _group_header(groups, width)
     lines = [header, "-" * len(header)]
     for method in methods:
-        cells = []
-        for group in groups:
-            cell = table[method].get(group)
-            cells.append(f"{cell.speedup:>9.2f}" if cell else f"{'-':>9}")
-        line = f"{method:{width}} " + " ".join(cells)
+        line = _group_row(method, table[method], groups, width)
         best = best_baseline[_loop(method)]
         if _stop_rule(method) in ("svip", "svip-adaptive") and best and AVERAGE in table[method]:
             line += f"  ({table[method][AVERAGE].speedup / best - 1:+.1%} vs best baseline)"
@@ -136,6 +132,16 @@ def speedup_table(records: list[dict]) -> str:
                 f"  {method:{width}} {cell.mean_ratio:.2f} [{cell.low:.2f}, {cell.high:.2f}] over {cell.questions} questions"
             )
     return "\n".join(lines)
+
+
+def _group_header(groups: list[str], width: int) -> str:
+    return f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:9]:>9}" for g in groups)
+
+
+def _group_row(method: str, speeds: dict, groups: list[str], width: int) -> str:
+    """A method's speedup per group, ``-`` where it has none."""
+    cells = (speeds.get(group) for group in groups)
+    return f"{method:{width}} " + " ".join(f"{c.speedup:>9.2f}" if c else f"{'-':>9}" for c in cells)
 
 
 def _oracle_lines(table: dict, methods: list[str]) -> list[str]:
@@ -445,13 +451,12 @@ def alone_table(records: list[dict]) -> str | None:
     if not rules:
         return None
     groups = groups_in_order(records) + [AVERAGE]
-    tables = {m: speedups(records, alone[_server(m)])[m] for m in rules}
+    over = {reference: speedups(records, reference) for reference in {alone[_server(m)] for m in rules}}
     width = max(len(m) for m in [*rules, "method"])
-    header = f"{'method':{width}} " + " ".join(f"{_SHORT.get(g, g)[:9]:>9}" for g in groups)
+    header = _group_header(groups, width)
     lines = [header, "-" * len(header)]
     for method in rules:
-        cells = [tables[method].get(g) for g in groups]
-        lines.append(f"{method:{width}} " + " ".join(f"{c.speedup:>9.2f}" if c else f"{'-':>9}" for c in cells))
+        lines.append(_group_row(method, over[alone[_server(method)]][method], groups, width))
     lines.append(
         "speedup over the row with the same server flags and alone=1: the same llama-server process, its draft never run"
     )

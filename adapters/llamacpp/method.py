@@ -78,7 +78,7 @@ class LlamaCppSpec:
         if spec.params and not spec.policy and alone != "1":
             raise MethodSpecError(
                 "llamacpp:draft=..., window=..., keep=... and calibrate=... set up the draft, so the method needs a "
-                "rule: llamacpp:draft=q4_0+svip"
+                "rule: llamacpp:draft=q4_0+svip (or alone=1: that server's target decoding alone)"
             )
         draft_gguf = spec.params.get("draft")
         if draft_gguf is not None:
